@@ -1,0 +1,3 @@
+"""Per-user task API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,186 @@
+"""One error shape for every failure: RFC 9457 problem details as `application/problem+json`."""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+
+_DEFAULT_DETAILS = {
+    404: "Nothing exists at this URL.",
+    405: "This method is not allowed on this URL; the Allow header lists those that are.",
+}
+
+
+class Problem(BaseModel):
+    type: str = Field(default="about:blank", description="URI identifying the problem type.")
+    title: str = Field(description="Short summary of the problem type.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request, as a sentence.")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the error is: body, query or path, then keys.")
+    msg: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    errors: list[FieldError]
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+class ProblemError(Exception):
+    """Raise to answer with a problem response."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.type = type_
+        self.headers = headers
+
+
+class TaskNotFoundError(ProblemError):
+    """Also what a caller sees for another user's task: the two must be indistinguishable."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(404, f"Task {task_id} was not found.", type_="urn:todo-api:task-not-found")
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ProblemResponse:
+    body = Problem(type=type_, title=HTTPStatus(status).phrase, status=status, detail=detail)
+    return ProblemResponse(body.model_dump() | (extra or {}), status_code=status, headers=headers)
+
+
+def _describe_location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only loc, msg and type: the raw input and context could echo back bytes that cannot
+    # even be encoded (a lone surrogate) or a secret the client sent by mistake.
+    errors = [
+        FieldError(loc=list(error["loc"]), msg=error["msg"], type=error["type"])
+        for error in exc.errors()
+    ]
+    first = errors[0]
+    if first.type == "json_invalid":
+        detail = "The request body is not valid JSON."
+    else:
+        detail = f"{_describe_location(tuple(first.loc))}: {first.msg}."
+    if len(errors) > 1:
+        detail += f" ({len(errors) - 1} more in `errors`.)"
+    return problem_response(
+        422,
+        detail,
+        type_="urn:todo-api:validation-error",
+        extra={"errors": [error.model_dump() for error in errors]},
+    )
+
+
+async def _handle_problem_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc.status, exc.detail, type_=exc.type, headers=exc.headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts on this path (Starlette names one route's only)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches(request.scope | {"method": method})[0] is Match.FULL
+            for route in routes
+        )
+    )
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = exc.detail if exc.detail and exc.detail != phrase else None
+    if detail is None:
+        detail = _DEFAULT_DETAILS.get(exc.status_code, f"{phrase}.")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem_response(exc.status_code, detail, headers=headers)
+
+
+async def _handle_database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    # One line, no traceback: during an outage every request lands here.
+    logger.warning("Database unavailable: %s", type(exc).__name__)
+    return problem_response(
+        503,
+        "The database is unavailable right now; retry shortly.",
+        type_="urn:todo-api:database-unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _handle_unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
+    logger.error(
+        "Unhandled error on %s %s", request.method, request.url.path, exc_info=exc
+    )
+    return problem_response(500, "An unexpected error occurred; it has been logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(ProblemError, _handle_problem_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    # OperationalError covers refused and dropped connections; TimeoutError is the pool's.
+    app.add_exception_handler(sa_exc.OperationalError, _handle_database_unavailable)
+    app.add_exception_handler(sa_exc.InterfaceError, _handle_database_unavailable)
+    app.add_exception_handler(sa_exc.TimeoutError, _handle_database_unavailable)
+    app.add_exception_handler(Exception, _handle_unexpected_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an operation can answer."""
+    descriptions = {
+        404: "The task does not exist or belongs to someone else.",
+        422: "The request is invalid; `errors` says where.",
+        503: "The database is unavailable; retry after `Retry-After` seconds.",
+    }
+    return {
+        status: {
+            "model": ValidationProblem if status == 422 else Problem,
+            "description": descriptions.get(status, HTTPStatus(status).phrase),
+        }
+        for status in statuses
+    }

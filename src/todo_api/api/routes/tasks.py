@@ -1,0 +1,200 @@
+"""The task endpoints: thin translation between HTTP and `todo_api.db.tasks`."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+
+from todo_api.api.caller import CallerId
+from todo_api.api.dependencies import EngineDep
+from todo_api.api.problems import TaskNotFoundError, problem_responses
+from todo_api.api.schemas import (
+    TaskCompletion,
+    TaskCreate,
+    TaskPublic,
+    TaskReplace,
+    TaskUpdate,
+)
+from todo_api.db import tasks as task_queries
+from todo_api.db.models import Task
+from todo_api.db.tasks import TaskSort, TaskStatus
+
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 100
+MAX_BIGINT = 2**63 - 1
+
+TaskId = Annotated[
+    int, Path(ge=1, le=MAX_BIGINT, description="The task's id, a positive 64-bit integer.")
+]
+
+router = APIRouter(
+    prefix="/api/{user_id}/tasks",
+    tags=["tasks"],
+    responses=problem_responses(422, 503),
+)
+
+
+def _found(task: Task | None, task_id: int) -> Task:
+    if task is None:
+        raise TaskNotFoundError(task_id)
+    return task
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+@router.get(
+    "",
+    operation_id="list_tasks",
+    summary="List the caller's tasks",
+    response_model=list[TaskPublic],
+    responses={
+        200: {
+            "description": "One page of tasks.",
+            "headers": {
+                "X-Total-Count": {
+                    "description": "How many tasks match the filter, over all pages.",
+                    "schema": {"type": "integer"},
+                },
+                "Link": _header('RFC 8288 links to the `rel="next"` and `rel="prev"` pages.'),
+            },
+        }
+    },
+)
+async def list_tasks(
+    owner: CallerId,
+    engine: EngineDep,
+    request: Request,
+    response: Response,
+    status: Annotated[TaskStatus, Query(description="Which tasks to include.")] = TaskStatus.ALL,
+    sort: Annotated[
+        TaskSort, Query(description="Sort key; a leading `-` means descending. Ties go by id.")
+    ] = TaskSort.NEWEST,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = (
+        DEFAULT_PAGE_SIZE
+    ),
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT, description="Tasks to skip.")] = 0,
+) -> list[Task]:
+    """Newest first by default, paginated with `limit` and `offset`."""
+    page = await task_queries.list_tasks(
+        engine, owner=owner, status=status, sort=sort, limit=limit, offset=offset
+    )
+    links = []
+    if offset + limit < page.total:
+        next_url = request.url.include_query_params(offset=offset + limit, limit=limit)
+        links.append(f'<{next_url}>; rel="next"')
+    if offset > 0:
+        prev_offset = max(min(offset, page.total) - limit, 0)
+        prev_url = request.url.include_query_params(offset=prev_offset, limit=limit)
+        links.append(f'<{prev_url}>; rel="prev"')
+    response.headers["X-Total-Count"] = str(page.total)
+    if links:
+        response.headers["Link"] = ", ".join(links)
+    return page.tasks
+
+
+@router.post(
+    "",
+    operation_id="create_task",
+    summary="Create a task",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    responses={201: {"headers": {"Location": _header("URL of the new task.")}}},
+)
+async def create_task(
+    owner: CallerId, engine: EngineDep, task_in: TaskCreate, request: Request, response: Response
+) -> Task:
+    """The title is trimmed; `completed` defaults to false."""
+    task = await task_queries.create_task(
+        engine,
+        owner=owner,
+        title=task_in.title,
+        description=task_in.description,
+        completed=task_in.completed,
+    )
+    response.headers["Location"] = str(
+        request.url_for("read_task", user_id=owner, task_id=str(task.id))
+    )
+    return task
+
+
+@router.get(
+    "/{task_id}",
+    operation_id="read_task",
+    summary="Read one task",
+    response_model=TaskPublic,
+    responses=problem_responses(404),
+)
+async def read_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Task:
+    return _found(await task_queries.get_task(engine, owner=owner, task_id=task_id), task_id)
+
+
+@router.put(
+    "/{task_id}",
+    operation_id="replace_task",
+    summary="Replace a task",
+    response_model=TaskPublic,
+    responses=problem_responses(404),
+)
+async def replace_task(
+    owner: CallerId, engine: EngineDep, task_id: TaskId, task_in: TaskReplace
+) -> Task:
+    """An absent `description` becomes null; an absent `completed` is left as it is."""
+    task = await task_queries.update_task(
+        engine, owner=owner, task_id=task_id, changes=task_in.changes()
+    )
+    return _found(task, task_id)
+
+
+@router.patch(
+    "/{task_id}",
+    operation_id="update_task",
+    summary="Update some fields of a task",
+    response_model=TaskPublic,
+    responses=problem_responses(404),
+)
+async def update_task(
+    owner: CallerId, engine: EngineDep, task_id: TaskId, task_in: TaskUpdate
+) -> Task:
+    """Only the fields present change; `description: null` clears the description."""
+    task = await task_queries.update_task(
+        engine, owner=owner, task_id=task_id, changes=task_in.changes()
+    )
+    return _found(task, task_id)
+
+
+@router.delete(
+    "/{task_id}",
+    operation_id="delete_task",
+    summary="Delete a task",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(404),
+)
+async def delete_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Response:
+    if not await task_queries.delete_task(engine, owner=owner, task_id=task_id):
+        raise TaskNotFoundError(task_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch(
+    "/{task_id}/complete",
+    operation_id="toggle_task_completion",
+    summary="Toggle or set a task's completion",
+    response_model=TaskPublic,
+    responses=problem_responses(404),
+)
+async def toggle_task_completion(
+    owner: CallerId,
+    engine: EngineDep,
+    task_id: TaskId,
+    completion: Annotated[TaskCompletion | None, Body()] = None,
+) -> Task:
+    """Without a body the state flips; `{"completed": true|false}` sets it (idempotent)."""
+    if completion is None or completion.completed is None:
+        task = await task_queries.toggle_task(engine, owner=owner, task_id=task_id)
+    else:
+        task = await task_queries.update_task(
+            engine, owner=owner, task_id=task_id, changes={"completed": completion.completed}
+        )
+    return _found(task, task_id)

@@ -1,0 +1,104 @@
+"""Request and response bodies of the task endpoints."""
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, StrictBool, StringConstraints
+from pydantic import field_validator as validates
+from pydantic_core import PydanticCustomError
+from sqlmodel import SQLModel
+
+from todo_api.db.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, TaskBase
+
+# PostgreSQL cannot store NUL, and an unpaired surrogate cannot even be encoded as UTF-8.
+# Other control characters are refused too; descriptions may still span lines.
+_TITLE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_DESCRIPTION_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _refuse(pattern: re.Pattern[str]) -> AfterValidator:
+    def check(value: str) -> str:
+        found = pattern.search(value)
+        if found is not None:
+            raise PydanticCustomError(
+                "forbidden_character",
+                "Text must not contain the character U+{code_point} (control or unpaired "
+                "surrogate)",
+                {"code_point": f"{ord(found.group()):04X}"},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+TaskTitle = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
+    _refuse(_TITLE_FORBIDDEN),
+]
+TaskDescription = Annotated[
+    str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), _refuse(_DESCRIPTION_FORBIDDEN)
+]
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("null_not_allowed", "Field may be omitted but not null")
+    return value
+
+
+class TaskCreate(TaskBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    title: TaskTitle
+    description: TaskDescription | None = None
+    completed: StrictBool = False
+
+
+class TaskReplace(SQLModel):
+    """A whole task: an absent description becomes null, an absent `completed` stays."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    title: TaskTitle
+    description: TaskDescription | None = None
+    completed: StrictBool | None = None
+
+    _completed_not_null = validates("completed", mode="before")(_refuse_null)
+
+    def changes(self) -> dict[str, Any]:
+        fields = {"title", "description"} | (self.model_fields_set & {"completed"})
+        return self.model_dump(include=fields)
+
+
+class TaskUpdate(SQLModel):
+    """Any subset of the editable fields; `description: null` clears the description."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    title: TaskTitle | None = None
+    description: TaskDescription | None = None
+    completed: StrictBool | None = None
+
+    _title_and_completed_not_null = validates("title", "completed", mode="before")(_refuse_null)
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class TaskCompletion(SQLModel):
+    """Body of the toggle: `completed` sets the state; without it the state flips."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    completed: StrictBool | None = None
+
+    _completed_not_null = validates("completed", mode="before")(_refuse_null)
+
+
+class TaskPublic(TaskBase):
+    id: int
+    user_id: str
+    completed_at: AwareDatetime | None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime

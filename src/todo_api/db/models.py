@@ -1,0 +1,96 @@
+"""Table models. The schema itself changes only through Alembic migrations."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Identity,
+    Index,
+    Integer,
+    Table,
+)
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+TITLE_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 1000
+USER_ID_MAX_LENGTH = 128
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    PostgreSQL stores `timestamptz`; SQLite has no time zones, so values are stored as UTC
+    and the zone is attached again when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class TaskBase(SQLModel):
+    title: str = Field(min_length=1, max_length=TITLE_MAX_LENGTH)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    completed: bool = False
+
+
+class Task(TaskBase, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # Serves every per-user listing; the default sort (newest first) reads it backwards.
+        Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
+        CheckConstraint(
+            f"length(user_id) BETWEEN 1 AND {USER_ID_MAX_LENGTH}", name="user_id_length"
+        ),
+        CheckConstraint(f"length(title) BETWEEN 1 AND {TITLE_MAX_LENGTH}", name="title_length"),
+        CheckConstraint(
+            f"description IS NULL OR length(description) <= {DESCRIPTION_MAX_LENGTH}",
+            name="description_length",
+        ),
+        CheckConstraint(
+            "(completed_at IS NULL) = (NOT completed)", name="completed_at_matches_completed"
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), Identity(), primary_key=True
+        ),
+    )
+    user_id: str = Field(max_length=USER_ID_MAX_LENGTH)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+tasks_table: Table = Task.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,142 @@
+"""Fixtures: one fresh, migrated database per test run, SQLite or PostgreSQL (`--db`)."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy import URL, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from todo_api.app import create_app
+from todo_api.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="Database to run the suite on; postgres uses TEST_DATABASE_URL.",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"database: {config.getoption('--db')}"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def _libpq_url(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresServer:
+    """Creates and drops throwaway databases on the server at TEST_DATABASE_URL."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = make_url(admin_url)
+
+    def check_reachable(self) -> None:
+        with psycopg.connect(_libpq_url(self.admin_url), connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+
+    def create_database(self) -> str:
+        name = f"todo_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(_libpq_url(self.admin_url), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return _libpq_url(self.admin_url.set(database=name))
+
+    def drop_database(self, database_url: str) -> None:
+        name = make_url(database_url).database
+        with psycopg.connect(_libpq_url(self.admin_url), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.config.getoption("--db"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(backend: str) -> PostgresServer:
+    server = PostgresServer(os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL))
+    try:
+        server.check_reachable()
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL at {server.admin_url!r} is unreachable: {exc}"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.exit(f"{message} (CI=true: failing instead of skipping)", returncode=1)
+        pytest.skip(message)
+    return server
+
+
+@pytest.fixture(scope="session")
+def new_database(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Callable[[], str]:
+    """Makes empty databases of the backend under test; all are dropped at the end."""
+    if backend == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        created: list[str] = []
+
+        def create_postgres() -> str:
+            url = server.create_database()
+            created.append(url)
+            return url
+
+        def drop_all() -> None:
+            for url in created:
+                server.drop_database(url)
+
+        request.addfinalizer(drop_all)
+        return create_postgres
+
+    def create_sqlite() -> str:
+        path = tmp_path_factory.mktemp("db") / "todo.sqlite3"
+        return f"sqlite:///{path}"
+
+    return create_sqlite
+
+
+@pytest.fixture(scope="session")
+def database_url(new_database: Callable[[], str]) -> str:
+    url = new_database()
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    application = create_app(Settings(database_url=database_url))
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture
+async def engine(app: FastAPI) -> AsyncIterator[AsyncEngine]:
+    engine: AsyncEngine = app.state.engine
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM tasks"))
+    yield engine
+
+
+@pytest.fixture
+async def client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -1,0 +1,38 @@
+"""Small helpers shared by the tests."""
+
+from typing import Any
+
+import httpx
+
+
+def tasks_url(user: str) -> str:
+    return f"/api/{user}/tasks"
+
+
+def task_url(user: str, task_id: int | str) -> str:
+    return f"/api/{user}/tasks/{task_id}"
+
+
+async def create(client: httpx.AsyncClient, user: str, **body: Any) -> dict[str, Any]:
+    body.setdefault("title", "A task")
+    response = await client.post(tasks_url(user), json=body)
+    assert response.status_code == 201, response.text
+    task: dict[str, Any] = response.json()
+    return task
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with the given status; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert isinstance(body["type"], str) and body["type"]
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+def error_locations(response: httpx.Response) -> list[list[Any]]:
+    body = assert_problem(response, 422)
+    return [error["loc"] for error in body["errors"]]
