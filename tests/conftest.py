@@ -2,7 +2,7 @@
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,8 @@ from todo_api.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# Nothing listens on port 1, so connecting fails at once.
+UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=2"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,29 +90,22 @@ def postgres_server(backend: str) -> PostgresServer:
 @pytest.fixture(scope="session")
 def new_database(
     backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Callable[[], str]:
+) -> Iterator[Callable[[], str]]:
     """Makes empty databases of the backend under test; all are dropped at the end."""
-    if backend == "postgres":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        created: list[str] = []
+    if backend == "sqlite":
+        yield lambda: f"sqlite:///{tmp_path_factory.mktemp('db') / 'todo.sqlite3'}"
+        return
 
-        def create_postgres() -> str:
-            url = server.create_database()
-            created.append(url)
-            return url
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    created: list[str] = []
 
-        def drop_all() -> None:
-            for url in created:
-                server.drop_database(url)
+    def create_postgres() -> str:
+        created.append(server.create_database())
+        return created[-1]
 
-        request.addfinalizer(drop_all)
-        return create_postgres
-
-    def create_sqlite() -> str:
-        path = tmp_path_factory.mktemp("db") / "todo.sqlite3"
-        return f"sqlite:///{path}"
-
-    return create_sqlite
+    yield create_postgres
+    for url in created:
+        server.drop_database(url)
 
 
 @pytest.fixture(scope="session")
@@ -128,11 +123,12 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture
-async def engine(app: FastAPI) -> AsyncIterator[AsyncEngine]:
+async def engine(app: FastAPI) -> AsyncEngine:
+    """The app's engine, with the tasks table emptied for this test."""
     engine: AsyncEngine = app.state.engine
     async with engine.begin() as connection:
         await connection.execute(text("DELETE FROM tasks"))
-    yield engine
+    return engine
 
 
 @pytest.fixture
@@ -140,3 +136,13 @@ async def client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.Async
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture
+async def offline_client() -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose database cannot be reached."""
+    app: FastAPI = create_app(Settings(database_url=UNREACHABLE_POSTGRES))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await app.state.engine.dispose()

@@ -1,6 +1,6 @@
 """POST /api/{user_id}/tasks."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -55,7 +55,7 @@ async def test_timestamps_are_utc_with_an_offset(client: httpx.AsyncClient) -> N
     for field in ("created_at", "updated_at"):
         value = task[field]
         assert value.endswith(("Z", "+00:00"))
-        assert datetime.fromisoformat(value).utcoffset().total_seconds() == 0
+        assert datetime.fromisoformat(value).utcoffset() == timedelta(0)
 
 
 async def test_create_completed_sets_completed_at(client: httpx.AsyncClient) -> None:

@@ -123,8 +123,7 @@ def _allowed_methods(request: Request) -> str:
         method
         for method in _METHODS
         if any(
-            route.matches(request.scope | {"method": method})[0] is Match.FULL
-            for route in routes
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
         )
     )
 
@@ -153,9 +152,7 @@ async def _handle_database_unavailable(request: Request, exc: Exception) -> Prob
 
 
 async def _handle_unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
-    logger.error(
-        "Unhandled error on %s %s", request.method, request.url.path, exc_info=exc
-    )
+    logger.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred; it has been logged.")
 
 

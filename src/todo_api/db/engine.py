@@ -55,7 +55,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return _create_postgres_engine(url)
 
 
-def _create_postgres_engine(url: URL) -> AsyncEngine:
+def postgres_connect_args(url: URL) -> dict[str, Any]:
+    """Keyword arguments for psycopg beyond what the URL already says."""
     connect_args: dict[str, Any] = {}
     if is_pooled_endpoint(url):
         # PgBouncer in transaction mode hands each transaction to any server connection,
@@ -63,9 +64,13 @@ def _create_postgres_engine(url: URL) -> AsyncEngine:
         connect_args["prepare_threshold"] = None
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = 10
+    return connect_args
+
+
+def _create_postgres_engine(url: URL) -> AsyncEngine:
     return create_async_engine(
         url,
-        connect_args=connect_args,
+        connect_args=postgres_connect_args(url),
         pool_size=10,
         max_overflow=10,
         pool_timeout=10,

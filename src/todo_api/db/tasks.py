@@ -171,10 +171,7 @@ async def update_task(
             else_=_t.completed_at,
         )
     statement = (
-        update(tasks_table)
-        .where(*_one_task(owner, task_id))
-        .values(values)
-        .returning(tasks_table)
+        update(tasks_table).where(*_one_task(owner, task_id)).values(values).returning(tasks_table)
     )
     async with engine.begin() as connection:
         row = (await connection.execute(statement)).one_or_none()

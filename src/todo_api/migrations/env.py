@@ -9,14 +9,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from todo_api.db.engine import async_database_url
-from todo_api.db.models import SQLModel
+from todo_api.db.models import Task
 from todo_api.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = SQLModel.metadata
+target_metadata = Task.metadata
 
 
 def _database_url() -> str:

@@ -1,0 +1,105 @@
+"""No user can see, change or detect another user's task, and the SQL proves why."""
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.helpers import assert_problem, create, task_url, tasks_url
+
+OPERATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "", None),
+    ("PUT", "", {"title": "hijacked", "completed": True}),
+    ("PATCH", "", {"title": "hijacked"}),
+    ("PATCH", "/complete", None),
+    ("PATCH", "/complete", {"completed": True}),
+    ("DELETE", "", None),
+]
+
+
+async def _snapshot(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(text("SELECT * FROM tasks ORDER BY id"))
+        return [tuple(row) for row in rows]
+
+
+@pytest.mark.parametrize(("method", "suffix", "body"), OPERATIONS)
+async def test_another_users_task_looks_exactly_like_a_missing_one(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    method: str,
+    suffix: str,
+    body: dict[str, Any] | None,
+) -> None:
+    alices = await create(client, "alice", title="private")
+    missing_id = alices["id"] + 1000
+    before = await _snapshot(engine)
+
+    as_bob = await client.request(method, task_url("bob", alices["id"]) + suffix, json=body)
+    missing = await client.request(method, task_url("bob", missing_id) + suffix, json=body)
+
+    assert_problem(as_bob, 404)
+    assert_problem(missing, 404)
+    assert as_bob.json() == {
+        **missing.json(),
+        "detail": missing.json()["detail"].replace(str(missing_id), str(alices["id"])),
+    }
+    assert as_bob.headers.keys() == missing.headers.keys()
+    assert await _snapshot(engine) == before
+
+
+async def test_lists_and_counts_never_include_other_users(client: httpx.AsyncClient) -> None:
+    await create(client, "alice", title="a")
+    await create(client, "alice:work", title="b")
+    await create(client, "ALICE", title="c")
+
+    response = await client.get(tasks_url("alice"))
+
+    assert [task["title"] for task in response.json()] == ["a"]
+    assert response.headers["x-total-count"] == "1"
+
+
+@pytest.fixture
+def statements(app: FastAPI, engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement the app sends while the test runs."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_every_statement_on_tasks_filters_by_owner(
+    client: httpx.AsyncClient, statements: list[str]
+) -> None:
+    task = await create(client, "alice", title="t")
+    url = task_url("alice", task["id"])
+    for status in ("all", "pending", "completed"):
+        for sort in ("-created_at", "created_at", "-updated_at", "updated_at", "title", "-title"):
+            await client.get(tasks_url("alice"), params={"status": status, "sort": sort})
+    await client.get(url)
+    await client.put(url, json={"title": "t2"})
+    await client.patch(url, json={"description": "d"})
+    await client.patch(url, json={})
+    await client.patch(f"{url}/complete")
+    await client.patch(f"{url}/complete", json={"completed": False})
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        await client.request(method, task_url("bob", task["id"]), json={"title": "x"})
+    await client.delete(url)
+
+    on_tasks = [sql for sql in statements if re.search(r"\btasks\b", sql)]
+    assert len(on_tasks) >= 30
+    for sql in on_tasks:
+        flat = " ".join(sql.split())
+        if flat.startswith("INSERT"):
+            assert "user_id" in flat, flat
+        else:
+            assert re.search(r"\bWHERE\b.*\btasks\.user_id = ", flat), flat

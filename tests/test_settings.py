@@ -1,0 +1,127 @@
+"""Configuration: Neon URLs work unchanged, SQLite is the zero-setup default, CORS is opt-in."""
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from todo_api.app import create_app
+from todo_api.db.engine import (
+    UnsupportedDatabaseError,
+    async_database_url,
+    create_engine,
+    postgres_connect_args,
+)
+from todo_api.settings import Settings
+
+NEON_DIRECT = (
+    "postgresql://alex:AbC123dEf@ep-cool-darkness-123456.us-east-2.aws.neon.tech/dbname"
+    "?sslmode=require&channel_binding=require"
+)
+NEON_POOLED = NEON_DIRECT.replace("-123456.", "-123456-pooler.")
+
+
+@pytest.mark.parametrize(
+    "url", [NEON_DIRECT, NEON_POOLED, NEON_DIRECT.replace("postgresql", "postgres", 1)]
+)
+def test_neon_console_strings_map_to_psycopg_unchanged(url: str) -> None:
+    mapped = async_database_url(url)
+    assert mapped.drivername == "postgresql+psycopg"
+    assert mapped.query == {"sslmode": "require", "channel_binding": "require"}
+    assert mapped.username == "alex"
+    assert mapped.password == "AbC123dEf"
+    assert mapped.database == "dbname"
+
+
+def test_explicit_drivers_are_mapped_to_ours() -> None:
+    assert async_database_url("postgresql+asyncpg://u@h/db").drivername == "postgresql+psycopg"
+    assert async_database_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+
+
+def test_other_databases_are_refused() -> None:
+    with pytest.raises(UnsupportedDatabaseError):
+        async_database_url("mysql://u@h/db")
+
+
+def test_pooled_endpoint_disables_prepared_statements() -> None:
+    pooled = async_database_url(NEON_POOLED)
+    direct = async_database_url(NEON_DIRECT)
+    assert postgres_connect_args(pooled)["prepare_threshold"] is None
+    assert "prepare_threshold" not in postgres_connect_args(direct)
+
+
+def test_libpq_receives_sslmode_and_channel_binding() -> None:
+    engine = create_engine(Settings(database_url=NEON_POOLED))
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    assert kwargs["sslmode"] == "require"
+    assert kwargs["channel_binding"] == "require"
+    assert kwargs["host"] == "ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech"
+
+
+async def test_unset_database_url_uses_a_local_sqlite_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with caplog.at_level(logging.INFO, logger="todo_api"):
+        engine = create_engine(Settings(_env_file=None))  # type: ignore[call-arg]
+    await engine.dispose()
+    assert engine.url.drivername == "sqlite+aiosqlite"
+    assert engine.url.database == str(tmp_path / "todo.sqlite3")
+    assert any("SQLite" in record.getMessage() for record in caplog.records)
+
+
+def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", NEON_POOLED)
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("CORS_ORIGINS", "http://localhost:3000, https://app.example.com")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url == NEON_POOLED
+    assert (settings.host, settings.port, settings.log_level) == ("0.0.0.0", 9000, "debug")
+    assert settings.cors_origins == ["http://localhost:3000", "https://app.example.com"]
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "HOST", "PORT", "LOG_LEVEL", "CORS_ORIGINS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url is None
+    assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 8000, "info")
+    assert settings.cors_origins == []
+
+
+def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PORT", raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=8123\n")
+    assert Settings(_env_file=env_file).port == 8123  # type: ignore[call-arg]
+
+
+async def test_cors_answers_only_configured_origins(database_url: str) -> None:
+    app = create_app(Settings(database_url=database_url, cors_origins=["http://localhost:3000"]))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            preflight = {"access-control-request-method": "PATCH"}
+            allowed = await client.options(
+                "/api/alice/tasks/1", headers={"origin": "http://localhost:3000", **preflight}
+            )
+            assert allowed.headers["access-control-allow-origin"] == "http://localhost:3000"
+            listed = await client.get(
+                "/api/alice/tasks", headers={"origin": "http://localhost:3000"}
+            )
+            exposed = listed.headers["access-control-expose-headers"]
+            assert {"Location", "Link", "X-Total-Count"} <= {h.strip() for h in exposed.split(",")}
+
+            other = await client.get("/api/alice/tasks", headers={"origin": "https://evil.test"})
+            assert "access-control-allow-origin" not in other.headers
+    finally:
+        await app.state.engine.dispose()
+
+
+async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/alice/tasks", headers={"origin": "http://localhost:3000"})
+    assert "access-control-allow-origin" not in response.headers
