@@ -65,7 +65,7 @@ async def test_unset_database_url_uses_a_local_sqlite_file(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with caplog.at_level(logging.INFO, logger="todo_api"):
-        engine = create_engine(Settings(_env_file=None))  # type: ignore[call-arg]
+        engine = create_engine(Settings(_env_file=None))
     await engine.dispose()
     assert engine.url.drivername == "sqlite+aiosqlite"
     assert engine.url.database == str(tmp_path / "todo.sqlite3")
@@ -78,7 +78,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "9000")
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("CORS_ORIGINS", "http://localhost:3000, https://app.example.com")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.database_url == NEON_POOLED
     assert (settings.host, settings.port, settings.log_level) == ("0.0.0.0", 9000, "debug")
     assert settings.cors_origins == ["http://localhost:3000", "https://app.example.com"]
@@ -87,7 +87,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DATABASE_URL", "HOST", "PORT", "LOG_LEVEL", "CORS_ORIGINS"):
         monkeypatch.delenv(name, raising=False)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.database_url is None
     assert (settings.host, settings.port, settings.log_level) == ("127.0.0.1", 8000, "info")
     assert settings.cors_origins == []
@@ -97,7 +97,7 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     monkeypatch.delenv("PORT", raising=False)
     env_file = tmp_path / ".env"
     env_file.write_text("PORT=8123\n")
-    assert Settings(_env_file=env_file).port == 8123  # type: ignore[call-arg]
+    assert Settings(_env_file=env_file).port == 8123
 
 
 async def test_cors_answers_only_configured_origins(database_url: str) -> None:

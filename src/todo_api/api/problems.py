@@ -142,7 +142,9 @@ async def _handle_http_exception(request: Request, exc: Exception) -> ProblemRes
 
 async def _handle_database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
     # One line, no traceback: during an outage every request lands here.
-    logger.warning("Database unavailable: %s", type(exc).__name__)
+    cause = getattr(exc, "orig", None) or exc
+    reason = (str(cause).splitlines() or [""])[0]
+    logger.warning("Database unavailable: %s: %s", type(cause).__name__, reason)
     return problem_response(
         503,
         "The database is unavailable right now; retry shortly.",

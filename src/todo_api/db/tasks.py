@@ -97,18 +97,23 @@ async def list_tasks(
 ) -> TaskPage:
     conditions = [_owned_by(owner), *_status_filter(status)]
     count_query = select(func.count()).select_from(tasks_table).where(*conditions)
+    # The count rides along as a scalar subquery: one round trip, and the page and the
+    # total come from the same snapshot.
     page_query: Select[Any] = (
-        select(tasks_table)
+        select(tasks_table, count_query.scalar_subquery().label("total"))
         .where(*conditions)
         .order_by(*_ORDERINGS[sort])
         .limit(limit)
         .offset(offset)
     )
     async with engine.connect() as connection:
-        total = (await connection.execute(count_query)).scalar_one()
-        if offset >= total:
-            return TaskPage(tasks=[], total=total)
         rows = (await connection.execute(page_query)).all()
+        if rows:
+            total = int(rows[0].total)
+        elif offset == 0:
+            total = 0
+        else:
+            total = (await connection.execute(count_query)).scalar_one()
     return TaskPage(tasks=[_to_task(row) for row in rows], total=total)
 
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from todo_api.api.dependencies import EngineDep
-from todo_api.api.problems import ProblemError, problem_responses
-from todo_api.db.engine import database_is_ready
+from todo_api.api.problems import RETRY_AFTER_SECONDS, ProblemError, problem_responses
+from todo_api.db.engine import READINESS_TIMEOUT_SECONDS, database_is_ready
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -25,15 +25,15 @@ async def check_liveness() -> HealthStatus:
 @router.get(
     "/ready",
     operation_id="check_readiness",
-    summary="Readiness: the database answers within 2 seconds",
+    summary="Readiness: the database answers a trivial query in time",
     responses=problem_responses(503),
 )
 async def check_readiness(engine: EngineDep) -> HealthStatus:
     if not await database_is_ready(engine):
         raise ProblemError(
             503,
-            "The database did not answer a trivial query within 2 seconds.",
+            f"The database did not answer within {READINESS_TIMEOUT_SECONDS:g} seconds.",
             type_="urn:todo-api:database-unavailable",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return HealthStatus()

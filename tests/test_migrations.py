@@ -1,0 +1,235 @@
+"""The Alembic migrations: the schema they build, its constraints, and the way back.
+
+Alembic's env.py calls `asyncio.run`, so every test here is sync.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    DateTime,
+    Engine,
+    bindparam,
+    create_engine,
+    inspect,
+    make_url,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from tests.conftest import PROJECT_ROOT, alembic_config
+from todo_api.db.models import Task
+
+INDEX_NAME = "ix_tasks_user_id_created_at_id"
+CHECK_CONSTRAINTS = {
+    "ck_tasks_user_id_length",
+    "ck_tasks_title_length",
+    "ck_tasks_description_length",
+    "ck_tasks_completed_at_matches_completed",
+}
+NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+INSERT_TASK = text(
+    "INSERT INTO tasks (user_id, title, description, completed, completed_at, created_at,"
+    " updated_at) VALUES (:user_id, :title, :description, :completed, :completed_at,"
+    " :created_at, :updated_at)"
+).bindparams(
+    bindparam("completed", type_=Boolean()),
+    bindparam("completed_at", type_=DateTime(timezone=True)),
+    bindparam("created_at", type_=DateTime(timezone=True)),
+    bindparam("updated_at", type_=DateTime(timezone=True)),
+)
+VALID_TASK: dict[str, Any] = {
+    "user_id": "alice",
+    "title": "Buy milk",
+    "description": None,
+    "completed": False,
+    "completed_at": None,
+    "created_at": NOW,
+    "updated_at": NOW,
+}
+
+
+def sync_url(database_url: str) -> str:
+    url = make_url(database_url)
+    driver = "postgresql+psycopg" if url.get_backend_name() == "postgresql" else "sqlite"
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(Config(PROJECT_ROOT / "alembic.ini")).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Task.metadata))
+
+
+def insert_task(connection: Connection, **overrides: Any) -> None:
+    connection.execute(INSERT_TASK, VALID_TASK | overrides)
+
+
+@pytest.fixture
+def fresh_database(new_database: Callable[[], str]) -> Iterator[tuple[str, Engine]]:
+    """An empty database: its URL for Alembic and a sync engine on it."""
+    url = new_database()
+    # NullPool: an idle pooled connection must not hold anything the migrations wait on.
+    engine = create_engine(sync_url(url), poolclass=NullPool)
+    yield url, engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def migrated_engine(new_database: Callable[[], str]) -> Iterator[Engine]:
+    """A sync engine on one database upgraded to head, shared by the read-only tests."""
+    url = new_database()
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(sync_url(url), poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
+    inspector = inspect(migrated_engine)
+
+    assert set(inspector.get_table_names()) == {"alembic_version", "tasks"}
+    columns = {column["name"]: column["nullable"] for column in inspector.get_columns("tasks")}
+    assert columns == {
+        "id": False,
+        "user_id": False,
+        "title": False,
+        "description": True,
+        "completed": False,
+        "completed_at": True,
+        "created_at": False,
+        "updated_at": False,
+    }
+    assert inspector.get_pk_constraint("tasks")["constrained_columns"] == ["id"]
+    indexes = [
+        (index["name"], index["column_names"], bool(index["unique"]))
+        for index in inspector.get_indexes("tasks")
+    ]
+    assert indexes == [(INDEX_NAME, ["user_id", "created_at", "id"], False)]
+    names = {check["name"] for check in inspector.get_check_constraints("tasks")}
+    assert names == CHECK_CONSTRAINTS
+    with migrated_engine.connect() as connection:
+        assert current_revision(connection) == head_revision()
+
+
+def test_models_match_the_migrated_schema(migrated_engine: Engine) -> None:
+    """Autogenerate finds nothing to do: no missing column, index or type change."""
+    with migrated_engine.connect() as connection:
+        assert schema_diff(connection) == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="plain"),
+        pytest.param({"title": "t" * 200}, id="title-200-chars"),
+        pytest.param({"description": "d" * 1000}, id="description-1000-chars"),
+        pytest.param({"description": ""}, id="empty-description"),
+        pytest.param({"user_id": "u" * 128}, id="user-id-128-chars"),
+        pytest.param({"completed": True, "completed_at": NOW}, id="completed-with-completed-at"),
+    ],
+)
+def test_check_constraints_accept_valid_rows(
+    migrated_engine: Engine, overrides: dict[str, Any]
+) -> None:
+    with migrated_engine.connect() as connection:
+        insert_task(connection, **overrides)
+        stored = connection.execute(text("SELECT count(*) FROM tasks")).scalar_one()
+        connection.rollback()
+    assert stored == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "constraint", "exceeds_varchar"),
+    [
+        pytest.param({"title": "t" * 201}, "ck_tasks_title_length", True, id="title-201-chars"),
+        pytest.param({"title": ""}, "ck_tasks_title_length", False, id="empty-title"),
+        pytest.param(
+            {"description": "d" * 1001},
+            "ck_tasks_description_length",
+            True,
+            id="description-1001-chars",
+        ),
+        pytest.param(
+            {"user_id": "u" * 129}, "ck_tasks_user_id_length", True, id="user-id-129-chars"
+        ),
+        pytest.param({"user_id": ""}, "ck_tasks_user_id_length", False, id="empty-user-id"),
+        pytest.param(
+            {"completed": True, "completed_at": None},
+            "ck_tasks_completed_at_matches_completed",
+            False,
+            id="completed-without-completed-at",
+        ),
+        pytest.param(
+            {"completed": False, "completed_at": NOW},
+            "ck_tasks_completed_at_matches_completed",
+            False,
+            id="completed-at-without-completed",
+        ),
+    ],
+)
+def test_check_constraints_reject_bad_rows(
+    migrated_engine: Engine,
+    backend: str,
+    overrides: dict[str, Any],
+    constraint: str,
+    exceeds_varchar: bool,
+) -> None:
+    # PostgreSQL enforces varchar(n) before any CHECK runs; SQLite ignores the declared
+    # length, so there the CHECK is the only thing that stops an over-long value.
+    if backend == "postgres" and exceeds_varchar:
+        reason = r"value too long for type character varying\(\d+\)"
+    else:
+        reason = constraint
+    with migrated_engine.connect() as connection:
+        with pytest.raises(DBAPIError, match=reason):
+            insert_task(connection, **overrides)
+        connection.rollback()
+        assert connection.execute(text("SELECT count(*) FROM tasks")).scalar_one() == 0
+
+
+def test_downgrade_base_then_upgrade_head_round_trips(
+    fresh_database: tuple[str, Engine],
+) -> None:
+    url, engine = fresh_database
+    config = alembic_config(url)
+    command.upgrade(config, "head")
+
+    command.downgrade(config, "base")
+
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    with engine.connect() as connection:
+        assert current_revision(connection) is None
+
+    command.upgrade(config, "head")
+
+    inspector = inspect(engine)
+    assert set(inspector.get_table_names()) == {"alembic_version", "tasks"}
+    assert [index["name"] for index in inspector.get_indexes("tasks")] == [INDEX_NAME]
+    with engine.begin() as connection:
+        assert current_revision(connection) == head_revision()
+        assert schema_diff(connection) == []
+        insert_task(connection)
+        with (
+            pytest.raises(DBAPIError, match="ck_tasks_title_length"),
+            connection.begin_nested(),
+        ):
+            insert_task(connection, title="")
