@@ -233,3 +233,21 @@ def test_downgrade_base_then_upgrade_head_round_trips(
             connection.begin_nested(),
         ):
             insert_task(connection, title="")
+
+
+def test_migrations_use_the_migration_url_when_set(
+    new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = new_database()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/unreachable")
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", url)
+    config = alembic_config(url)
+    del config.attributes["database_url"]
+
+    command.upgrade(config, "head")
+
+    engine = create_engine(sync_url(url))
+    try:
+        assert "tasks" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

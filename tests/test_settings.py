@@ -45,10 +45,38 @@ def test_other_databases_are_refused() -> None:
 
 
 def test_pooled_endpoint_disables_prepared_statements() -> None:
-    pooled = async_database_url(NEON_POOLED)
-    direct = async_database_url(NEON_DIRECT)
-    assert postgres_connect_args(pooled)["prepare_threshold"] is None
-    assert "prepare_threshold" not in postgres_connect_args(direct)
+    settings = Settings(_env_file=None)
+    pooled = postgres_connect_args(async_database_url(NEON_POOLED), settings)
+    direct = postgres_connect_args(async_database_url(NEON_DIRECT), settings)
+    assert pooled["prepare_threshold"] is None
+    assert "prepare_threshold" not in direct
+    # PgBouncer refuses the `options` startup parameter; the direct endpoint gets it.
+    assert "options" not in pooled
+    assert direct["options"] == "-c statement_timeout=5000"
+    assert pooled["connect_timeout"] == direct["connect_timeout"] == 4
+
+
+def test_transaction_pooler_can_be_declared_for_any_host() -> None:
+    url = async_database_url("postgresql://u@127.0.0.1:6432/db")
+    assert "prepare_threshold" not in postgres_connect_args(url, Settings(_env_file=None))
+    declared = Settings(_env_file=None, db_transaction_pooler=True)
+    assert postgres_connect_args(url, declared)["prepare_threshold"] is None
+    not_pooled = Settings(_env_file=None, db_transaction_pooler=False)
+    assert "prepare_threshold" not in postgres_connect_args(
+        async_database_url(NEON_POOLED), not_pooled
+    )
+
+
+def test_timeouts_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT", "7")
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "250")
+    monkeypatch.setenv("DB_POOL_TIMEOUT", "0.5")
+    settings = Settings(_env_file=None)
+    args = postgres_connect_args(async_database_url(NEON_DIRECT), settings)
+    assert args["connect_timeout"] == 7
+    assert args["options"] == "-c statement_timeout=250"
+    engine = create_engine(settings.model_copy(update={"database_url": NEON_DIRECT}))
+    assert engine.pool.timeout() == 0.5  # type: ignore[attr-defined]
 
 
 def test_libpq_receives_sslmode_and_channel_binding() -> None:

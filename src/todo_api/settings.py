@@ -19,10 +19,36 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL or SQLite URL; unset means an embedded SQLite file.",
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="URL Alembic migrates through (Neon: the direct, non-pooled one); "
+        "defaults to DATABASE_URL.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "info"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1, description="Largest request body.")
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds to wait for a pooled connection before 503."
+    )
+    db_connect_timeout: int = Field(
+        default=4, ge=2, description="Seconds to establish a connection (libpq minimum: 2)."
+    )
+    db_statement_timeout_ms: int = Field(
+        default=5000, ge=0, description="Server-side limit per statement; 0 disables it."
+    )
+    db_pool_recycle: int = Field(
+        default=240, ge=1, description="Seconds after which a pooled connection is replaced."
+    )
+    db_transaction_pooler: bool | None = Field(
+        default=None,
+        description="Whether DATABASE_URL goes through a transaction-mode pooler (PgBouncer, "
+        "Neon's -pooler host); unset means: detect from the host name.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -36,7 +62,7 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "migration_database_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():

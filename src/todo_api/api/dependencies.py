@@ -3,7 +3,10 @@
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from todo_api.api.problems import ProblemError
 
 
 def get_engine(request: Request) -> AsyncEngine:
@@ -11,3 +14,40 @@ def get_engine(request: Request) -> AsyncEngine:
 
 
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+
+
+def _is_json(media_type: str) -> bool:
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def require_json_body(request: Request) -> None:
+    """415 for a body that is not declared as JSON; no Content-Type at all is read as JSON."""
+    headers = request.headers
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    content_type = headers.get("content-type")
+    if not has_body or content_type is None:
+        return
+    if not _is_json(content_type.split(";", 1)[0].strip().lower()):
+        raise ProblemError(
+            415,
+            "The request body must be JSON, sent with Content-Type: application/json.",
+            type_="urn:todo-api:unsupported-media-type",
+        )
+
+
+async def reject_repeated_query_parameters(request: Request) -> None:
+    """A parameter given twice is ambiguous; refuse it rather than silently pick one."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": "Parameter must be given at most once",
+                    "type": "repeated_parameter",
+                }
+                for name in repeated
+            ]
+        )

@@ -12,6 +12,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from todo_api.db.engine import describe_database_error
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -60,6 +62,18 @@ class ProblemError(Exception):
         self.detail = detail
         self.type = type_
         self.headers = headers
+
+
+class DatabaseUnavailableError(ProblemError):
+    def __init__(
+        self, detail: str = "The database is unavailable right now; retry shortly."
+    ) -> None:
+        super().__init__(
+            503,
+            detail,
+            type_="urn:todo-api:database-unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
 
 class TaskNotFoundError(ProblemError):
@@ -141,16 +155,9 @@ async def _handle_http_exception(request: Request, exc: Exception) -> ProblemRes
 
 
 async def _handle_database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
-    # One line, no traceback: during an outage every request lands here.
-    cause = getattr(exc, "orig", None) or exc
-    reason = (str(cause).splitlines() or [""])[0]
-    logger.warning("Database unavailable: %s: %s", type(cause).__name__, reason)
-    return problem_response(
-        503,
-        "The database is unavailable right now; retry shortly.",
-        type_="urn:todo-api:database-unavailable",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    # No traceback and one warning per outage: during one, every request lands here.
+    request.app.state.database_availability.mark_unavailable(describe_database_error(exc))
+    return await _handle_problem_error(request, DatabaseUnavailableError())
 
 
 async def _handle_unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -173,6 +180,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses an operation can answer."""
     descriptions = {
         404: "The task does not exist or belongs to someone else.",
+        413: "The request body is larger than the configured limit.",
+        415: "The request body is not declared as JSON.",
         422: "The request is invalid; `errors` says where.",
         503: "The database is unavailable; retry after `Retry-After` seconds.",
     }

@@ -4,7 +4,7 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import URL, event, make_url, text
+from sqlalchemy import URL, Connection, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from todo_api.settings import DEFAULT_SQLITE_FILE, Settings
@@ -15,6 +15,8 @@ POSTGRES_DRIVER = "postgresql+psycopg"
 SQLITE_DRIVER = "sqlite+aiosqlite"
 
 READINESS_TIMEOUT_SECONDS = 2.0
+# How long a SQLite writer waits for another's lock before giving up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
 
 
 class UnsupportedDatabaseError(ValueError):
@@ -41,9 +43,26 @@ def async_database_url(database_url: str | None) -> URL:
     )
 
 
-def is_pooled_endpoint(url: URL) -> bool:
-    """Whether the host is a transaction-mode pooler such as Neon's `-pooler` endpoint."""
+def uses_transaction_pooler(url: URL, settings: Settings) -> bool:
+    """Whether connections go through a transaction-mode pooler such as Neon's `-pooler`."""
+    if settings.db_transaction_pooler is not None:
+        return settings.db_transaction_pooler
     return "-pooler" in (url.host or "")
+
+
+def postgres_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for psycopg beyond what the URL already says."""
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = settings.db_connect_timeout
+    if uses_transaction_pooler(url, settings):
+        # PgBouncer in transaction mode hands each transaction to any server connection,
+        # so a statement prepared on one is unknown on the next; it also refuses the
+        # `options` startup parameter, so the statement timeout is set per transaction.
+        connect_args["prepare_threshold"] = None
+    elif settings.db_statement_timeout_ms and "options" not in url.query:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    return connect_args
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -51,37 +70,40 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if settings.database_url is None:
             logger.info("DATABASE_URL is not set; using the embedded SQLite file %s", url.database)
-        return _create_sqlite_engine(url)
-    return _create_postgres_engine(url)
+        return _create_sqlite_engine(url, settings)
+    return _create_postgres_engine(url, settings)
 
 
-def postgres_connect_args(url: URL) -> dict[str, Any]:
-    """Keyword arguments for psycopg beyond what the URL already says."""
-    connect_args: dict[str, Any] = {}
-    if is_pooled_endpoint(url):
-        # PgBouncer in transaction mode hands each transaction to any server connection,
-        # so a statement prepared on one is unknown on the next.
-        connect_args["prepare_threshold"] = None
-    if "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = 10
-    return connect_args
-
-
-def _create_postgres_engine(url: URL) -> AsyncEngine:
-    return create_async_engine(
+def _create_postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
+    engine = create_async_engine(
         url,
-        connect_args=postgres_connect_args(url),
-        pool_size=10,
-        max_overflow=10,
-        pool_timeout=10,
-        # Neon suspends idle computes and drops their connections; check before reuse.
+        connect_args=postgres_connect_args(url, settings),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        # Neon suspends idle computes and drops their connections; a server restart or an
+        # idle timeout does the same. Check each connection before use, and replace old ones.
         pool_pre_ping=True,
-        pool_recycle=240,
+        pool_recycle=settings.db_pool_recycle,
     )
+    if uses_transaction_pooler(url, settings) and settings.db_statement_timeout_ms:
+        timeout = f"SET LOCAL statement_timeout = {settings.db_statement_timeout_ms}"
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _limit_statement_time(connection: Connection) -> None:
+            connection.exec_driver_sql(timeout)
+
+    return engine
 
 
-def _create_sqlite_engine(url: URL) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -95,8 +117,29 @@ def _create_sqlite_engine(url: URL) -> AsyncEngine:
     return engine
 
 
-async def database_is_ready(engine: AsyncEngine) -> bool:
-    """Whether a trivial query answers within the readiness timeout."""
+class DatabaseAvailability:
+    """Tracks outages so that each one is logged once, not once per failed request."""
+
+    def __init__(self) -> None:
+        self.unavailable = False
+
+    def mark_unavailable(self, reason: str) -> None:
+        if not self.unavailable:
+            self.unavailable = True
+            logger.warning("Database unavailable, answering 503 until it is back: %s", reason)
+
+    def mark_available(self) -> None:
+        if self.unavailable:
+            self.unavailable = False
+            logger.warning("Database reachable again")
+
+    def watch(self, engine: AsyncEngine) -> None:
+        """Every new connection proves the database is back."""
+        event.listen(engine.sync_engine, "connect", lambda *_: self.mark_available())
+
+
+async def readiness_failure(engine: AsyncEngine) -> str | None:
+    """Why the database is not ready (no answer to a trivial query in time), or None."""
 
     async def ping() -> None:
         async with engine.connect() as connection:
@@ -104,7 +147,15 @@ async def database_is_ready(engine: AsyncEngine) -> bool:
 
     try:
         await asyncio.wait_for(ping(), timeout=READINESS_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
     except Exception as exc:
-        logger.warning("Readiness check failed: %s", repr(exc))
-        return False
-    return True
+        return describe_database_error(exc)
+    return None
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """One line naming the driver's error, without a traceback."""
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first_line}"

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from todo_api.db.engine import async_database_url
 from todo_api.db.models import Task
-from todo_api.settings import get_settings
+from todo_api.settings import Settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -20,10 +20,15 @@ target_metadata = Task.metadata
 
 
 def _database_url() -> str:
-    # Tests hand a URL in directly; otherwise the same settings as the app.
+    """An explicit URL (tests), else MIGRATION_DATABASE_URL, else the app's DATABASE_URL.
+
+    Neon advises migrating over the direct endpoint while the app uses the pooled one.
+    """
     explicit = config.attributes.get("database_url")
-    url = async_database_url(explicit or get_settings().database_url)
-    return url.render_as_string(hide_password=False)
+    if explicit is None:
+        settings = Settings()
+        explicit = settings.migration_database_url or settings.database_url
+    return async_database_url(explicit).render_as_string(hide_password=False)
 
 
 def _run(connection: Connection) -> None:

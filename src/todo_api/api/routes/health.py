@@ -2,12 +2,12 @@
 
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from todo_api.api.dependencies import EngineDep
-from todo_api.api.problems import RETRY_AFTER_SECONDS, ProblemError, problem_responses
-from todo_api.db.engine import READINESS_TIMEOUT_SECONDS, database_is_ready
+from todo_api.api.problems import DatabaseUnavailableError, problem_responses
+from todo_api.db.engine import READINESS_TIMEOUT_SECONDS, readiness_failure
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -28,12 +28,12 @@ async def check_liveness() -> HealthStatus:
     summary="Readiness: the database answers a trivial query in time",
     responses=problem_responses(503),
 )
-async def check_readiness(engine: EngineDep) -> HealthStatus:
-    if not await database_is_ready(engine):
-        raise ProblemError(
-            503,
-            f"The database did not answer within {READINESS_TIMEOUT_SECONDS:g} seconds.",
-            type_="urn:todo-api:database-unavailable",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+async def check_readiness(engine: EngineDep, request: Request) -> HealthStatus:
+    failure = await readiness_failure(engine)
+    if failure is not None:
+        request.app.state.database_availability.mark_unavailable(failure)
+        raise DatabaseUnavailableError(
+            f"The database did not answer a trivial query within "
+            f"{READINESS_TIMEOUT_SECONDS:g} seconds."
         )
     return HealthStatus()

@@ -2,10 +2,14 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
 from todo_api.api.caller import CallerId
-from todo_api.api.dependencies import EngineDep
+from todo_api.api.dependencies import (
+    EngineDep,
+    reject_repeated_query_parameters,
+    require_json_body,
+)
 from todo_api.api.problems import TaskNotFoundError, problem_responses
 from todo_api.api.schemas import (
     TaskCompletion,
@@ -29,8 +33,12 @@ TaskId = Annotated[
 router = APIRouter(
     prefix="/api/{user_id}/tasks",
     tags=["tasks"],
+    dependencies=[Depends(reject_repeated_query_parameters)],
     responses=problem_responses(422, 503),
 )
+# Operations that take a JSON body: its size and media type can be wrong too.
+JSON_BODY = [Depends(require_json_body)]
+BODY_PROBLEMS = problem_responses(413, 415)
 
 
 def _found(task: Task | None, task_id: int) -> Task:
@@ -99,7 +107,8 @@ async def list_tasks(
     summary="Create a task",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
-    responses={201: {"headers": {"Location": _header("URL of the new task.")}}},
+    dependencies=JSON_BODY,
+    responses={201: {"headers": {"Location": _header("URL of the new task.")}}, **BODY_PROBLEMS},
 )
 async def create_task(
     owner: CallerId, engine: EngineDep, task_in: TaskCreate, request: Request, response: Response
@@ -134,7 +143,8 @@ async def read_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Task
     operation_id="replace_task",
     summary="Replace a task",
     response_model=TaskPublic,
-    responses=problem_responses(404),
+    dependencies=JSON_BODY,
+    responses={**problem_responses(404), **BODY_PROBLEMS},
 )
 async def replace_task(
     owner: CallerId, engine: EngineDep, task_id: TaskId, task_in: TaskReplace
@@ -151,7 +161,8 @@ async def replace_task(
     operation_id="update_task",
     summary="Update some fields of a task",
     response_model=TaskPublic,
-    responses=problem_responses(404),
+    dependencies=JSON_BODY,
+    responses={**problem_responses(404), **BODY_PROBLEMS},
 )
 async def update_task(
     owner: CallerId, engine: EngineDep, task_id: TaskId, task_in: TaskUpdate
@@ -182,7 +193,8 @@ async def delete_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Re
     operation_id="toggle_task_completion",
     summary="Toggle or set a task's completion",
     response_model=TaskPublic,
-    responses=problem_responses(404),
+    dependencies=JSON_BODY,
+    responses={**problem_responses(404), **BODY_PROBLEMS},
 )
 async def toggle_task_completion(
     owner: CallerId,
