@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export TEST_DATABASE_URL
 
-.PHONY: install migrate run lint format test test-sqlite test-postgres clean
+.PHONY: install migrate run lint format test test-sqlite test-postgres test-pgbouncer clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ test-sqlite: install
 test-postgres: install
 	$(BIN)/pytest --db=postgres
 
-test: lint test-sqlite test-postgres
+# The whole suite again, through PgBouncer in transaction mode (what Neon's -pooler is).
+test-pgbouncer: install
+	scripts/with-pgbouncer.sh $(BIN)/pytest --db=postgres
+
+test: lint test-sqlite test-postgres test-pgbouncer
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,13 @@ NEON_DIRECT = (
 NEON_POOLED = NEON_DIRECT.replace("-123456.", "-123456-pooler.")
 
 
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests see only the environment they set (CI exports some of these names)."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 @pytest.mark.parametrize(
     "url", [NEON_DIRECT, NEON_POOLED, NEON_DIRECT.replace("postgresql", "postgres", 1)]
 )

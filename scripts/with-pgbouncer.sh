@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Run a command with TEST_DATABASE_URL pointing at PgBouncer in transaction pooling mode
+# (what Neon's -pooler endpoint is), in front of the PostgreSQL at TEST_DATABASE_URL.
+# Usage: scripts/with-pgbouncer.sh COMMAND [ARGS...]
+set -euo pipefail
+
+upstream=${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}
+
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing pgbouncer from Debian's packages..."
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    elif [ "${CI:-}" = true ]; then
+        echo "pgbouncer is not installed and cannot be installed here (CI=true: failing)." >&2
+        exit 1
+    else
+        echo "SKIPPED: pgbouncer is not installed (apt-get install pgbouncer); not running: $*" >&2
+        exit 0
+    fi
+fi
+pgbouncer_bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+
+# Host, port, user and database of the upstream server, parsed once by Python.
+read -r host port user database < <(python3 - "$upstream" <<'PY'
+import sys
+from urllib.parse import urlsplit
+url = urlsplit(sys.argv[1])
+print(url.hostname or "127.0.0.1", url.port or 5432, url.username or "postgres",
+      url.path.lstrip("/") or "postgres")
+PY
+)
+listen_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+workdir=$(mktemp -d /tmp/todo-pgbouncer-XXXXXX)
+chmod 755 "$workdir"
+cat >"$workdir/pgbouncer.ini" <<INI
+[databases]
+* = host=$host port=$port
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $listen_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $workdir/users.txt
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = 20
+ignore_startup_parameters = extra_float_digits
+logfile = $workdir/pgbouncer.log
+pidfile = $workdir/pgbouncer.pid
+INI
+printf '"%s" ""\n' "$user" >"$workdir/users.txt"
+
+run_as=()
+if [ "$(id -u)" = 0 ]; then
+    # PgBouncer refuses to run as root.
+    chown -R postgres "$workdir"
+    run_as=(-u postgres)
+fi
+"$pgbouncer_bin" "${run_as[@]}" -d "$workdir/pgbouncer.ini"
+
+cleanup() {
+    if [ -f "$workdir/pgbouncer.pid" ]; then
+        kill "$(cat "$workdir/pgbouncer.pid")" 2>/dev/null || true
+    fi
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen_port), 0.2)" \
+        2>/dev/null && break
+    sleep 0.1
+done
+
+echo "PgBouncer (transaction mode) on 127.0.0.1:$listen_port -> $host:$port"
+export TEST_DATABASE_URL="postgresql://$user@127.0.0.1:$listen_port/$database"
+export DB_TRANSACTION_POOLER=true
+"$@"

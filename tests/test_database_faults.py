@@ -1,0 +1,192 @@
+"""Outages, dropped connections, exhausted pools and slow statements: 503s, then recovery."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from alembic import command
+from sqlalchemy import make_url
+
+from tests.conftest import alembic_config
+from tests.helpers import assert_problem, create, task_url, tasks_url
+from tests.private_postgres import PrivatePostgres
+from todo_api.app import create_app
+from todo_api.settings import Settings
+
+OUTAGE_ANSWER_SECONDS = 5.0
+RECOVERY_SECONDS = 10.0
+
+
+@asynccontextmanager
+async def app_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(_env_file=None, database_url=database_url, **settings))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await app.state.engine.dispose()
+
+
+@pytest.fixture
+def private_postgres(backend: str) -> Iterator[PrivatePostgres]:
+    if backend != "postgres":
+        pytest.skip("stops and starts a PostgreSQL server; runs in the PostgreSQL pass")
+    server = PrivatePostgres()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _wait_for(predicate: Callable[[], Any], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not await predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true within {seconds} s")
+        await asyncio.sleep(0.1)
+
+
+async def test_outage_is_a_fast_503_then_recovers_with_data_intact(
+    private_postgres: PrivatePostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = private_postgres.create_database("outage")
+    # Alembic runs its own event loop, so not on this one.
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    async with app_client(url) as client:
+        written = [await create(client, "alice", title=f"before outage {i}") for i in range(5)]
+        written[0] = (await client.patch(f"{task_url('alice', written[0]['id'])}/complete")).json()
+        before = (await client.get(tasks_url("alice"))).json()
+
+        private_postgres.stop()
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            for method, path, body in [
+                ("GET", tasks_url("alice"), None),
+                ("POST", tasks_url("alice"), {"title": "during outage"}),
+                ("GET", task_url("alice", written[1]["id"]), None),
+                ("PUT", task_url("alice", written[1]["id"]), {"title": "x"}),
+                ("PATCH", task_url("alice", written[1]["id"]), {"title": "x"}),
+                ("PATCH", f"{task_url('alice', written[1]['id'])}/complete", None),
+                ("DELETE", task_url("alice", written[1]["id"]), None),
+                ("GET", tasks_url("alice"), None),
+            ]:
+                started = time.monotonic()
+                response = await client.request(method, path, json=body)
+                assert time.monotonic() - started < OUTAGE_ANSWER_SECONDS
+                assert_problem(response, 503)
+                assert int(response.headers["retry-after"]) > 0
+            assert (await client.get("/health")).status_code == 200
+            assert_problem(await client.get("/health/ready"), 503)
+
+        warnings = [r for r in caplog.records if r.name.startswith("todo_api")]
+        assert len([r for r in warnings if "unavailable" in r.getMessage()]) == 1
+        assert all(r.exc_info is None for r in warnings)
+
+        private_postgres.start()
+
+        async def answers() -> bool:
+            return (await client.get(tasks_url("alice"))).status_code == 200
+
+        await _wait_for(answers, RECOVERY_SECONDS)
+        assert (await client.get(tasks_url("alice"))).json() == before
+        assert (await client.get("/health/ready")).status_code == 200
+        assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+async def test_terminated_connections_never_reach_a_client(
+    database_url: str, client: httpx.AsyncClient, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("terminates PostgreSQL backends as a Neon suspend does")
+    task = await create(client, "alice")
+    # Fill the pool with several connections, as a busy service would have.
+    await asyncio.gather(*(client.get(tasks_url("alice")) for _ in range(8)))
+
+    with psycopg.connect(_libpq(database_url), autocommit=True) as admin:
+        terminated = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert terminated is not None
+    assert terminated[0] >= 1
+
+    responses = await asyncio.gather(
+        *(client.get(task_url("alice", task["id"])) for _ in range(12)),
+        *(client.patch(f"{task_url('alice', task['id'])}/complete") for _ in range(4)),
+    )
+    assert [r.status_code for r in responses] == [200] * 16
+
+
+@contextmanager
+def row_locked(database_url: str, task_id: int) -> Iterator[None]:
+    """Holds a lock on one task from outside the app, so its writes to that task wait."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        import sqlite3
+
+        lock = sqlite3.connect(url.database or "", isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        return
+    with psycopg.connect(_libpq(database_url)) as connection:
+        connection.execute("SELECT id FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
+        try:
+            yield
+        finally:
+            connection.rollback()
+
+
+async def test_exhausted_pool_is_a_fast_503_not_a_hang(
+    database_url: str, client: httpx.AsyncClient
+) -> None:
+    task = await create(client, "alice")
+    async with app_client(
+        database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5
+    ) as small:
+        with row_locked(database_url, task["id"]):
+            # This write waits on the lock while holding the pool's only connection.
+            blocked = asyncio.create_task(
+                small.patch(task_url("alice", task["id"]), json={"title": "waited"})
+            )
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            starved = await small.get(tasks_url("alice"))
+            assert time.monotonic() - started < 2.0
+            assert_problem(starved, 503)
+            assert "retry-after" in starved.headers
+        finished = await blocked
+        assert finished.status_code == 200
+        assert finished.json()["title"] == "waited"
+
+
+async def test_slow_statement_is_cut_off_by_the_statement_timeout(
+    database_url: str, client: httpx.AsyncClient, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite has no statement timeout; its busy timeout bounds lock waits")
+    task = await create(client, "alice")
+    async with app_client(database_url, db_statement_timeout_ms=300) as impatient:
+        with row_locked(database_url, task["id"]):
+            started = time.monotonic()
+            response = await impatient.patch(task_url("alice", task["id"]), json={"title": "no"})
+            elapsed = time.monotonic() - started
+        assert_problem(response, 503)
+        assert 0.25 < elapsed < 3.0
+        assert (await impatient.get(task_url("alice", task["id"]))).json()["title"] == task["title"]
