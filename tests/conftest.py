@@ -115,6 +115,14 @@ def database_url(new_database: Callable[[], str]) -> str:
     return url
 
 
+@pytest.fixture
+def migrated_url(new_database: Callable[[], str]) -> str:
+    """A fresh database of its own, migrated, for tests that run the server process."""
+    url = new_database()
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
 @pytest.fixture(scope="session")
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(Settings(database_url=database_url))

@@ -4,7 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from sqlalchemy import make_url
 
 from tests.conftest import alembic_config
 from tests.helpers import assert_problem, create, task_url, tasks_url
+from tests.locks import row_locked
 from tests.private_postgres import PrivatePostgres
 from todo_api.app import create_app
 from todo_api.settings import Settings
@@ -128,29 +129,6 @@ async def test_terminated_connections_never_reach_a_client(
         *(client.patch(f"{task_url('alice', task['id'])}/complete") for _ in range(4)),
     )
     assert [r.status_code for r in responses] == [200] * 16
-
-
-@contextmanager
-def row_locked(database_url: str, task_id: int) -> Iterator[None]:
-    """Holds a lock on one task from outside the app, so its writes to that task wait."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        import sqlite3
-
-        lock = sqlite3.connect(url.database or "", isolation_level=None)
-        lock.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            lock.execute("ROLLBACK")
-            lock.close()
-        return
-    with psycopg.connect(_libpq(database_url)) as connection:
-        connection.execute("SELECT id FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
-        try:
-            yield
-        finally:
-            connection.rollback()
 
 
 async def test_exhausted_pool_is_a_fast_503_not_a_hang(

@@ -1,0 +1,142 @@
+"""The server process under SIGKILL (nothing acknowledged is lost) and SIGTERM (drains)."""
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.helpers import task_url, tasks_url
+from tests.live_server import EXIT_TIMEOUT_SECONDS, running_server
+from tests.locks import row_locked
+
+WRITERS = 8
+KILL_AFTER_ACKNOWLEDGED = 80
+WRITE_PHASE_LIMIT_SECONDS = 10.0
+EDIT_SUFFIX = " (edited)"
+
+Task = dict[str, Any]
+
+
+def _all_tasks(client: httpx.Client, user: str) -> list[Task]:
+    response = client.get(tasks_url(user), params={"limit": 200})
+    assert response.status_code == 200, response.text
+    assert int(response.headers["x-total-count"]) <= 200
+    tasks: list[Task] = response.json()
+    return tasks
+
+
+class Writers:
+    """Threads that create and then edit tasks until told to stop or the server dies."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.acknowledged: dict[int, Task] = {}
+        self.edit_acknowledged: set[int] = set()
+        self.attempted_titles: set[str] = set()
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._write, args=(f"writer{n}",)) for n in range(WRITERS)
+        ]
+
+    def _remember(self, task: Task, *, edit: bool) -> None:
+        with self._lock:
+            self.acknowledged[task["id"]] = task
+            if edit:
+                self.edit_acknowledged.add(task["id"])
+
+    def _write(self, user: str) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=5.0) as client:
+            for i in range(10_000):
+                if self.stop.is_set():
+                    return
+                title = f"{user} task {i}"
+                with self._lock:
+                    self.attempted_titles.update({title, title + EDIT_SUFFIX})
+                try:
+                    created = client.post(tasks_url(user), json={"title": title})
+                    if created.status_code != 201:
+                        continue
+                    self._remember(created.json(), edit=False)
+                    task_id = created.json()["id"]
+                    edited = client.patch(
+                        task_url(user, task_id), json={"title": title + EDIT_SUFFIX}
+                    )
+                    if edited.status_code == 200:
+                        self._remember(edited.json(), edit=True)
+                except httpx.TransportError:
+                    return  # the server is gone
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.acknowledged)
+
+
+def test_sigkill_during_concurrent_writes_loses_nothing_acknowledged(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "server.log"
+    with running_server(migrated_url, log_path) as (process, client):
+        bystanders = [
+            client.post(tasks_url("bystander"), json={"title": f"keep {i}"}).json()
+            for i in range(5)
+        ]
+        writers = Writers(str(client.base_url))
+        for thread in writers.threads:
+            thread.start()
+        deadline = time.monotonic() + WRITE_PHASE_LIMIT_SECONDS
+        while len(writers) < KILL_AFTER_ACKNOWLEDGED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.kill()  # mid-stream: every writer has a request in flight
+        process.wait(timeout=EXIT_TIMEOUT_SECONDS)
+        writers.stop.set()
+        for thread in writers.threads:
+            thread.join(timeout=EXIT_TIMEOUT_SECONDS)
+    assert len(writers) >= KILL_AFTER_ACKNOWLEDGED
+
+    with running_server(migrated_url, log_path) as (_, client):
+        assert _all_tasks(client, "bystander") == list(reversed(bystanders))
+        stored = {
+            task["id"]: task for n in range(WRITERS) for task in _all_tasks(client, f"writer{n}")
+        }
+
+    for task_id, acknowledged in writers.acknowledged.items():
+        assert task_id in stored, f"acknowledged task {task_id} was lost"
+        if stored[task_id] != acknowledged:
+            # Only an edit that was in flight at the kill may have landed unacknowledged.
+            assert task_id not in writers.edit_acknowledged
+            assert stored[task_id]["title"] == acknowledged["title"] + EDIT_SUFFIX
+    unacknowledged = set(stored) - set(writers.acknowledged)
+    assert len(unacknowledged) <= WRITERS  # at most one create in flight per writer
+    for task_id in unacknowledged:
+        assert stored[task_id]["title"] in writers.attempted_titles
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits_zero(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    with running_server(migrated_url, tmp_path / "server.log") as (process, client):
+        task = client.post(tasks_url("alice"), json={"title": "before"}).json()
+        outcome: dict[str, httpx.Response] = {}
+
+        def slow_write() -> None:
+            with httpx.Client(base_url=str(client.base_url), timeout=15.0) as writer:
+                outcome["response"] = writer.patch(
+                    task_url("alice", task["id"]), json={"title": "finished during shutdown"}
+                )
+
+        with row_locked(migrated_url, task["id"]):
+            in_flight = threading.Thread(target=slow_write)
+            in_flight.start()
+            time.sleep(0.5)  # the write is now waiting on the lock inside the server
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert process.poll() is None, "exited while a request was still in flight"
+        in_flight.join(timeout=15.0)
+
+        assert outcome["response"].status_code == 200
+        assert outcome["response"].json()["title"] == "finished during shutdown"
+        assert process.wait(timeout=EXIT_TIMEOUT_SECONDS) == 0
