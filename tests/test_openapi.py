@@ -76,6 +76,8 @@ async def test_task_schema_lists_every_field(schema: dict[str, Any]) -> None:
         "created_at",
         "updated_at",
     }
+    # Every field is in every response, so generated clients need not treat any as optional.
+    assert set(task["required"]) == set(task["properties"])
     create = schema["components"]["schemas"]["TaskCreate"]
     assert create["additionalProperties"] is False
     assert create["required"] == ["title"]

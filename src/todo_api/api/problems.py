@@ -20,6 +20,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
 
 _DEFAULT_DETAILS = {
+    400: "The request body could not be read as UTF-8 JSON.",
     404: "Nothing exists at this URL.",
     405: "This method is not allowed on this URL; the Allow header lists those that are.",
 }
@@ -145,7 +146,8 @@ def _allowed_methods(request: Request) -> str:
 async def _handle_http_exception(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
-    detail = exc.detail if exc.detail and exc.detail != phrase else None
+    # Our own details are sentences; Starlette's and FastAPI's defaults are replaced.
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail.endswith(".") else None
     if detail is None:
         detail = _DEFAULT_DETAILS.get(exc.status_code, f"{phrase}.")
     headers = dict(exc.headers or {})
@@ -161,7 +163,10 @@ async def _handle_database_unavailable(request: Request, exc: Exception) -> Prob
 
 
 async def _handle_unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
-    logger.error("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # The route's template, not the concrete path: logs carry no user ids.
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or "(no route)"
+    logger.error("Unhandled error on %s %s", request.method, path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred; it has been logged.")
 
 
@@ -179,6 +184,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses an operation can answer."""
     descriptions = {
+        400: "The request body is not UTF-8 JSON.",
         404: "The task does not exist or belongs to someone else.",
         413: "The request body is larger than the configured limit.",
         415: "The request body is not declared as JSON.",

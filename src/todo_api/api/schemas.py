@@ -3,7 +3,14 @@
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 from pydantic import field_validator as validates
 from pydantic_core import PydanticCustomError
 from sqlmodel import SQLModel
@@ -11,9 +18,15 @@ from sqlmodel import SQLModel
 from todo_api.db.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, TaskBase
 
 # PostgreSQL cannot store NUL, and an unpaired surrogate cannot even be encoded as UTF-8.
-# Other control characters are refused too; descriptions may still span lines.
-_TITLE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_DESCRIPTION_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Other control characters are refused too; descriptions may still span lines. The rules
+# are published as JSON Schema patterns and checked by the validators below, which give a
+# precise message; tests/test_schemas.py proves the two agree.
+_TITLE_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+_DESCRIPTION_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+TITLE_PATTERN = rf"^[^{_TITLE_CONTROLS}]*[^\s{_TITLE_CONTROLS}][^{_TITLE_CONTROLS}]*$"
+DESCRIPTION_PATTERN = rf"^[^{_DESCRIPTION_CONTROLS}]*$"
+_TITLE_FORBIDDEN = re.compile(rf"[{_TITLE_CONTROLS}\ud800-\udfff]")
+_DESCRIPTION_FORBIDDEN = re.compile(rf"[{_DESCRIPTION_CONTROLS}\ud800-\udfff]")
 
 
 def _refuse(pattern: re.Pattern[str]) -> AfterValidator:
@@ -31,14 +44,42 @@ def _refuse(pattern: re.Pattern[str]) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _trim_title(value: str) -> str:
+    trimmed = value.strip()
+    if not trimmed:
+        raise PydanticCustomError("blank_title", "Title must contain a visible character")
+    return trimmed
+
+
+# Lengths are checked as sent, so the published maxLength means exactly what it says; the
+# stored title is the trimmed one.
 TaskTitle = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
+    StringConstraints(min_length=1, max_length=TITLE_MAX_LENGTH),
+    Field(json_schema_extra={"pattern": TITLE_PATTERN}),
     _refuse(_TITLE_FORBIDDEN),
+    AfterValidator(_trim_title),
 ]
 TaskDescription = Annotated[
-    str, StringConstraints(max_length=DESCRIPTION_MAX_LENGTH), _refuse(_DESCRIPTION_FORBIDDEN)
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH),
+    Field(json_schema_extra={"pattern": DESCRIPTION_PATTERN}),
+    _refuse(_DESCRIPTION_FORBIDDEN),
 ]
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    alternatives = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
+    schema.update(*alternatives)
+    schema.pop("default", None)
+
+
+def omittable() -> Any:
+    """Optional but not nullable: absent leaves the value alone, an explicit null is refused.
+
+    Declared `X | None` so errors name the field plainly; published without `null`.
+    """
+    return Field(default=None, json_schema_extra=_drop_null)
 
 
 def _refuse_null(value: Any) -> Any:
@@ -62,7 +103,7 @@ class TaskReplace(SQLModel):
 
     title: TaskTitle
     description: TaskDescription | None = None
-    completed: StrictBool | None = None
+    completed: StrictBool | None = omittable()
 
     _completed_not_null = validates("completed", mode="before")(_refuse_null)
 
@@ -76,9 +117,9 @@ class TaskUpdate(SQLModel):
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    title: TaskTitle | None = None
+    title: TaskTitle | None = omittable()
     description: TaskDescription | None = None
-    completed: StrictBool | None = None
+    completed: StrictBool | None = omittable()
 
     _title_and_completed_not_null = validates("title", "completed", mode="before")(_refuse_null)
 
@@ -91,12 +132,15 @@ class TaskCompletion(SQLModel):
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    completed: StrictBool | None = None
+    completed: StrictBool | None = omittable()
 
     _completed_not_null = validates("completed", mode="before")(_refuse_null)
 
 
 class TaskPublic(TaskBase):
+    # Every field is always sent, so the response schema marks them all required.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
+
     id: int
     user_id: str
     completed_at: AwareDatetime | None

@@ -4,11 +4,11 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import URL, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from todo_api.db.engine import async_database_url
+from todo_api.db.engine import async_database_url, postgres_connect_args
 from todo_api.db.models import Task
 from todo_api.settings import Settings
 
@@ -19,7 +19,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Task.metadata
 
 
-def _database_url() -> str:
+def _database_url() -> URL:
     """An explicit URL (tests), else MIGRATION_DATABASE_URL, else the app's DATABASE_URL.
 
     Neon advises migrating over the direct endpoint while the app uses the pooled one.
@@ -28,7 +28,7 @@ def _database_url() -> str:
     if explicit is None:
         settings = Settings()
         explicit = settings.migration_database_url or settings.database_url
-    return async_database_url(explicit).render_as_string(hide_password=False)
+    return async_database_url(explicit)
 
 
 def _run(connection: Connection) -> None:
@@ -43,14 +43,23 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=pool.NullPool)
+    url = _database_url()
+    # The same connect timeout and pooler handling as the app.
+    connect_args = (
+        postgres_connect_args(url, Settings()) if url.get_backend_name() == "postgresql" else {}
+    )
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
 
 
 if context.is_offline_mode():
-    context.configure(url=_database_url(), target_metadata=target_metadata, literal_binds=True)
+    context.configure(
+        url=_database_url().render_as_string(hide_password=False),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

@@ -38,7 +38,7 @@ router = APIRouter(
 )
 # Operations that take a JSON body: its size and media type can be wrong too.
 JSON_BODY = [Depends(require_json_body)]
-BODY_PROBLEMS = problem_responses(413, 415)
+BODY_PROBLEMS = problem_responses(400, 413, 415)
 
 
 def _found(task: Task | None, task_id: int) -> Task:
