@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The TypeScript client against the real server:
+#   1. install the pinned npm packages (npm ci);
+#   2. regenerate openapi.json and src/schema.d.ts from the current app; if they differ from
+#      the committed ones, leave the new ones in place and fail, so that they stay in sync;
+#   3. tsc --noEmit, so an API change that breaks the client breaks the build;
+#   4. serve the app (`python -m todo_api`) on a fresh, migrated SQLite file on a free port and
+#      run src/check.ts against it; the server is always stopped afterwards.
+# Without node or npm this skips, unless CI=true, where it fails.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+venv_bin="${VENV_BIN:-$root/.venv/bin}"
+startup_timeout_seconds=30
+
+say() { printf 'test-typescript: %s\n' "$*" >&2; }
+
+is_ci() {
+    case "${CI:-}" in
+        1 | true | TRUE | True | yes) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+for tool in node npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        if is_ci; then
+            say "FAILED: '$tool' is not installed (CI=true: failing instead of skipping)."
+            exit 1
+        fi
+        say "SKIPPED: '$tool' is not installed; install Node.js 20 or newer to run this check."
+        exit 0
+    fi
+done
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+    say "FAILED: Node.js 20 or newer is required, found $(node --version)."
+    exit 1
+fi
+
+cd "$here"
+say "installing the pinned npm packages (npm ci)"
+npm ci --no-audit --no-fund --loglevel=error
+
+say "regenerating openapi.json and src/schema.d.ts from the app"
+scratch="$(mktemp -d)"
+server_pid=""
+cleanup() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+cp openapi.json "$scratch/openapi.committed.json"
+cp src/schema.d.ts "$scratch/schema.committed.d.ts"
+"$venv_bin/python" export_openapi.py openapi.json
+npm run --silent generate >/dev/null
+stale=()
+cmp -s openapi.json "$scratch/openapi.committed.json" || stale+=(clients/typescript/openapi.json)
+cmp -s src/schema.d.ts "$scratch/schema.committed.d.ts" || stale+=(clients/typescript/src/schema.d.ts)
+if ((${#stale[@]})); then
+    diff -u "$scratch/schema.committed.d.ts" src/schema.d.ts | head -60 >&2 || true
+    say "FAILED: ${stale[*]} did not match the app's OpenAPI document."
+    say "They have been regenerated in place: review the change above and commit them."
+    exit 1
+fi
+
+say "type-checking (tsc --noEmit)"
+node_modules/.bin/tsc --noEmit
+node_modules/.bin/tsc --noCheck # emit build/ only: the line above did the checking
+
+port="$("$venv_bin/python" -c 'import socket
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])')"
+base_url="http://127.0.0.1:$port"
+log="$scratch/server.log"
+
+# Every setting the server and Alembic read is pinned here, and both run in the scratch
+# directory so that a developer's .env cannot point them at another database.
+export DATABASE_URL="sqlite:///$scratch/todo.sqlite3"
+export MIGRATION_DATABASE_URL="$DATABASE_URL"
+export HOST=127.0.0.1 PORT="$port" WORKERS=1 LOG_LEVEL=warning LOG_FORMAT=text CORS_ORIGINS=
+
+say "migrating a fresh SQLite database and serving it on $base_url"
+(cd "$scratch" && "$venv_bin/alembic" -c "$root/alembic.ini" upgrade head) >"$log" 2>&1 || {
+    cat "$log" >&2
+    say "FAILED: alembic upgrade head"
+    exit 1
+}
+(cd "$scratch" && exec "$venv_bin/python" -m todo_api) >>"$log" 2>&1 &
+server_pid=$!
+
+deadline=$((SECONDS + startup_timeout_seconds))
+until "$venv_bin/python" -c 'import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1] + "/health", timeout=1) as response:
+    sys.exit(0 if response.status == 200 else 1)' "$base_url" 2>/dev/null; do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        cat "$log" >&2
+        say "FAILED: the server exited before it became healthy."
+        exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+        cat "$log" >&2
+        say "FAILED: the server was not healthy within ${startup_timeout_seconds} s."
+        exit 1
+    fi
+    sleep 0.1
+done
+
+say "running the client check"
+if ! TODO_API_BASE_URL="$base_url" node build/check.js; then
+    say "server log:"
+    cat "$log" >&2
+    exit 1
+fi
