@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export TEST_DATABASE_URL
+# The browser test of /docs needs chromium: installed in CI, or by `make test INSTALL_CHROMIUM=1`.
+INSTALL_CHROMIUM ?= $(CI)
 
-.PHONY: install migrate run lint format test test-sqlite test-postgres test-pgbouncer clean
+.PHONY: install migrate run lint format test test-sqlite test-postgres test-pgbouncer test-typescript serve clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +23,11 @@ migrate: install
 run: migrate
 	$(BIN)/python -m todo_api
 
+# Production: one worker per core unless WORKERS is given; no reload; proxy headers are
+# trusted from FORWARDED_ALLOW_IPS only. SIGTERM drains in-flight requests and exits 0.
+serve: migrate
+	WORKERS=$(or $(WORKERS),$(shell nproc 2>/dev/null || echo 1)) $(BIN)/python -m todo_api
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -31,6 +38,7 @@ format: install
 	$(BIN)/ruff format .
 
 test-sqlite: install
+	$(if $(filter 1 true TRUE True yes YES,$(INSTALL_CHROMIUM)),bash scripts/ensure-chromium.sh)
 	$(BIN)/pytest --db=sqlite
 
 test-postgres: install
@@ -40,7 +48,17 @@ test-postgres: install
 test-pgbouncer: install
 	scripts/with-pgbouncer.sh $(BIN)/pytest --db=postgres
 
-test: lint test-sqlite test-postgres test-pgbouncer
+# The generated TypeScript client: schema in sync, tsc --noEmit, then a run against the server.
+test-typescript: install
+	bash clients/typescript/run-check.sh
+
+test: lint test-sqlite test-postgres test-pgbouncer test-typescript
+
+# Issue 4's benchmark: private PostgreSQL, seeded data, wrk and pgbench; writes docs/benchmarks.md.
+# Needs wrk, PostgreSQL's server binaries and root or the postgres user; about 6 minutes.
+.PHONY: bench
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
