@@ -37,8 +37,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=64 * 1024, ge=1, description="Largest request body.")
 
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_size: int = Field(default=20, ge=1, description="Connections per worker process.")
+    db_max_overflow: int = Field(
+        default=0, ge=0, description="Extra connections under bursts, closed again after use."
+    )
     db_pool_timeout: float = Field(
         default=2.0, gt=0, description="Seconds to wait for a pooled connection before 503."
     )

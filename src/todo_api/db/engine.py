@@ -2,9 +2,13 @@
 
 import asyncio
 import logging
+import select
 from typing import Any
 
+import psycopg
+from psycopg.pq import ConnStatus
 from sqlalchemy import URL, Connection, event, make_url, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from todo_api.settings import DEFAULT_SQLITE_FILE, Settings
@@ -75,18 +79,27 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def _create_postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
+    timeout_per_transaction = (
+        uses_transaction_pooler(url, settings) and settings.db_statement_timeout_ms > 0
+    )
     engine = create_async_engine(
         url,
         connect_args=postgres_connect_args(url, settings),
+        # Every request runs one statement, atomic on its own, so autocommit saves the
+        # BEGIN and COMMIT round trips; it also keeps psycopg's count of uses, which a
+        # rollback resets, so repeated statements get prepared on the server. Behind a
+        # pooler the statement timeout is SET LOCAL, which needs a transaction.
+        isolation_level="READ COMMITTED" if timeout_per_transaction else "AUTOCOMMIT",
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        # Neon suspends idle computes and drops their connections; a server restart or an
-        # idle timeout does the same. Check each connection before use, and replace old ones.
-        pool_pre_ping=True,
+        # Replaced before Neon's idle suspend (5 minutes) or a load balancer's idle cut.
         pool_recycle=settings.db_pool_recycle,
     )
-    if uses_transaction_pooler(url, settings) and settings.db_statement_timeout_ms:
+    # Neon's suspend, a server restart or pg_terminate_backend close idle connections; spot
+    # them as they leave the pool without a round trip (instead of pool_pre_ping's).
+    event.listen(engine.sync_engine, "checkout", _discard_if_closed_by_server)
+    if timeout_per_transaction:
         timeout = f"SET LOCAL statement_timeout = {settings.db_statement_timeout_ms}"
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -94,6 +107,23 @@ def _create_postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
             connection.exec_driver_sql(timeout)
 
     return engine
+
+
+def _discard_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Make the pool replace a connection the server has closed or is closing.
+
+    An idle connection receives nothing unless the server is ending it: then its FATAL
+    message or EOF is waiting on the socket, which a zero-timeout poll sees at no cost.
+    """
+    pgconn = dbapi_connection.driver_connection.pgconn
+    try:
+        closed = pgconn.status != ConnStatus.OK or bool(
+            select.select([pgconn.socket], [], [], 0)[0]
+        )
+    except (OSError, psycopg.Error):
+        closed = True
+    if closed:
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:

@@ -1,19 +1,25 @@
 """Every query on tasks. Each function takes the owner and filters by it in SQL."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    BindParameter,
     ColumnElement,
+    Integer,
     Row,
     Select,
+    String,
+    Update,
+    bindparam,
     case,
     delete,
     func,
-    literal,
     not_,
     null,
     or_,
@@ -22,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from todo_api.db.models import Task, UTCDateTime, tasks_table
+from todo_api.db.models import UTCDateTime, tasks_table
 
 _t = tasks_table.c
 
@@ -56,18 +62,22 @@ _ORDERINGS: dict[TaskSort, tuple[ColumnElement[Any], ...]] = {
 }
 
 
+#: A task as stored: column name to value, timestamps timezone-aware.
+TaskRecord = dict[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class TaskPage:
-    tasks: list[Task]
+    tasks: list[TaskRecord]
     total: int
 
 
-def _owned_by(owner: str) -> ColumnElement[bool]:
-    return _t.user_id == owner
-
-
-def _one_task(owner: str, task_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    return _owned_by(owner), _t.id == task_id
+# Statements are built once per shape and take every value as a bind parameter, so
+# SQLAlchemy compiles each shape once and psycopg can prepare it on the server.
+_OWNER = bindparam("owner", type_=String())
+_TASK_ID = bindparam("task_id", type_=BigInteger())
+_NOW = bindparam("now", type_=UTCDateTime())
+_ONE_TASK = (_t.user_id == _OWNER, _t.id == _TASK_ID)
 
 
 def _status_filter(status: TaskStatus) -> list[ColumnElement[bool]]:
@@ -78,12 +88,66 @@ def _status_filter(status: TaskStatus) -> list[ColumnElement[bool]]:
     return []
 
 
-def _now() -> ColumnElement[datetime]:
-    return literal(datetime.now(UTC), UTCDateTime())
+@cache
+def _count_query(status: TaskStatus) -> Select[Any]:
+    return (
+        select(func.count())
+        .select_from(tasks_table)
+        .where(_t.user_id == _OWNER, *_status_filter(status))
+    )
 
 
-def _to_task(row: Row[Any]) -> Task:
-    return Task.model_validate(row._mapping)
+@cache
+def _page_query(status: TaskStatus, sort: TaskSort) -> Select[Any]:
+    # The count rides along as a scalar subquery: one round trip, and the page and the
+    # total come from the same snapshot.
+    return (
+        select(tasks_table, _count_query(status).scalar_subquery().label("total"))
+        .where(_t.user_id == _OWNER, *_status_filter(status))
+        .order_by(*_ORDERINGS[sort])
+        .limit(bindparam("limit", type_=Integer()))
+        .offset(bindparam("offset", type_=BigInteger()))
+    )
+
+
+_READ = select(tasks_table).where(*_ONE_TASK)
+_INSERT = tasks_table.insert().returning(tasks_table)
+_TOGGLE = (
+    update(tasks_table)
+    .where(*_ONE_TASK)
+    .values(
+        completed=not_(_t.completed),
+        completed_at=case((_t.completed, null()), else_=_NOW),
+        updated_at=_NOW,
+    )
+    .returning(tasks_table)
+)
+_DELETE = delete(tasks_table).where(*_ONE_TASK).returning(_t.id)
+
+
+def _new(name: str) -> BindParameter[Any]:
+    # Named apart from the columns: SQLAlchemy reserves a column's own name in SET.
+    return bindparam(f"new_{name}", type_=_t[name].type)
+
+
+@cache
+def _update_query(fields: frozenset[str]) -> Update:
+    values: dict[str, Any] = {name: _new(name) for name in fields}
+    differs = [_t[name].is_distinct_from(_new(name)) for name in fields]
+    values["updated_at"] = case((or_(*differs), _NOW), else_=_t.updated_at)
+    if "completed" in fields:
+        becomes_complete = case((_new("completed"), _NOW), else_=null())
+        values["completed_at"] = case(
+            (_t.completed.is_distinct_from(_new("completed")), becomes_complete),
+            else_=_t.completed_at,
+        )
+    return update(tasks_table).where(*_ONE_TASK).values(values).returning(tasks_table)
+
+
+def _record(row: Row[Any]) -> TaskRecord:
+    record = dict(row._mapping)
+    record.pop("total", None)
+    return record
 
 
 async def list_tasks(
@@ -95,33 +159,22 @@ async def list_tasks(
     limit: int,
     offset: int = 0,
 ) -> TaskPage:
-    conditions = [_owned_by(owner), *_status_filter(status)]
-    count_query = select(func.count()).select_from(tasks_table).where(*conditions)
-    # The count rides along as a scalar subquery: one round trip, and the page and the
-    # total come from the same snapshot.
-    page_query: Select[Any] = (
-        select(tasks_table, count_query.scalar_subquery().label("total"))
-        .where(*conditions)
-        .order_by(*_ORDERINGS[sort])
-        .limit(limit)
-        .offset(offset)
-    )
+    params = {"owner": owner, "limit": limit, "offset": offset}
     async with engine.connect() as connection:
-        rows = (await connection.execute(page_query)).all()
+        rows = (await connection.execute(_page_query(status, sort), params)).all()
         if rows:
             total = int(rows[0].total)
         elif offset == 0:
             total = 0
         else:
-            total = (await connection.execute(count_query)).scalar_one()
-    return TaskPage(tasks=[_to_task(row) for row in rows], total=total)
+            total = (await connection.execute(_count_query(status), params)).scalar_one()
+    return TaskPage(tasks=[_record(row) for row in rows], total=total)
 
 
-async def get_task(engine: AsyncEngine, *, owner: str, task_id: int) -> Task | None:
-    query = select(tasks_table).where(*_one_task(owner, task_id))
+async def get_task(engine: AsyncEngine, *, owner: str, task_id: int) -> TaskRecord | None:
     async with engine.connect() as connection:
-        row = (await connection.execute(query)).one_or_none()
-    return None if row is None else _to_task(row)
+        row = (await connection.execute(_READ, {"owner": owner, "task_id": task_id})).first()
+    return None if row is None else _record(row)
 
 
 async def create_task(
@@ -131,29 +184,25 @@ async def create_task(
     title: str,
     description: str | None,
     completed: bool,
-) -> Task:
+) -> TaskRecord:
     now = datetime.now(UTC)
-    statement = (
-        tasks_table.insert()
-        .values(
-            user_id=owner,
-            title=title,
-            description=description,
-            completed=completed,
-            completed_at=now if completed else None,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(tasks_table)
-    )
+    values = {
+        "user_id": owner,
+        "title": title,
+        "description": description,
+        "completed": completed,
+        "completed_at": now if completed else None,
+        "created_at": now,
+        "updated_at": now,
+    }
     async with engine.begin() as connection:
-        row = (await connection.execute(statement)).one()
-    return _to_task(row)
+        row = (await connection.execute(_INSERT, values)).one()
+    return _record(row)
 
 
 async def update_task(
     engine: AsyncEngine, *, owner: str, task_id: int, changes: Mapping[str, Any]
-) -> Task | None:
+) -> TaskRecord | None:
     """Apply `changes` (a subset of the editable fields) in one statement.
 
     `updated_at` moves only if some value really differs, and `completed_at` only when the
@@ -164,46 +213,23 @@ async def update_task(
         raise ValueError(f"not editable: {sorted(unknown)}")
     if not changes:
         return await get_task(engine, owner=owner, task_id=task_id)
-
-    now = _now()
-    values: dict[str, Any] = dict(changes)
-    differs = [_t[name].is_distinct_from(value) for name, value in changes.items()]
-    values["updated_at"] = case((or_(*differs), now), else_=_t.updated_at)
-    if "completed" in changes:
-        completed = bool(changes["completed"])
-        values["completed_at"] = case(
-            (_t.completed.is_distinct_from(completed), now if completed else null()),
-            else_=_t.completed_at,
-        )
-    statement = (
-        update(tasks_table).where(*_one_task(owner, task_id)).values(values).returning(tasks_table)
-    )
+    params = {f"new_{name}": value for name, value in changes.items()}
+    params |= {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
     async with engine.begin() as connection:
-        row = (await connection.execute(statement)).one_or_none()
-    return None if row is None else _to_task(row)
+        row = (await connection.execute(_update_query(frozenset(changes)), params)).first()
+    return None if row is None else _record(row)
 
 
-async def toggle_task(engine: AsyncEngine, *, owner: str, task_id: int) -> Task | None:
+async def toggle_task(engine: AsyncEngine, *, owner: str, task_id: int) -> TaskRecord | None:
     """Flip completion atomically: the database reads and writes the flag in one statement."""
-    now = _now()
-    statement = (
-        update(tasks_table)
-        .where(*_one_task(owner, task_id))
-        .values(
-            completed=not_(_t.completed),
-            completed_at=case((_t.completed, null()), else_=now),
-            updated_at=now,
-        )
-        .returning(tasks_table)
-    )
+    params = {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
     async with engine.begin() as connection:
-        row = (await connection.execute(statement)).one_or_none()
-    return None if row is None else _to_task(row)
+        row = (await connection.execute(_TOGGLE, params)).first()
+    return None if row is None else _record(row)
 
 
 async def delete_task(engine: AsyncEngine, *, owner: str, task_id: int) -> bool:
     """Delete one task; False when the owner has no such task."""
-    statement = delete(tasks_table).where(*_one_task(owner, task_id)).returning(_t.id)
     async with engine.begin() as connection:
-        deleted: Sequence[Row[Any]] = (await connection.execute(statement)).all()
-    return bool(deleted)
+        deleted = (await connection.execute(_DELETE, {"owner": owner, "task_id": task_id})).first()
+    return deleted is not None

@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
+from pydantic_core import to_json
 
 from todo_api.api.caller import CallerId
 from todo_api.api.dependencies import (
@@ -19,8 +20,7 @@ from todo_api.api.schemas import (
     TaskUpdate,
 )
 from todo_api.db import tasks as task_queries
-from todo_api.db.models import Task
-from todo_api.db.tasks import TaskSort, TaskStatus
+from todo_api.db.tasks import TaskRecord, TaskSort, TaskStatus
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 100
@@ -41,10 +41,16 @@ JSON_BODY = [Depends(require_json_body)]
 BODY_PROBLEMS = problem_responses(400, 413, 415)
 
 
-def _found(task: Task | None, task_id: int) -> Task:
+def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    # Records come from the database already valid: they are encoded as they are, not
+    # validated again through the response model (which documents them).
+    return Response(to_json(content), status_code, headers, media_type="application/json")
+
+
+def _found(task: TaskRecord | None, task_id: int) -> Response:
     if task is None:
         raise TaskNotFoundError(task_id)
-    return task
+    return _json(task)
 
 
 def _header(description: str) -> dict[str, Any]:
@@ -73,7 +79,6 @@ async def list_tasks(
     owner: CallerId,
     engine: EngineDep,
     request: Request,
-    response: Response,
     status: Annotated[TaskStatus, Query(description="Which tasks to include.")] = TaskStatus.ALL,
     sort: Annotated[
         TaskSort, Query(description="Sort key; a leading `-` means descending. Ties go by id.")
@@ -82,7 +87,7 @@ async def list_tasks(
         DEFAULT_PAGE_SIZE
     ),
     offset: Annotated[int, Query(ge=0, le=MAX_BIGINT, description="Tasks to skip.")] = 0,
-) -> list[Task]:
+) -> Response:
     """Newest first by default, paginated with `limit` and `offset`."""
     page = await task_queries.list_tasks(
         engine, owner=owner, status=status, sort=sort, limit=limit, offset=offset
@@ -95,10 +100,10 @@ async def list_tasks(
         prev_offset = max(min(offset, page.total) - limit, 0)
         prev_url = request.url.include_query_params(offset=prev_offset, limit=limit)
         links.append(f'<{prev_url}>; rel="prev"')
-    response.headers["X-Total-Count"] = str(page.total)
+    headers = {"X-Total-Count": str(page.total)}
     if links:
-        response.headers["Link"] = ", ".join(links)
-    return page.tasks
+        headers["Link"] = ", ".join(links)
+    return _json(page.tasks, headers=headers)
 
 
 @router.post(
@@ -111,8 +116,8 @@ async def list_tasks(
     responses={201: {"headers": {"Location": _header("URL of the new task.")}}, **BODY_PROBLEMS},
 )
 async def create_task(
-    owner: CallerId, engine: EngineDep, task_in: TaskCreate, request: Request, response: Response
-) -> Task:
+    owner: CallerId, engine: EngineDep, task_in: TaskCreate, request: Request
+) -> Response:
     """The title is trimmed; `completed` defaults to false."""
     task = await task_queries.create_task(
         engine,
@@ -121,10 +126,8 @@ async def create_task(
         description=task_in.description,
         completed=task_in.completed,
     )
-    response.headers["Location"] = str(
-        request.url_for("read_task", user_id=owner, task_id=str(task.id))
-    )
-    return task
+    location = request.url_for("read_task", user_id=owner, task_id=str(task["id"]))
+    return _json(task, status.HTTP_201_CREATED, {"Location": str(location)})
 
 
 @router.get(
@@ -134,7 +137,7 @@ async def create_task(
     response_model=TaskPublic,
     responses=problem_responses(404),
 )
-async def read_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Task:
+async def read_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Response:
     return _found(await task_queries.get_task(engine, owner=owner, task_id=task_id), task_id)
 
 
@@ -148,7 +151,7 @@ async def read_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Task
 )
 async def replace_task(
     owner: CallerId, engine: EngineDep, task_id: TaskId, task_in: TaskReplace
-) -> Task:
+) -> Response:
     """An absent `description` becomes null; an absent `completed` is left as it is."""
     task = await task_queries.update_task(
         engine, owner=owner, task_id=task_id, changes=task_in.changes()
@@ -166,7 +169,7 @@ async def replace_task(
 )
 async def update_task(
     owner: CallerId, engine: EngineDep, task_id: TaskId, task_in: TaskUpdate
-) -> Task:
+) -> Response:
     """Only the fields present change; `description: null` clears the description."""
     task = await task_queries.update_task(
         engine, owner=owner, task_id=task_id, changes=task_in.changes()
@@ -201,7 +204,7 @@ async def toggle_task_completion(
     engine: EngineDep,
     task_id: TaskId,
     completion: Annotated[TaskCompletion | None, Body()] = None,
-) -> Task:
+) -> Response:
     """Without a body the state flips; `{"completed": true|false}` sets it (idempotent)."""
     if completion is None or completion.completed is None:
         task = await task_queries.toggle_task(engine, owner=owner, task_id=task_id)
