@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Extra connections under bursts, closed again after use."
     )
     db_pool_timeout: float = Field(
-        default=2.0, gt=0, description="Seconds to wait for a pooled connection before 503."
+        default=3.0, gt=0, description="Seconds to wait for a pooled connection before 503."
     )
     db_connect_timeout: int = Field(
         default=4, ge=2, description="Seconds to establish a connection (libpq minimum: 2)."

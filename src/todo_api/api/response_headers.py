@@ -1,9 +1,10 @@
 """Headers every response carries."""
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_PREFIX = "/api/"
+_PUBLIC = ((b"x-content-type-options", b"nosniff"),)
+_PRIVATE = (*_PUBLIC, (b"cache-control", b"no-store"))
 
 
 class SecurityHeadersMiddleware:
@@ -16,14 +17,12 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        private = scope["path"].startswith(API_PREFIX)
+        # Appended as raw pairs: nothing else in the app sets these two headers.
+        extra = _PRIVATE if scope["path"].startswith(API_PREFIX) else _PUBLIC
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                if private:
-                    headers["Cache-Control"] = "no-store"
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -95,6 +95,9 @@ def _create_postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout,
         # Replaced before Neon's idle suspend (5 minutes) or a load balancer's idle cut.
         pool_recycle=settings.db_pool_recycle,
+        # In autocommit no transaction is ever left open, so nothing needs rolling back
+        # when a connection returns to the pool.
+        pool_reset_on_return="rollback" if timeout_per_transaction else None,
     )
     # Neon's suspend, a server restart or pg_terminate_backend close idle connections; spot
     # them as they leave the pool without a round trip (instead of pool_pre_ping's).

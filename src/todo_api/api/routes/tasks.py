@@ -33,7 +33,6 @@ TaskId = Annotated[
 router = APIRouter(
     prefix="/api/{user_id}/tasks",
     tags=["tasks"],
-    dependencies=[Depends(reject_repeated_query_parameters)],
     responses=problem_responses(422, 503),
 )
 # Operations that take a JSON body: its size and media type can be wrong too.
@@ -60,6 +59,8 @@ def _header(description: str) -> dict[str, Any]:
 @router.get(
     "",
     operation_id="list_tasks",
+    # The only operation with query parameters.
+    dependencies=[Depends(reject_repeated_query_parameters)],
     summary="List the caller's tasks",
     response_model=list[TaskPublic],
     responses={
