@@ -1534,9 +1534,10 @@ def render(results: Results, db: Database, args: argparse.Namespace, total_s: fl
         add("### The app's round trips, replayed by pgbench (16 clients)")
         add("")
         add(
-            "Each request of the app sends four messages in turn: the pool's pre-ping (`;`), "
-            "`BEGIN`, the statement, `ROLLBACK`/`COMMIT`. pgbench replays that sequence "
-            "(`SELECT 1` for the ping) to show what the protocol alone costs."
+            "Until commit 78dff1a each request of the app sent four messages in turn: the "
+            "pool's pre-ping (`;`), `BEGIN`, the statement, `ROLLBACK`/`COMMIT`; it now sends "
+            "the statement alone (autocommit, no pre-ping). pgbench replays the old sequence "
+            "(`SELECT 1` for the ping) to show what those messages cost."
         )
         add("")
         add("| endpoint | statement alone, tps | with ping + BEGIN + end, tps | cost |")

@@ -41,8 +41,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(
         default=0, ge=0, description="Extra connections under bursts, closed again after use."
     )
+    # As long as one statement may hold a connection: a request waiting for a connection
+    # is then only ever behind statements that are still allowed to run.
     db_pool_timeout: float = Field(
-        default=3.0, gt=0, description="Seconds to wait for a pooled connection before 503."
+        default=5.0, gt=0, description="Seconds to wait for a pooled connection before 503."
     )
     db_connect_timeout: int = Field(
         default=4, ge=2, description="Seconds to establish a connection (libpq minimum: 2)."
