@@ -4,6 +4,20 @@ from typing import Any
 
 import httpx
 
+#: Every field of a task as the API returns it; the contract frontends rely on.
+TASK_FIELDS = frozenset(
+    {
+        "id",
+        "user_id",
+        "title",
+        "description",
+        "completed",
+        "completed_at",
+        "created_at",
+        "updated_at",
+    }
+)
+
 
 def tasks_url(user: str) -> str:
     return f"/api/{user}/tasks"

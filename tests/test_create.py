@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import assert_problem, error_locations, tasks_url
+from tests.helpers import TASK_FIELDS, assert_problem, error_locations, tasks_url
 
 
 async def test_create_returns_the_task_with_location(
@@ -19,16 +19,7 @@ async def test_create_returns_the_task_with_location(
 
     assert response.status_code == 201
     task = response.json()
-    assert set(task) == {
-        "id",
-        "user_id",
-        "title",
-        "description",
-        "completed",
-        "completed_at",
-        "created_at",
-        "updated_at",
-    }
+    assert set(task) == TASK_FIELDS
     assert task["title"] == "Buy milk"
     assert task["description"] == "2 litres"
     assert task["user_id"] == "alice"

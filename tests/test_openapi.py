@@ -5,6 +5,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import TASK_FIELDS
+
 EXPECTED_OPERATIONS = {
     ("post", "/api/{user_id}/tasks"): "create_task",
     ("get", "/api/{user_id}/tasks"): "list_tasks",
@@ -66,16 +68,7 @@ async def test_response_headers_are_documented(schema: dict[str, Any]) -> None:
 
 async def test_task_schema_lists_every_field(schema: dict[str, Any]) -> None:
     task = schema["components"]["schemas"]["TaskPublic"]
-    assert set(task["properties"]) == {
-        "id",
-        "user_id",
-        "title",
-        "description",
-        "completed",
-        "completed_at",
-        "created_at",
-        "updated_at",
-    }
+    assert set(task["properties"]) == TASK_FIELDS
     # Every field is in every response, so generated clients need not treat any as optional.
     assert set(task["required"]) == set(task["properties"])
     create = schema["components"]["schemas"]["TaskCreate"]
