@@ -10,6 +10,9 @@ from tests.helpers import TASK_FIELDS
 EXPECTED_OPERATIONS = {
     ("post", "/api/{user_id}/tasks"): "create_task",
     ("get", "/api/{user_id}/tasks"): "list_tasks",
+    ("get", "/api/{user_id}/tasks/stats"): "get_task_stats",
+    ("post", "/api/{user_id}/tasks/complete-all"): "complete_all_tasks",
+    ("delete", "/api/{user_id}/tasks/completed"): "delete_completed_tasks",
     ("get", "/api/{user_id}/tasks/{task_id}"): "read_task",
     ("put", "/api/{user_id}/tasks/{task_id}"): "replace_task",
     ("patch", "/api/{user_id}/tasks/{task_id}"): "update_task",

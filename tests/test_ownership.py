@@ -93,6 +93,10 @@ async def test_every_statement_on_tasks_filters_by_owner(
     await client.patch(f"{url}/complete", json={"completed": False})
     for method in ("GET", "PUT", "PATCH", "DELETE"):
         await client.request(method, task_url("bob", task["id"]), json={"title": "x"})
+    await client.get(tasks_url("alice"), params={"q": "t", "status": "pending"})
+    await client.get(f"{tasks_url('alice')}/stats")
+    await client.post(f"{tasks_url('alice')}/complete-all", json={"completed": True})
+    await client.delete(f"{tasks_url('alice')}/completed")
     await client.delete(url)
 
     on_tasks = [sql for sql in statements if re.search(r"\btasks\b", sql)]

@@ -28,6 +28,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/{user_id}/tasks/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Count the caller's tasks
+         * @description Total, pending and completed, from one query.
+         */
+        get: operations["get_task_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/complete-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set every task of the caller to completed or pending
+         * @description One statement; `updated` counts the tasks whose state changed.
+         */
+        post: operations["complete_all_tasks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/tasks/completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete the caller's completed tasks
+         * @description One statement; pending tasks stay.
+         */
+        delete: operations["delete_completed_tasks"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/{user_id}/tasks/{task_id}": {
         parameters: {
             query?: never;
@@ -115,6 +175,27 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** BulkCompletion */
+        BulkCompletion: {
+            /** Completed */
+            completed: boolean;
+        };
+        /** BulkDeleteResult */
+        BulkDeleteResult: {
+            /**
+             * Deleted
+             * @description Tasks deleted.
+             */
+            deleted: number;
+        };
+        /** BulkUpdateResult */
+        BulkUpdateResult: {
+            /**
+             * Updated
+             * @description Tasks whose completion state changed.
+             */
+            updated: number;
+        };
         /** FieldError */
         FieldError: {
             /**
@@ -226,6 +307,18 @@ export interface components {
          */
         TaskSort: "-created_at" | "created_at" | "-updated_at" | "updated_at" | "title" | "-title";
         /**
+         * TaskStats
+         * @description The counters a todo list shows ("3 items left").
+         */
+        TaskStats: {
+            /** Total */
+            total: number;
+            /** Pending */
+            pending: number;
+            /** Completed */
+            completed: number;
+        };
+        /**
          * TaskStatus
          * @enum {string}
          */
@@ -288,6 +381,8 @@ export interface operations {
                 limit?: number;
                 /** @description Tasks to skip. */
                 offset?: number;
+                /** @description Only tasks whose title or description contains this text, ignoring case; `%` and `_` match themselves. */
+                q?: string | null;
             };
             header?: never;
             path: {
@@ -383,6 +478,160 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid; `errors` says where. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_task_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskStats"];
+                };
+            };
+            /** @description The request is invalid; `errors` says where. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    complete_all_tasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkCompletion"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkUpdateResult"];
+                };
+            };
+            /** @description The request body is not UTF-8 JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the configured limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is not declared as JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid; `errors` says where. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_completed_tasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkDeleteResult"];
                 };
             };
             /** @description The request is invalid; `errors` says where. */

@@ -165,7 +165,7 @@ async def _handle_database_unavailable(request: Request, exc: Exception) -> Prob
 async def _handle_unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
     # The route's template, not the concrete path: logs carry no user ids.
     route = request.scope.get("route")
-    path = getattr(route, "path", None) or "(no route)"
+    path = getattr(route, "path_format", None) or "(no route)"
     logger.error("Unhandled error on %s %s", request.method, path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred; it has been logged.")
 

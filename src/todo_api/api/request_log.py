@@ -52,7 +52,9 @@ class RequestLogMiddleware:
         Routing sets `scope["route"]`. A response made before routing (a CORS preflight, a body
         over the size limit) has none; its path is matched against the published templates.
         """
-        template = getattr(scope.get("route"), "path", None)
+        # path_format: the template without convertor suffixes ("{task_id}", not
+        # "{task_id:task_id}"), as the OpenAPI document spells it.
+        template = getattr(scope.get("route"), "path_format", None)
         if isinstance(template, str) and template:
             return template
         path: str = scope["path"]

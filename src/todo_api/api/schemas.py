@@ -146,3 +146,25 @@ class TaskPublic(TaskBase):
     completed_at: AwareDatetime | None
     created_at: AwareDatetime
     updated_at: AwareDatetime
+
+
+class TaskStats(SQLModel):
+    """The counters a todo list shows ("3 items left")."""
+
+    total: int
+    pending: int
+    completed: int
+
+
+class BulkCompletion(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    completed: StrictBool
+
+
+class BulkUpdateResult(SQLModel):
+    updated: int = Field(description="Tasks whose completion state changed.")
+
+
+class BulkDeleteResult(SQLModel):
+    deleted: int = Field(description="Tasks deleted.")

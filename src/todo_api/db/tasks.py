@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     BindParameter,
+    Boolean,
     ColumnElement,
     Integer,
     Row,
@@ -88,22 +89,46 @@ def _status_filter(status: TaskStatus) -> list[ColumnElement[bool]]:
     return []
 
 
-@cache
-def _count_query(status: TaskStatus) -> Select[Any]:
-    return (
-        select(func.count())
-        .select_from(tasks_table)
-        .where(_t.user_id == _OWNER, *_status_filter(status))
-    )
+def _matches(searching: bool) -> list[ColumnElement[bool]]:
+    if not searching:
+        return []
+    # Case-insensitive substring; the value is escaped (see _like_literal) so that `%` and
+    # `_` in it match themselves.
+    search = bindparam("search", type_=String())
+    return [
+        or_(
+            _t.title.icontains(search, escape=_LIKE_ESCAPE),
+            _t.description.icontains(search, escape=_LIKE_ESCAPE),
+        )
+    ]
+
+
+_LIKE_ESCAPE = "/"
+
+
+def _like_literal(text: str) -> str:
+    for special in (_LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, _LIKE_ESCAPE + special)
+    return text
+
+
+def _filters(status: TaskStatus, searching: bool) -> list[ColumnElement[bool]]:
+    return [_t.user_id == _OWNER, *_status_filter(status), *_matches(searching)]
 
 
 @cache
-def _page_query(status: TaskStatus, sort: TaskSort) -> Select[Any]:
+def _count_query(status: TaskStatus, searching: bool) -> Select[Any]:
+    return select(func.count()).select_from(tasks_table).where(*_filters(status, searching))
+
+
+@cache
+def _page_query(status: TaskStatus, sort: TaskSort, searching: bool) -> Select[Any]:
     # The count rides along as a scalar subquery: one round trip, and the page and the
     # total come from the same snapshot.
+    count = _count_query(status, searching).scalar_subquery().label("total")
     return (
-        select(tasks_table, _count_query(status).scalar_subquery().label("total"))
-        .where(_t.user_id == _OWNER, *_status_filter(status))
+        select(tasks_table, count)
+        .where(*_filters(status, searching))
         .order_by(*_ORDERINGS[sort])
         .limit(bindparam("limit", type_=Integer()))
         .offset(bindparam("offset", type_=BigInteger()))
@@ -123,6 +148,20 @@ _TOGGLE = (
     .returning(tasks_table)
 )
 _DELETE = delete(tasks_table).where(*_ONE_TASK).returning(_t.id)
+_STATS = select(
+    func.count().label("total"), func.count().filter(_t.completed).label("completed")
+).where(_t.user_id == _OWNER)
+_NEW_STATE = bindparam("completed", type_=Boolean())
+_SET_ALL = (
+    update(tasks_table)
+    .where(_t.user_id == _OWNER, _t.completed.is_distinct_from(_NEW_STATE))
+    .values(
+        completed=_NEW_STATE,
+        completed_at=case((_NEW_STATE, _NOW), else_=null()),
+        updated_at=_NOW,
+    )
+)
+_DELETE_COMPLETED = delete(tasks_table).where(_t.user_id == _OWNER, _t.completed.is_(True))
 
 
 def _new(name: str) -> BindParameter[Any]:
@@ -158,16 +197,25 @@ async def list_tasks(
     sort: TaskSort = TaskSort.NEWEST,
     limit: int,
     offset: int = 0,
+    search: str | None = None,
 ) -> TaskPage:
-    params = {"owner": owner, "limit": limit, "offset": offset}
+    """A page of the owner's tasks; `search` keeps those whose title or description has it."""
+    searching = search is not None
+    params = {
+        "owner": owner,
+        "limit": limit,
+        "offset": offset,
+        "search": None if search is None else _like_literal(search),
+    }
     async with engine.connect() as connection:
-        rows = (await connection.execute(_page_query(status, sort), params)).all()
+        rows = (await connection.execute(_page_query(status, sort, searching), params)).all()
         if rows:
             total = int(rows[0].total)
         elif offset == 0:
             total = 0
         else:
-            total = (await connection.execute(_count_query(status), params)).scalar_one()
+            count = _count_query(status, searching)
+            total = (await connection.execute(count, params)).scalar_one()
     return TaskPage(tasks=[_record(row) for row in rows], total=total)
 
 
@@ -233,3 +281,35 @@ async def delete_task(engine: AsyncEngine, *, owner: str, task_id: int) -> bool:
     async with engine.begin() as connection:
         deleted = (await connection.execute(_DELETE, {"owner": owner, "task_id": task_id})).first()
     return deleted is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    total: int
+    completed: int
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.completed
+
+
+async def count_tasks(engine: AsyncEngine, *, owner: str) -> TaskCounts:
+    """How many tasks the owner has, and how many are completed, in one statement."""
+    async with engine.connect() as connection:
+        row = (await connection.execute(_STATS, {"owner": owner})).one()
+    return TaskCounts(total=int(row.total), completed=int(row.completed))
+
+
+async def set_all_completed(engine: AsyncEngine, *, owner: str, completed: bool) -> int:
+    """Set every task of the owner to `completed`; returns how many changed state."""
+    params = {"owner": owner, "completed": completed, "now": datetime.now(UTC)}
+    async with engine.begin() as connection:
+        result = await connection.execute(_SET_ALL, params)
+    return int(result.rowcount)
+
+
+async def delete_completed(engine: AsyncEngine, *, owner: str) -> int:
+    """Delete the owner's completed tasks; returns how many."""
+    async with engine.begin() as connection:
+        result = await connection.execute(_DELETE_COMPLETED, {"owner": owner})
+    return int(result.rowcount)

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic_core import to_json
+from starlette.convertors import Convertor, register_url_convertor
 
 from todo_api.api.caller import CallerId
 from todo_api.api.dependencies import (
@@ -13,10 +14,14 @@ from todo_api.api.dependencies import (
 )
 from todo_api.api.problems import TaskNotFoundError, problem_responses
 from todo_api.api.schemas import (
+    BulkCompletion,
+    BulkDeleteResult,
+    BulkUpdateResult,
     TaskCompletion,
     TaskCreate,
     TaskPublic,
     TaskReplace,
+    TaskStats,
     TaskUpdate,
 )
 from todo_api.db import tasks as task_queries
@@ -25,10 +30,28 @@ from todo_api.db.tasks import TaskRecord, TaskSort, TaskStatus
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 100
 MAX_BIGINT = 2**63 - 1
+SEARCH_MAX_LENGTH = 200
 
 TaskId = Annotated[
     int, Path(ge=1, le=MAX_BIGINT, description="The task's id, a positive 64-bit integer.")
 ]
+
+# Fixed sub-paths of the collection. The task id segment never matches them, so a method
+# they do not allow answers 405 instead of reaching "/{task_id}" as a malformed id.
+STATS, COMPLETED, COMPLETE_ALL = "stats", "completed", "complete-all"
+
+
+class _TaskIdSegment(Convertor[str]):
+    regex = rf"(?!(?:{STATS}|{COMPLETED}|{COMPLETE_ALL})(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value  # validated as an integer by the TaskId parameter, with a 422
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("task_id", _TaskIdSegment())
 
 router = APIRouter(
     prefix="/api/{user_id}/tasks",
@@ -88,10 +111,20 @@ async def list_tasks(
         DEFAULT_PAGE_SIZE
     ),
     offset: Annotated[int, Query(ge=0, le=MAX_BIGINT, description="Tasks to skip.")] = 0,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=SEARCH_MAX_LENGTH,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="Only tasks whose title or description contains this text, "
+            "ignoring case; `%` and `_` match themselves.",
+        ),
+    ] = None,
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`."""
     page = await task_queries.list_tasks(
-        engine, owner=owner, status=status, sort=sort, limit=limit, offset=offset
+        engine, owner=owner, status=status, sort=sort, limit=limit, offset=offset, search=q
     )
     links = []
     if offset + limit < page.total:
@@ -132,7 +165,48 @@ async def create_task(
 
 
 @router.get(
-    "/{task_id}",
+    f"/{STATS}",
+    operation_id="get_task_stats",
+    summary="Count the caller's tasks",
+    response_model=TaskStats,
+)
+async def get_task_stats(owner: CallerId, engine: EngineDep) -> Response:
+    """Total, pending and completed, from one query."""
+    counts = await task_queries.count_tasks(engine, owner=owner)
+    return _json({"total": counts.total, "pending": counts.pending, "completed": counts.completed})
+
+
+@router.post(
+    f"/{COMPLETE_ALL}",
+    operation_id="complete_all_tasks",
+    summary="Set every task of the caller to completed or pending",
+    response_model=BulkUpdateResult,
+    dependencies=JSON_BODY,
+    responses=BODY_PROBLEMS,
+)
+async def complete_all_tasks(
+    owner: CallerId, engine: EngineDep, completion: BulkCompletion
+) -> Response:
+    """One statement; `updated` counts the tasks whose state changed."""
+    updated = await task_queries.set_all_completed(
+        engine, owner=owner, completed=completion.completed
+    )
+    return _json({"updated": updated})
+
+
+@router.delete(
+    f"/{COMPLETED}",
+    operation_id="delete_completed_tasks",
+    summary="Delete the caller's completed tasks",
+    response_model=BulkDeleteResult,
+)
+async def delete_completed_tasks(owner: CallerId, engine: EngineDep) -> Response:
+    """One statement; pending tasks stay."""
+    return _json({"deleted": await task_queries.delete_completed(engine, owner=owner)})
+
+
+@router.get(
+    "/{task_id:task_id}",
     operation_id="read_task",
     summary="Read one task",
     response_model=TaskPublic,
@@ -143,7 +217,7 @@ async def read_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Resp
 
 
 @router.put(
-    "/{task_id}",
+    "/{task_id:task_id}",
     operation_id="replace_task",
     summary="Replace a task",
     response_model=TaskPublic,
@@ -161,7 +235,7 @@ async def replace_task(
 
 
 @router.patch(
-    "/{task_id}",
+    "/{task_id:task_id}",
     operation_id="update_task",
     summary="Update some fields of a task",
     response_model=TaskPublic,
@@ -179,7 +253,7 @@ async def update_task(
 
 
 @router.delete(
-    "/{task_id}",
+    "/{task_id:task_id}",
     operation_id="delete_task",
     summary="Delete a task",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -193,7 +267,7 @@ async def delete_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Re
 
 
 @router.patch(
-    "/{task_id}/complete",
+    "/{task_id:task_id}/complete",
     operation_id="toggle_task_completion",
     summary="Toggle or set a task's completion",
     response_model=TaskPublic,
