@@ -11,9 +11,10 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
-from sqlalchemy import URL, make_url, text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.helpers import libpq_url
 from todo_api.app import create_app
 from todo_api.settings import Settings
 
@@ -43,10 +44,6 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def _libpq_url(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 class PostgresServer:
     """Creates and drops throwaway databases on the server at TEST_DATABASE_URL."""
 
@@ -54,18 +51,18 @@ class PostgresServer:
         self.admin_url = make_url(admin_url)
 
     def check_reachable(self) -> None:
-        with psycopg.connect(_libpq_url(self.admin_url), connect_timeout=5) as connection:
+        with psycopg.connect(libpq_url(self.admin_url), connect_timeout=5) as connection:
             connection.execute("SELECT 1")
 
     def create_database(self) -> str:
         name = f"todo_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(_libpq_url(self.admin_url), autocommit=True) as connection:
+        with psycopg.connect(libpq_url(self.admin_url), autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
-        return _libpq_url(self.admin_url.set(database=name))
+        return libpq_url(self.admin_url.set(database=name))
 
     def drop_database(self, database_url: str) -> None:
         name = make_url(database_url).database
-        with psycopg.connect(_libpq_url(self.admin_url), autocommit=True) as connection:
+        with psycopg.connect(libpq_url(self.admin_url), autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 import httpx
+from sqlalchemy import URL, make_url
 
 #: Every field of a task as the API returns it; the contract frontends rely on.
 TASK_FIELDS = frozenset(
@@ -17,6 +18,19 @@ TASK_FIELDS = frozenset(
         "updated_at",
     }
 )
+
+
+def libpq_url(database_url: str | URL) -> str:
+    """A PostgreSQL URL as libpq (psycopg.connect) takes it: no SQLAlchemy driver suffix."""
+    url = make_url(database_url)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sync_url(database_url: str) -> str:
+    """The same database for SQLAlchemy's synchronous drivers (psycopg or sqlite3)."""
+    url = make_url(database_url)
+    driver = "postgresql+psycopg" if url.get_backend_name() == "postgresql" else "sqlite"
+    return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def tasks_url(user: str) -> str:

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 import psycopg
 from sqlalchemy import make_url
 
+from tests.helpers import libpq_url
+
 
 @contextmanager
 def row_locked(database_url: str, task_id: int) -> Iterator[None]:
@@ -21,8 +23,7 @@ def row_locked(database_url: str, task_id: int) -> Iterator[None]:
             lock.execute("ROLLBACK")
             lock.close()
         return
-    libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq_url) as connection:
+    with psycopg.connect(libpq_url(url)) as connection:
         connection.execute("SELECT id FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
         try:
             yield

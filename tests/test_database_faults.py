@@ -11,10 +11,9 @@ import httpx
 import psycopg
 import pytest
 from alembic import command
-from sqlalchemy import make_url
 
 from tests.conftest import alembic_config
-from tests.helpers import assert_problem, create, task_url, tasks_url
+from tests.helpers import assert_problem, create, libpq_url, task_url, tasks_url
 from tests.locks import row_locked
 from tests.private_postgres import PrivatePostgres
 from todo_api.app import create_app
@@ -46,10 +45,6 @@ def private_postgres(backend: str) -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.remove()
-
-
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _wait_for(predicate: Callable[[], Any], seconds: float) -> None:
@@ -116,7 +111,7 @@ async def test_terminated_connections_never_reach_a_client(
     # Fill the pool with several connections, as a busy service would have.
     await asyncio.gather(*(client.get(tasks_url("alice")) for _ in range(8)))
 
-    with psycopg.connect(_libpq(database_url), autocommit=True) as admin:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
         terminated = admin.execute(
             # With a timeout it returns once each backend is gone, as a suspend is
             # complete long before the next request arrives.

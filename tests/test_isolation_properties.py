@@ -14,9 +14,9 @@ from hypothesis.stateful import (
     invariant,
     rule,
 )
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
-from tests.helpers import task_url, tasks_url
+from tests.helpers import sync_url, task_url, tasks_url
 from todo_api.api.caller import USER_ID_PATTERN
 from todo_api.app import create_app
 from todo_api.settings import Settings
@@ -42,9 +42,7 @@ class TwoUsers(RuleBasedStateMachine):
 
     @initialize(users=st.lists(user_ids, min_size=2, max_size=2, unique=True))
     def start(self, users: list[str]) -> None:
-        url = make_url(self.database_url)
-        driver = "postgresql+psycopg" if url.get_backend_name() == "postgresql" else "sqlite"
-        engine = create_engine(url.set(drivername=driver))
+        engine = create_engine(sync_url(self.database_url))
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM tasks"))
         engine.dispose()

@@ -21,13 +21,13 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     inspect,
-    make_url,
     text,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import PROJECT_ROOT, alembic_config
+from tests.helpers import sync_url
 from todo_api.db.models import Task
 
 INDEX_NAME = "ix_tasks_user_id_created_at_id"
@@ -58,12 +58,6 @@ VALID_TASK: dict[str, Any] = {
     "created_at": NOW,
     "updated_at": NOW,
 }
-
-
-def sync_url(database_url: str) -> str:
-    url = make_url(database_url)
-    driver = "postgresql+psycopg" if url.get_backend_name() == "postgresql" else "sqlite"
-    return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def head_revision() -> str | None:
