@@ -107,6 +107,8 @@ class RequestLogMiddleware:
         current_request_id.reset(token)
 
     def _log(self, scope: Scope, status: int | None, start: float, request_id: str) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return  # below the configured level: skip matching the route and building fields
         duration_ms = round((time.perf_counter() - start) * 1000, 3)
         fields: dict[str, Any] = {
             "method": scope["method"],
