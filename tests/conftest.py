@@ -129,10 +129,11 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def engine(app: FastAPI) -> AsyncEngine:
-    """The app's engine, with the tasks table emptied for this test."""
+    """The app's engine, with the tasks and idempotency keys emptied for this test."""
     engine: AsyncEngine = app.state.engine
     async with engine.begin() as connection:
         await connection.execute(text("DELETE FROM tasks"))
+        await connection.execute(text("DELETE FROM idempotency_keys"))
     return engine
 
 

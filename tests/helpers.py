@@ -16,6 +16,7 @@ TASK_FIELDS = frozenset(
         "completed_at",
         "created_at",
         "updated_at",
+        "etag",
     }
 )
 

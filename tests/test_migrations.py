@@ -97,10 +97,13 @@ def migrated_engine(new_database: Callable[[], str]) -> Iterator[Engine]:
     engine.dispose()
 
 
+TABLES = {"alembic_version", "tasks", "idempotency_keys"}
+
+
 def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
     inspector = inspect(migrated_engine)
 
-    assert set(inspector.get_table_names()) == {"alembic_version", "tasks"}
+    assert set(inspector.get_table_names()) == TABLES
     columns = {column["name"]: column["nullable"] for column in inspector.get_columns("tasks")}
     assert columns == {
         "id": False,
@@ -111,6 +114,7 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         "completed_at": True,
         "created_at": False,
         "updated_at": False,
+        "version": False,
     }
     assert inspector.get_pk_constraint("tasks")["constrained_columns"] == ["id"]
     indexes = [
@@ -216,7 +220,7 @@ def test_downgrade_base_then_upgrade_head_round_trips(
     command.upgrade(config, "head")
 
     inspector = inspect(engine)
-    assert set(inspector.get_table_names()) == {"alembic_version", "tasks"}
+    assert set(inspector.get_table_names()) == TABLES
     assert [index["name"] for index in inspector.get_indexes("tasks")] == [INDEX_NAME]
     with engine.begin() as connection:
         assert current_revision(connection) == head_revision()
@@ -227,6 +231,48 @@ def test_downgrade_base_then_upgrade_head_round_trips(
             connection.begin_nested(),
         ):
             insert_task(connection, title="")
+
+
+def test_upgrade_to_versions_keeps_existing_tasks_at_version_one(
+    fresh_database: tuple[str, Engine],
+) -> None:
+    url, engine = fresh_database
+    config = alembic_config(url)
+    command.upgrade(config, "0001")
+    with engine.begin() as connection:
+        insert_task(connection, title="Made before ETags")
+
+    command.upgrade(config, "head")
+
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT title, version FROM tasks")).all()
+    assert [tuple(row) for row in rows] == [("Made before ETags", 1)]
+
+    command.downgrade(config, "0001")
+
+    assert "idempotency_keys" not in inspect(engine).get_table_names()
+    assert "version" not in {column["name"] for column in inspect(engine).get_columns("tasks")}
+    with engine.connect() as connection:
+        titles = connection.execute(text("SELECT title FROM tasks")).scalars().all()
+    assert titles == ["Made before ETags"]
+
+
+def test_idempotency_keys_keep_a_response_and_its_task_together(
+    migrated_engine: Engine,
+) -> None:
+    insert_key = text(
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, claim, created_at, task_id,"
+        " response) VALUES ('alice', 'k', 'f', 'c', :created_at, :task_id, :response)"
+    ).bindparams(bindparam("created_at", type_=DateTime(timezone=True)))
+    with migrated_engine.connect() as connection:
+        with pytest.raises(DBAPIError, match="ck_idempotency_keys_response_names_its_task"):
+            insert_key_row = {"created_at": NOW, "task_id": 1, "response": None}
+            connection.execute(insert_key, insert_key_row)
+        connection.rollback()
+        connection.execute(insert_key, {"created_at": NOW, "task_id": None, "response": None})
+        with pytest.raises(DBAPIError, match="pk_idempotency_keys|UNIQUE"):
+            connection.execute(insert_key, {"created_at": NOW, "task_id": 1, "response": "{}"})
+        connection.rollback()
 
 
 def test_migrations_use_the_migration_url_when_set(

@@ -1,9 +1,11 @@
 """Schemathesis, with all its checks, against the live server and its own OpenAPI document."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import PROJECT_ROOT
 from tests.live_server import running_server
 
 # Bounded so the run takes seconds per backend; every phase (examples, coverage, fuzzing,
@@ -17,6 +19,8 @@ def test_schemathesis_finds_nothing(migrated_url: str, tmp_path: Path) -> None:
         result = subprocess.run(
             [
                 str(Path(sys.executable).parent / "st"),
+                "--config-file",
+                str(PROJECT_ROOT / "tests" / "schemathesis.toml"),
                 "run",
                 f"{client.base_url}/openapi.json",
                 "--checks",
@@ -31,6 +35,8 @@ def test_schemathesis_finds_nothing(migrated_url: str, tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT_SECONDS,
+            cwd=PROJECT_ROOT,
+            env=os.environ | {"SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks"},
         )
     assert result.returncode == 0, result.stdout[-20_000:] + result.stderr[-5_000:]
     assert "failures" not in result.stdout.splitlines()[-1]

@@ -18,7 +18,24 @@ from todo_api.db.engine import DatabaseAvailability, create_engine
 from todo_api.settings import Settings, get_settings
 
 # Headers a browser frontend must be allowed to read on cross-origin responses.
-EXPOSED_HEADERS = ["Location", "Link", "X-Total-Count", "Retry-After", "X-Request-ID"]
+EXPOSED_HEADERS = [
+    "Location",
+    "Link",
+    "X-Total-Count",
+    "Retry-After",
+    "X-Request-ID",
+    "ETag",
+    "Idempotent-Replayed",
+]
+# Request headers beyond the CORS-safelisted ones that a frontend sends.
+ALLOWED_HEADERS = [
+    "Content-Type",
+    "Authorization",
+    "X-Request-ID",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Content-Type", "Authorization"],
+            allow_headers=ALLOWED_HEADERS,
             expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(RequestLogMiddleware)  # last added = outermost: sees every response

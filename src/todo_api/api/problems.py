@@ -84,6 +84,30 @@ class TaskNotFoundError(ProblemError):
         super().__init__(404, f"Task {task_id} was not found.", type_="urn:todo-api:task-not-found")
 
 
+class PreconditionFailedError(ProblemError):
+    """If-Match named other versions; the current ETag goes back so the client can catch up."""
+
+    def __init__(self, task_id: int, current_etag: str) -> None:
+        super().__init__(
+            412,
+            f"Task {task_id} has changed since the ETag in If-Match; nothing was changed. "
+            "Read it again and retry.",
+            type_="urn:todo-api:precondition-failed",
+            headers={"ETag": current_etag},
+        )
+
+
+class IdempotencyKeyInFlightError(ProblemError):
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "A request with this Idempotency-Key is still in progress; retry shortly to get "
+            "its response.",
+            type_="urn:todo-api:idempotency-key-in-flight",
+            headers={"Retry-After": "1"},
+        )
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -186,6 +210,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "The request body is not UTF-8 JSON.",
         404: "The task does not exist or belongs to someone else.",
+        409: "A request with the same `Idempotency-Key` is still in progress.",
+        412: "`If-Match` does not name the task's current ETag, which is sent back in `ETag`.",
         413: "The request body is larger than the configured limit.",
         415: "The request body is not declared as JSON.",
         422: "The request is invalid; `errors` says where.",

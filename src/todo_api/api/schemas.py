@@ -146,6 +146,10 @@ class TaskPublic(TaskBase):
     completed_at: AwareDatetime | None
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    etag: str = Field(
+        description="The task's current ETag, as in the `ETag` header: send it in `If-Match` "
+        "to change the task only if nobody else has since."
+    )
 
 
 class TaskStats(SQLModel):

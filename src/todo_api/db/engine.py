@@ -3,13 +3,15 @@
 import asyncio
 import logging
 import select
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 from psycopg.pq import ConnStatus
 from sqlalchemy import URL, Connection, event, make_url, text
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from todo_api.settings import DEFAULT_SQLITE_FILE, Settings
 
@@ -148,6 +150,20 @@ def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction for several statements that must land together or not at all.
+
+    On PostgreSQL the engine runs in autocommit (see above), where `begin()` would not
+    make one; this connection leaves autocommit until it returns to the pool.
+    """
+    async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = await connection.execution_options(isolation_level="READ COMMITTED")
+        async with connection.begin():
+            yield connection
 
 
 class DatabaseAvailability:

@@ -12,7 +12,10 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    String,
     Table,
+    Text,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -91,6 +94,40 @@ class Task(TaskBase, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    # Raised by every write that changes the task; the ETag is built from it, and a
+    # conditional write compares it in its WHERE clause.
+    version: int = Field(
+        default=1, sa_column=Column(BigInteger(), nullable=False, server_default=text("1"))
+    )
 
 
 tasks_table: Table = Task.__table__  # type: ignore[attr-defined]
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A create request made with an `Idempotency-Key`, and the response it got.
+
+    A row without a response is a claim: its request is still in flight.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        # Expired keys are deleted by age across all users.
+        Index("ix_idempotency_keys_created_at", "created_at"),
+        CheckConstraint("(task_id IS NULL) = (response IS NULL)", name="response_names_its_task"),
+    )
+
+    user_id: str = Field(max_length=USER_ID_MAX_LENGTH, primary_key=True)
+    key: str = Field(max_length=IDEMPOTENCY_KEY_MAX_LENGTH, primary_key=True)
+    #: SHA-256 of the request body as canonical JSON.
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    #: Random; only the request holding this claim may complete it.
+    claim: str = Field(sa_column=Column(String(32), nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    task_id: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    response: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
+
+
+idempotency_keys_table: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]

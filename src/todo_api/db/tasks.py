@@ -1,6 +1,6 @@
 """Every query on tasks. Each function takes the owner and filters by it in SQL."""
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,7 +27,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import ReturningDelete
 
 from todo_api.db.models import UTCDateTime, tasks_table
 
@@ -67,6 +68,14 @@ _ORDERINGS: dict[TaskSort, tuple[ColumnElement[Any], ...]] = {
 TaskRecord = dict[str, Any]
 
 
+class VersionMismatchError(Exception):
+    """A conditional write found the task at another version; nothing was changed."""
+
+    def __init__(self, current: TaskRecord) -> None:
+        super().__init__(f"task {current['id']} is at version {current['version']}")
+        self.current = current
+
+
 @dataclass(frozen=True, slots=True)
 class TaskPage:
     tasks: list[TaskRecord]
@@ -79,6 +88,13 @@ _OWNER = bindparam("owner", type_=String())
 _TASK_ID = bindparam("task_id", type_=BigInteger())
 _NOW = bindparam("now", type_=UTCDateTime())
 _ONE_TASK = (_t.user_id == _OWNER, _t.id == _TASK_ID)
+# A conditional write names the versions it may overwrite; checking them in the write's
+# own WHERE makes check and write one atomic step.
+_AT_EXPECTED_VERSION = _t.version.in_(bindparam("versions", expanding=True))
+
+
+def _one_task(conditional: bool) -> tuple[ColumnElement[bool], ...]:
+    return (*_ONE_TASK, _AT_EXPECTED_VERSION) if conditional else _ONE_TASK
 
 
 def _status_filter(status: TaskStatus) -> list[ColumnElement[bool]]:
@@ -137,17 +153,28 @@ def _page_query(status: TaskStatus, sort: TaskSort, searching: bool) -> Select[A
 
 _READ = select(tasks_table).where(*_ONE_TASK)
 _INSERT = tasks_table.insert().returning(tasks_table)
-_TOGGLE = (
-    update(tasks_table)
-    .where(*_ONE_TASK)
-    .values(
-        completed=not_(_t.completed),
-        completed_at=case((_t.completed, null()), else_=_NOW),
-        updated_at=_NOW,
+
+
+@cache
+def _toggle_query(conditional: bool) -> Update:
+    return (
+        update(tasks_table)
+        .where(*_one_task(conditional))
+        .values(
+            completed=not_(_t.completed),
+            completed_at=case((_t.completed, null()), else_=_NOW),
+            updated_at=_NOW,
+            version=_t.version + 1,
+        )
+        .returning(tasks_table)
     )
-    .returning(tasks_table)
-)
-_DELETE = delete(tasks_table).where(*_ONE_TASK).returning(_t.id)
+
+
+@cache
+def _delete_query(conditional: bool) -> ReturningDelete[Any]:
+    return delete(tasks_table).where(*_one_task(conditional)).returning(_t.id)
+
+
 _STATS = select(
     func.count().label("total"), func.count().filter(_t.completed).label("completed")
 ).where(_t.user_id == _OWNER)
@@ -159,6 +186,7 @@ _SET_ALL = (
         completed=_NEW_STATE,
         completed_at=case((_NEW_STATE, _NOW), else_=null()),
         updated_at=_NOW,
+        version=_t.version + 1,
     )
 )
 _DELETE_COMPLETED = delete(tasks_table).where(_t.user_id == _OWNER, _t.completed.is_(True))
@@ -170,17 +198,18 @@ def _new(name: str) -> BindParameter[Any]:
 
 
 @cache
-def _update_query(fields: frozenset[str]) -> Update:
+def _update_query(fields: frozenset[str], conditional: bool) -> Update:
     values: dict[str, Any] = {name: _new(name) for name in fields}
-    differs = [_t[name].is_distinct_from(_new(name)) for name in fields]
-    values["updated_at"] = case((or_(*differs), _NOW), else_=_t.updated_at)
+    differs = or_(*(_t[name].is_distinct_from(_new(name)) for name in fields))
+    values["updated_at"] = case((differs, _NOW), else_=_t.updated_at)
+    values["version"] = case((differs, _t.version + 1), else_=_t.version)
     if "completed" in fields:
         becomes_complete = case((_new("completed"), _NOW), else_=null())
         values["completed_at"] = case(
             (_t.completed.is_distinct_from(_new("completed")), becomes_complete),
             else_=_t.completed_at,
         )
-    return update(tasks_table).where(*_ONE_TASK).values(values).returning(tasks_table)
+    return update(tasks_table).where(*_one_task(conditional)).values(values).returning(tasks_table)
 
 
 def _record(row: Row[Any]) -> TaskRecord:
@@ -225,62 +254,130 @@ async def get_task(engine: AsyncEngine, *, owner: str, task_id: int) -> TaskReco
     return None if row is None else _record(row)
 
 
-async def create_task(
-    engine: AsyncEngine,
-    *,
-    owner: str,
-    title: str,
-    description: str | None,
-    completed: bool,
-) -> TaskRecord:
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """What a client gives to create a task."""
+
+    title: str
+    description: str | None = None
+    completed: bool = False
+
+
+async def insert_task(connection: AsyncConnection, *, owner: str, task: NewTask) -> TaskRecord:
+    """Insert within the caller's transaction (see `create_task` for one on its own)."""
     now = datetime.now(UTC)
     values = {
         "user_id": owner,
-        "title": title,
-        "description": description,
-        "completed": completed,
-        "completed_at": now if completed else None,
+        "title": task.title,
+        "description": task.description,
+        "completed": task.completed,
+        "completed_at": now if task.completed else None,
         "created_at": now,
         "updated_at": now,
     }
+    return _record((await connection.execute(_INSERT, values)).one())
+
+
+async def create_task(engine: AsyncEngine, *, owner: str, task: NewTask) -> TaskRecord:
     async with engine.begin() as connection:
-        row = (await connection.execute(_INSERT, values)).one()
-    return _record(row)
+        return await insert_task(connection, owner=owner, task=task)
+
+
+async def _missed_write(
+    engine: AsyncEngine, *, owner: str, task_id: int, versions: Collection[int] | None
+) -> None:
+    """After a write matched no row: raise if that was the version check, not the task."""
+    if versions is None:
+        return
+    current = await get_task(engine, owner=owner, task_id=task_id)
+    if current is not None:
+        raise VersionMismatchError(current)
+
+
+def _condition(
+    params: dict[str, Any], versions: Collection[int] | None
+) -> tuple[dict[str, Any], bool]:
+    if versions is None:
+        return params, False
+    return params | {"versions": list(versions)}, True
 
 
 async def update_task(
-    engine: AsyncEngine, *, owner: str, task_id: int, changes: Mapping[str, Any]
+    engine: AsyncEngine,
+    *,
+    owner: str,
+    task_id: int,
+    changes: Mapping[str, Any],
+    if_version_in: Collection[int] | None = None,
 ) -> TaskRecord | None:
     """Apply `changes` (a subset of the editable fields) in one statement.
 
-    `updated_at` moves only if some value really differs, and `completed_at` only when the
-    completion state flips, so repeating a request changes nothing.
+    `updated_at` and `version` move only if some value really differs, and `completed_at`
+    only when the completion state flips, so repeating a request changes nothing. With
+    `if_version_in`, the task changes only if its version is one of those; otherwise
+    VersionMismatchError. None means no such task for this owner.
     """
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
-    if not changes:
-        return await get_task(engine, owner=owner, task_id=task_id)
+    if not changes or (if_version_in is not None and not if_version_in):
+        # Nothing to write, or no version could match: a read decides the answer.
+        task = await get_task(engine, owner=owner, task_id=task_id)
+        if task is not None and if_version_in is not None and task["version"] not in if_version_in:
+            raise VersionMismatchError(task)
+        return task
     params = {f"new_{name}": value for name, value in changes.items()}
     params |= {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
+    params, conditional = _condition(params, if_version_in)
+    statement = _update_query(frozenset(changes), conditional)
     async with engine.begin() as connection:
-        row = (await connection.execute(_update_query(frozenset(changes)), params)).first()
-    return None if row is None else _record(row)
+        row = (await connection.execute(statement, params)).first()
+    if row is None:
+        await _missed_write(engine, owner=owner, task_id=task_id, versions=if_version_in)
+        return None
+    return _record(row)
 
 
-async def toggle_task(engine: AsyncEngine, *, owner: str, task_id: int) -> TaskRecord | None:
-    """Flip completion atomically: the database reads and writes the flag in one statement."""
-    params = {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
+async def toggle_task(
+    engine: AsyncEngine,
+    *,
+    owner: str,
+    task_id: int,
+    if_version_in: Collection[int] | None = None,
+) -> TaskRecord | None:
+    """Flip completion atomically: the database reads and writes the flag in one statement.
+
+    `if_version_in` works as in `update_task`.
+    """
+    params, conditional = _condition(
+        {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}, if_version_in
+    )
     async with engine.begin() as connection:
-        row = (await connection.execute(_TOGGLE, params)).first()
-    return None if row is None else _record(row)
+        row = (await connection.execute(_toggle_query(conditional), params)).first()
+    if row is None:
+        await _missed_write(engine, owner=owner, task_id=task_id, versions=if_version_in)
+        return None
+    return _record(row)
 
 
-async def delete_task(engine: AsyncEngine, *, owner: str, task_id: int) -> bool:
-    """Delete one task; False when the owner has no such task."""
+async def delete_task(
+    engine: AsyncEngine,
+    *,
+    owner: str,
+    task_id: int,
+    if_version_in: Collection[int] | None = None,
+) -> bool:
+    """Delete one task; False when the owner has no such task.
+
+    `if_version_in` works as in `update_task`.
+    """
+    params, conditional = _condition({"owner": owner, "task_id": task_id}, if_version_in)
     async with engine.begin() as connection:
-        deleted = (await connection.execute(_DELETE, {"owner": owner, "task_id": task_id})).first()
-    return deleted is not None
+        deleted = (await connection.execute(_delete_query(conditional), params)).first()
+    if deleted is None:
+        await _missed_write(engine, owner=owner, task_id=task_id, versions=if_version_in)
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

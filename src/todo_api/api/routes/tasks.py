@@ -1,18 +1,36 @@
 """The task endpoints: thin translation between HTTP and `todo_api.db.tasks`."""
 
-from typing import Annotated, Any
+import json
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic_core import to_json
 from starlette.convertors import Convertor, register_url_convertor
 
 from todo_api.api.caller import CallerId
+from todo_api.api.conditional import (
+    IfMatch,
+    IfNoneMatch,
+    content_etag,
+    etag_header,
+    matching_versions,
+    none_match,
+    task_etag,
+)
 from todo_api.api.dependencies import (
     EngineDep,
     reject_repeated_query_parameters,
     require_json_body,
 )
-from todo_api.api.problems import TaskNotFoundError, problem_responses
+from todo_api.api.idempotency import IdempotencyKey, request_fingerprint
+from todo_api.api.problems import (
+    IdempotencyKeyInFlightError,
+    PreconditionFailedError,
+    TaskNotFoundError,
+    problem_responses,
+)
 from todo_api.api.schemas import (
     BulkCompletion,
     BulkDeleteResult,
@@ -24,8 +42,11 @@ from todo_api.api.schemas import (
     TaskStats,
     TaskUpdate,
 )
+from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
-from todo_api.db.tasks import TaskRecord, TaskSort, TaskStatus
+from todo_api.db.tasks import NewTask, TaskRecord, TaskSort, TaskStatus, VersionMismatchError
+
+_T = TypeVar("_T")
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 100
@@ -69,14 +90,62 @@ def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None =
     return Response(to_json(content), status_code, headers, media_type="application/json")
 
 
+def _public(task: TaskRecord) -> TaskRecord:
+    """The record as TaskPublic describes it: its version is sent only inside the ETag."""
+    task["etag"] = task_etag(task["id"], task.pop("version"))
+    return task
+
+
+def _task_response(
+    task: TaskRecord, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    public = _public(task)
+    return _json(public, status_code, {"ETag": public["etag"], **(headers or {})})
+
+
 def _found(task: TaskRecord | None, task_id: int) -> Response:
     if task is None:
         raise TaskNotFoundError(task_id)
-    return _json(task)
+    return _task_response(task)
+
+
+async def _checking_version(write: Awaitable[_T], task_id: int) -> _T:
+    try:
+        return await write
+    except VersionMismatchError as mismatch:
+        current = task_etag(task_id, mismatch.current["version"])
+        raise PreconditionFailedError(task_id, current) from None
+
+
+def _not_modified(etag: str) -> Response:
+    return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
 
 
 def _header(description: str) -> dict[str, Any]:
     return {"description": description, "schema": {"type": "string"}}
+
+
+TASK_ETAG = etag_header("The task's current entity tag, for `If-Match` and `If-None-Match`.")
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "`If-None-Match` names the current ETag: the copy the client holds is "
+        "current. No body.",
+        "headers": etag_header("The current entity tag."),
+    }
+}
+# Writes to one task: it can have changed since the client read it.
+CONDITIONAL_WRITE: dict[int | str, dict[str, Any]] = {
+    412: {
+        **problem_responses(412)[412],
+        "headers": etag_header("The task's current entity tag."),
+    }
+}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": TASK_ETAG},
+    **problem_responses(404),
+    **CONDITIONAL_WRITE,
+    **BODY_PROBLEMS,
+}
 
 
 @router.get(
@@ -90,13 +159,15 @@ def _header(description: str) -> dict[str, Any]:
         200: {
             "description": "One page of tasks.",
             "headers": {
+                **etag_header("Entity tag of this page (its tasks and the total count)."),
                 "X-Total-Count": {
                     "description": "How many tasks match the filter, over all pages.",
                     "schema": {"type": "integer"},
                 },
                 "Link": _header('RFC 8288 links to the `rel="next"` and `rel="prev"` pages.'),
             },
-        }
+        },
+        **NOT_MODIFIED,
     },
 )
 async def list_tasks(
@@ -121,11 +192,17 @@ async def list_tasks(
             "ignoring case; `%` and `_` match themselves.",
         ),
     ] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`."""
     page = await task_queries.list_tasks(
         engine, owner=owner, status=status, sort=sort, limit=limit, offset=offset, search=q
     )
+    total = str(page.total)
+    body = to_json([_public(task) for task in page.tasks])
+    etag = content_etag(body, total.encode())
+    if not none_match(if_none_match, etag):
+        return _not_modified(etag)
     links = []
     if offset + limit < page.total:
         next_url = request.url.include_query_params(offset=offset + limit, limit=limit)
@@ -134,10 +211,10 @@ async def list_tasks(
         prev_offset = max(min(offset, page.total) - limit, 0)
         prev_url = request.url.include_query_params(offset=prev_offset, limit=limit)
         links.append(f'<{prev_url}>; rel="prev"')
-    headers = {"X-Total-Count": str(page.total)}
+    headers = {"ETag": etag, "X-Total-Count": total}
     if links:
         headers["Link"] = ", ".join(links)
-    return _json(page.tasks, headers=headers)
+    return Response(body, headers=headers, media_type="application/json")
 
 
 @router.post(
@@ -147,21 +224,67 @@ async def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     dependencies=JSON_BODY,
-    responses={201: {"headers": {"Location": _header("URL of the new task.")}}, **BODY_PROBLEMS},
+    responses={
+        201: {
+            "description": "The task was created, or this is the stored response to an "
+            "earlier request with the same `Idempotency-Key`.",
+            "headers": {
+                "Location": _header("URL of the new task."),
+                **TASK_ETAG,
+                "Idempotent-Replayed": _header(
+                    "`true` when this response is the stored one of an earlier request."
+                ),
+            },
+        },
+        **problem_responses(409),
+        **BODY_PROBLEMS,
+    },
 )
 async def create_task(
-    owner: CallerId, engine: EngineDep, task_in: TaskCreate, request: Request
+    owner: CallerId,
+    engine: EngineDep,
+    task_in: TaskCreate,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The title is trimmed; `completed` defaults to false."""
-    task = await task_queries.create_task(
-        engine,
-        owner=owner,
-        title=task_in.title,
-        description=task_in.description,
-        completed=task_in.completed,
+    new_task = NewTask(
+        title=task_in.title, description=task_in.description, completed=task_in.completed
     )
+    if idempotency_key is None:
+        task = _public(await task_queries.create_task(engine, owner=owner, task=new_task))
+        return _json(task, status.HTTP_201_CREATED, _created_headers(request, owner, task))
+    try:
+        keyed = await idempotency.create_task_once(
+            engine,
+            owner=owner,
+            key=idempotency_key,
+            fingerprint=request_fingerprint(await request.body()),
+            task=new_task,
+            encode=lambda task: to_json(_public(task)).decode(),
+        )
+    except idempotency.KeyInFlightError:
+        raise IdempotencyKeyInFlightError() from None
+    except idempotency.KeyReusedError:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("header", "Idempotency-Key"),
+                    "msg": "Key was already used with a different request body",
+                    "type": "idempotency_key_reused",
+                }
+            ]
+        ) from None
+    stored = json.loads(keyed.body)
+    headers = _created_headers(request, owner, stored)
+    if keyed.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(keyed.body, status.HTTP_201_CREATED, headers, media_type="application/json")
+
+
+def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str, str]:
     location = request.url_for("read_task", user_id=owner, task_id=str(task["id"]))
-    return _json(task, status.HTTP_201_CREATED, {"Location": str(location)})
+    return {"Location": str(location), "ETag": task["etag"]}
 
 
 @router.get(
@@ -210,10 +333,18 @@ async def delete_completed_tasks(owner: CallerId, engine: EngineDep) -> Response
     operation_id="read_task",
     summary="Read one task",
     response_model=TaskPublic,
-    responses=problem_responses(404),
+    responses={200: {"headers": TASK_ETAG}, **NOT_MODIFIED, **problem_responses(404)},
 )
-async def read_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Response:
-    return _found(await task_queries.get_task(engine, owner=owner, task_id=task_id), task_id)
+async def read_task(
+    owner: CallerId, engine: EngineDep, task_id: TaskId, if_none_match: IfNoneMatch = None
+) -> Response:
+    task = await task_queries.get_task(engine, owner=owner, task_id=task_id)
+    if task is None:
+        raise TaskNotFoundError(task_id)
+    etag = task_etag(task_id, task["version"])
+    if not none_match(if_none_match, etag):
+        return _not_modified(etag)
+    return _task_response(task)
 
 
 @router.put(
@@ -222,16 +353,24 @@ async def read_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Resp
     summary="Replace a task",
     response_model=TaskPublic,
     dependencies=JSON_BODY,
-    responses={**problem_responses(404), **BODY_PROBLEMS},
+    responses=WRITE_RESPONSES,
 )
 async def replace_task(
-    owner: CallerId, engine: EngineDep, task_id: TaskId, task_in: TaskReplace
+    owner: CallerId,
+    engine: EngineDep,
+    task_id: TaskId,
+    task_in: TaskReplace,
+    if_match: IfMatch = None,
 ) -> Response:
     """An absent `description` becomes null; an absent `completed` is left as it is."""
-    task = await task_queries.update_task(
-        engine, owner=owner, task_id=task_id, changes=task_in.changes()
+    write = task_queries.update_task(
+        engine,
+        owner=owner,
+        task_id=task_id,
+        changes=task_in.changes(),
+        if_version_in=matching_versions(if_match, task_id),
     )
-    return _found(task, task_id)
+    return _found(await _checking_version(write, task_id), task_id)
 
 
 @router.patch(
@@ -240,16 +379,24 @@ async def replace_task(
     summary="Update some fields of a task",
     response_model=TaskPublic,
     dependencies=JSON_BODY,
-    responses={**problem_responses(404), **BODY_PROBLEMS},
+    responses=WRITE_RESPONSES,
 )
 async def update_task(
-    owner: CallerId, engine: EngineDep, task_id: TaskId, task_in: TaskUpdate
+    owner: CallerId,
+    engine: EngineDep,
+    task_id: TaskId,
+    task_in: TaskUpdate,
+    if_match: IfMatch = None,
 ) -> Response:
     """Only the fields present change; `description: null` clears the description."""
-    task = await task_queries.update_task(
-        engine, owner=owner, task_id=task_id, changes=task_in.changes()
+    write = task_queries.update_task(
+        engine,
+        owner=owner,
+        task_id=task_id,
+        changes=task_in.changes(),
+        if_version_in=matching_versions(if_match, task_id),
     )
-    return _found(task, task_id)
+    return _found(await _checking_version(write, task_id), task_id)
 
 
 @router.delete(
@@ -258,10 +405,15 @@ async def update_task(
     summary="Delete a task",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(404),
+    responses={**problem_responses(404), **CONDITIONAL_WRITE},
 )
-async def delete_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Response:
-    if not await task_queries.delete_task(engine, owner=owner, task_id=task_id):
+async def delete_task(
+    owner: CallerId, engine: EngineDep, task_id: TaskId, if_match: IfMatch = None
+) -> Response:
+    write = task_queries.delete_task(
+        engine, owner=owner, task_id=task_id, if_version_in=matching_versions(if_match, task_id)
+    )
+    if not await _checking_version(write, task_id):
         raise TaskNotFoundError(task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -272,19 +424,24 @@ async def delete_task(owner: CallerId, engine: EngineDep, task_id: TaskId) -> Re
     summary="Toggle or set a task's completion",
     response_model=TaskPublic,
     dependencies=JSON_BODY,
-    responses={**problem_responses(404), **BODY_PROBLEMS},
+    responses=WRITE_RESPONSES,
 )
 async def toggle_task_completion(
     owner: CallerId,
     engine: EngineDep,
     task_id: TaskId,
     completion: Annotated[TaskCompletion | None, Body()] = None,
+    if_match: IfMatch = None,
 ) -> Response:
     """Without a body the state flips; `{"completed": true|false}` sets it (idempotent)."""
+    versions = matching_versions(if_match, task_id)
     if completion is None or completion.completed is None:
-        task = await task_queries.toggle_task(engine, owner=owner, task_id=task_id)
-    else:
-        task = await task_queries.update_task(
-            engine, owner=owner, task_id=task_id, changes={"completed": completion.completed}
+        write = task_queries.toggle_task(
+            engine, owner=owner, task_id=task_id, if_version_in=versions
         )
-    return _found(task, task_id)
+    else:
+        changes = {"completed": completion.completed}
+        write = task_queries.update_task(
+            engine, owner=owner, task_id=task_id, changes=changes, if_version_in=versions
+        )
+    return _found(await _checking_version(write, task_id), task_id)

@@ -1,0 +1,86 @@
+"""Entity tags and the conditional request headers of RFC 9110 (section 13)."""
+
+import hashlib
+import re
+from typing import Annotated, Any
+
+from fastapi import Header
+
+# `W/"opaque"` or `"opaque"`, then a comma or the end; list elements may be empty.
+_ENTITY_TAG = re.compile(r'[\s,]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)')
+
+_VERSION_DIGITS = 18
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Change the task only if its current `ETag` is one of these (or `*`). "
+        "Otherwise 412 and nothing changes.",
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        description="ETags the client already holds: if the current one is among them, "
+        "the answer is 304 with no body.",
+    ),
+]
+
+
+def task_etag(task_id: int, version: int) -> str:
+    # The id keeps one task's tag from ever matching another's with the same version.
+    return f'"{task_id}.{version}"'
+
+
+def content_etag(*parts: bytes) -> str:
+    """A strong tag for a representation that has no version of its own (a list page)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(part)
+    return f'"{digest.hexdigest()}"'
+
+
+def _entity_tags(header: str) -> list[tuple[bool, str]]:
+    """The (weak, tag) pairs of a header; a malformed header holds none."""
+    tags = []
+    position = 0
+    while position < len(header.rstrip(" \t,")):
+        match = _ENTITY_TAG.match(header, position)
+        if match is None:
+            return []
+        tags.append((match[1] is not None, f'"{match[2]}"'))
+        position = match.end()
+    return tags
+
+
+def none_match(header: str | None, etag: str) -> bool:
+    """False when If-None-Match names `etag` (weak comparison) or is `*`."""
+    if header is None:
+        return True
+    if header.strip() == "*":
+        return False
+    return all(tag != etag for _weak, tag in _entity_tags(header))
+
+
+def matching_versions(header: str | None, task_id: int) -> set[int] | None:
+    """Versions of task `task_id` that If-Match accepts; None means any (absent or `*`).
+
+    Strong comparison: a weak tag, another task's tag or a malformed header accepts none.
+    """
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    prefix = f'"{task_id}.'
+    for weak, tag in _entity_tags(header):
+        number = tag.removeprefix(prefix).removesuffix('"')
+        # Shorter than any 64-bit overflow: a longer number is no version of ours.
+        plausible = number.isascii() and number.isdigit() and len(number) <= _VERSION_DIGITS
+        if not weak and tag.startswith(prefix) and plausible:
+            versions.add(int(number))
+    return versions
+
+
+def etag_header(description: str) -> dict[str, Any]:
+    return {"ETag": {"description": description, "schema": {"type": "string"}}}
