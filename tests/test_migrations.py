@@ -265,12 +265,12 @@ def test_idempotency_keys_keep_a_response_and_its_task_together(
         " response) VALUES ('alice', 'k', 'f', 'c', :created_at, :task_id, :response)"
     ).bindparams(bindparam("created_at", type_=DateTime(timezone=True)))
     with migrated_engine.connect() as connection:
+        half_done = {"created_at": NOW, "task_id": 1, "response": None}
         with pytest.raises(DBAPIError, match="ck_idempotency_keys_response_names_its_task"):
-            insert_key_row = {"created_at": NOW, "task_id": 1, "response": None}
-            connection.execute(insert_key, insert_key_row)
+            connection.execute(insert_key, half_done)
         connection.rollback()
         connection.execute(insert_key, {"created_at": NOW, "task_id": None, "response": None})
-        with pytest.raises(DBAPIError, match="pk_idempotency_keys|UNIQUE"):
+        with pytest.raises(DBAPIError, match=r"pk_idempotency_keys|UNIQUE"):
             connection.execute(insert_key, {"created_at": NOW, "task_id": 1, "response": "{}"})
         connection.rollback()
 

@@ -65,8 +65,41 @@ async def test_task_operations_document_their_models_and_errors(schema: dict[str
 
 async def test_response_headers_are_documented(schema: dict[str, Any]) -> None:
     tasks = schema["paths"]["/api/{user_id}/tasks"]
-    assert "Location" in tasks["post"]["responses"]["201"]["headers"]
-    assert {"X-Total-Count", "Link"} <= set(tasks["get"]["responses"]["200"]["headers"])
+    assert {"Location", "ETag", "Idempotent-Replayed"} <= set(
+        tasks["post"]["responses"]["201"]["headers"]
+    )
+    assert {"X-Total-Count", "Link", "ETag"} <= set(tasks["get"]["responses"]["200"]["headers"])
+
+
+def _header_names(operation: dict[str, Any]) -> set[str]:
+    return {param["name"] for param in operation.get("parameters", []) if param["in"] == "header"}
+
+
+async def test_conditional_and_idempotent_requests_are_documented(
+    schema: dict[str, Any],
+) -> None:
+    collection = schema["paths"]["/api/{user_id}/tasks"]
+    item = schema["paths"]["/api/{user_id}/tasks/{task_id}"]
+    toggle = schema["paths"]["/api/{user_id}/tasks/{task_id}/complete"]
+
+    for reader in (collection["get"], item["get"]):
+        assert _header_names(reader) == {"If-None-Match"}
+        not_modified = reader["responses"]["304"]
+        assert "content" not in not_modified
+        assert "ETag" in not_modified["headers"]
+    assert "ETag" in item["get"]["responses"]["200"]["headers"]
+    for writer in (item["put"], item["patch"], item["delete"], toggle["patch"]):
+        assert _header_names(writer) == {"If-Match"}
+        precondition_failed = writer["responses"]["412"]
+        assert "ETag" in precondition_failed["headers"]
+        assert list(precondition_failed["content"]) == ["application/problem+json"]
+    for writer in (item["put"], item["patch"], toggle["patch"]):
+        assert "ETag" in writer["responses"]["200"]["headers"]
+    create = collection["post"]
+    assert _header_names(create) == {"Idempotency-Key"}
+    (key,) = [param for param in create["parameters"] if param["in"] == "header"]
+    assert key["schema"]["maxLength"] == 255
+    assert list(create["responses"]["409"]["content"]) == ["application/problem+json"]
 
 
 async def test_task_schema_lists_every_field(schema: dict[str, Any]) -> None:

@@ -96,11 +96,23 @@ async def test_every_statement_on_tasks_filters_by_owner(
     await client.get(tasks_url("alice"), params={"q": "t", "status": "pending"})
     await client.get(f"{tasks_url('alice')}/stats")
     await client.post(f"{tasks_url('alice')}/complete-all", json={"completed": True})
-    await client.delete(f"{tasks_url('alice')}/completed")
-    await client.delete(url)
+    await client.delete(f"{tasks_url('alice')}/completed")  # the task was completed
+    url = task_url("alice", (await create(client, "alice", title="t"))["id"])
+    etag = (await client.get(url)).headers["etag"]
+    for if_match in (etag, '"0.0"'):  # a match, then a mismatch that must read the task
+        headers = {"If-Match": if_match}
+        await client.put(url, json={"title": "t3"}, headers=headers)
+        await client.patch(url, json={"title": "t4"}, headers=headers)
+        await client.patch(f"{url}/complete", headers=headers)
+        await client.patch(f"{url}/complete", json={"completed": True}, headers=headers)
+        await client.delete(url, headers={"If-Match": '"0.0"'})
+    await client.get(url, headers={"If-None-Match": etag})
+    await client.post(tasks_url("alice"), json={"title": "k"}, headers={"Idempotency-Key": "k"})
+    await client.post(tasks_url("alice"), json={"title": "k"}, headers={"Idempotency-Key": "k"})
+    await client.delete(url, headers={"If-Match": "*"})
 
     on_tasks = [sql for sql in statements if re.search(r"\btasks\b", sql)]
-    assert len(on_tasks) >= 30
+    assert len(on_tasks) >= 45
     for sql in on_tasks:
         flat = " ".join(sql.split())
         if flat.startswith("INSERT"):

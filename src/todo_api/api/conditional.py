@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Header
 
+from todo_api.api.schemas import without_null
+
 # `W/"opaque"` or `"opaque"`, then a comma or the end; list elements may be empty.
 _ENTITY_TAG = re.compile(r'[\s,]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)')
 
@@ -15,6 +17,7 @@ IfMatch = Annotated[
     str | None,
     Header(
         alias="If-Match",
+        json_schema_extra=without_null,
         description="Change the task only if its current `ETag` is one of these (or `*`). "
         "Otherwise 412 and nothing changes.",
     ),
@@ -23,6 +26,7 @@ IfNoneMatch = Annotated[
     str | None,
     Header(
         alias="If-None-Match",
+        json_schema_extra=without_null,
         description="ETags the client already holds: if the current one is among them, "
         "the answer is 304 with no body.",
     ),

@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import Header
 
+from todo_api.api.schemas import without_null
 from todo_api.db.models import IDEMPOTENCY_KEY_MAX_LENGTH
 
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        json_schema_extra=without_null,
         min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
         # Visible ASCII: what a UUID, a ULID or any token a client makes up consists of.

@@ -68,7 +68,8 @@ TaskDescription = Annotated[
 ]
 
 
-def _drop_null(schema: dict[str, Any]) -> None:
+def without_null(schema: dict[str, Any]) -> None:
+    """JSON-schema hook: publish an optional `X | None` as plain X (absent, never null)."""
     alternatives = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
     schema.update(*alternatives)
     schema.pop("default", None)
@@ -79,7 +80,7 @@ def omittable() -> Any:
 
     Declared `X | None` so errors name the field plainly; published without `null`.
     """
-    return Field(default=None, json_schema_extra=_drop_null)
+    return Field(default=None, json_schema_extra=without_null)
 
 
 def _refuse_null(value: Any) -> Any:
