@@ -23,11 +23,13 @@ type TaskSort = components["schemas"]["TaskSort"];
 const PROBLEM_MEDIA_TYPE = "application/problem+json";
 const TASK_NOT_FOUND = "urn:todo-api:task-not-found";
 const VALIDATION_ERROR = "urn:todo-api:validation-error";
+const PRECONDITION_FAILED = "urn:todo-api:precondition-failed";
 const TASK_FIELDS = [
   "completed",
   "completed_at",
   "created_at",
   "description",
+  "etag",
   "id",
   "title",
   "updated_at",
@@ -156,9 +158,11 @@ function expectTask(task: Task, expected: Partial<Task>, what: string): Task {
   return task;
 }
 
-function withoutUpdatedAt(task: Task): Partial<Task> {
+// The fields a write leaves alone unless it changes them: all but updated_at and etag.
+function stableFields(task: Task): Partial<Task> {
   const fields: Partial<Task> = { ...task };
   delete fields.updated_at;
+  delete fields.etag;
   return fields;
 }
 
@@ -351,10 +355,11 @@ async function main(): Promise<void> {
       200,
       "PUT milk",
     ),
-    { ...withoutUpdatedAt(milk), title: "Buy oat milk", description: null },
+    { ...stableFields(milk), title: "Buy oat milk", description: null },
     "PUT milk",
   );
   expectTrue(replaced.updated_at > milk.updated_at, "PUT milk: updated_at must advance");
+  expectTrue(replaced.etag !== milk.etag, "PUT milk: the ETag must change");
 
   // Update: only the fields sent change.
   const updated = expectTask(
@@ -366,7 +371,7 @@ async function main(): Promise<void> {
       200,
       "PATCH milk",
     ),
-    { ...withoutUpdatedAt(replaced), description: "1 litre, unsweetened" },
+    { ...stableFields(replaced), description: "1 litre, unsweetened" },
     "PATCH milk",
   );
   expectTrue(updated.updated_at > replaced.updated_at, "PATCH milk: updated_at must advance");
@@ -384,9 +389,9 @@ async function main(): Promise<void> {
   const done = expectTask(await toggle(undefined, "toggle milk"), { completed: true }, "toggle");
   expectTrue(done.updated_at > updated.updated_at, "toggle: updated_at must advance");
   expectEqual(
-    { ...done, completed: false, completed_at: null, updated_at: updated.updated_at },
+    { ...done, completed: false, completed_at: null, updated_at: updated.updated_at, etag: updated.etag },
     updated,
-    "toggle changes only completion and updated_at",
+    "toggle changes only completion, updated_at and etag",
   );
   const stillDone = expectTask(
     await toggle({ completed: true }, "set milk completed"),
@@ -400,6 +405,47 @@ async function main(): Promise<void> {
     "toggle back",
   );
   expectTrue(undone.updated_at > done.updated_at, "toggle back: updated_at must advance");
+
+  // Conditional requests: 304 while unchanged, 412 for a stale If-Match, which changes nothing.
+  const cached = await api.GET("/api/{user_id}/tasks/{task_id}", {
+    ...item(alice, milk.id),
+    headers: { "If-None-Match": undone.etag },
+  });
+  expectEqual(cached.response.status, 304, "GET milk with its current ETag");
+  expectEqual(cached.response.headers.get("etag"), undone.etag, "304: ETag header");
+  const stale = await api.PATCH("/api/{user_id}/tasks/{task_id}", {
+    ...item(alice, milk.id),
+    headers: { "If-Match": milk.etag },
+    body: { title: "lost update" },
+  });
+  expectProblem(stale, 412, PRECONDITION_FAILED, "PATCH milk with a stale If-Match");
+  expectEqual(stale.response.headers.get("etag"), undone.etag, "412: the current ETag");
+  const guarded = expectData(
+    await api.PATCH("/api/{user_id}/tasks/{task_id}", {
+      ...item(alice, milk.id),
+      headers: { "If-Match": undone.etag },
+      body: { description: null },
+    }),
+    200,
+    "PATCH milk with the current If-Match",
+  );
+  expectTask(guarded, { ...stableFields(undone), description: null }, "PATCH with If-Match");
+  expectEqual(guarded.title, "Buy oat milk", "the stale PATCH changed nothing");
+
+  // Retry-safe create: the same Idempotency-Key gets the first answer back.
+  const keyed = async () =>
+    await api.POST("/api/{user_id}/tasks", {
+      ...own(bob),
+      headers: { "Idempotency-Key": `ts-check-${run}` },
+      body: { title: "Once only" },
+    });
+  const first = await keyed();
+  const once = expectTask(expectData(first, 201, "keyed create"), { title: "Once only" }, "keyed");
+  const repeat = await keyed();
+  expectEqual(expectData(repeat, 201, "keyed create again"), once, "the repeat's body");
+  expectEqual(repeat.response.headers.get("idempotent-replayed"), "true", "Idempotent-Replayed");
+  expectEqual(first.response.headers.get("idempotent-replayed"), null, "first: not a replay");
+  expectNoContent(await api.DELETE("/api/{user_id}/tasks/{task_id}", item(bob, once.id)), "DELETE once");
 
   // A 422 problem lists every error; submitted values are never echoed.
   const invalidCreate = await api.POST("/api/{user_id}/tasks", {
@@ -444,7 +490,7 @@ async function main(): Promise<void> {
 
   const remaining = await list(alice, { sort: "title" });
   expectEqual(remaining.total, 2, "alice's tasks after the delete: X-Total-Count");
-  expectEqual(remaining.tasks, [undone, report], "alice's tasks after the delete");
+  expectEqual(remaining.tasks, [guarded, report], "alice's tasks after the delete");
   expectEqual((await list(bob, {})).total, 0, "bob has no tasks left");
 
   console.log(`TypeScript client check passed against ${baseUrl} (users ${alice}, ${bob}).`);

@@ -288,6 +288,11 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+            /**
+             * Etag
+             * @description The task's current ETag, as in the `ETag` header: send it in `If-Match` to change the task only if nobody else has since.
+             */
+            etag: string;
         };
         /**
          * TaskReplace
@@ -384,7 +389,10 @@ export interface operations {
                 /** @description Only tasks whose title or description contains this text, ignoring case; `%` and `_` match themselves. */
                 q?: string | null;
             };
-            header?: never;
+            header?: {
+                /** @description ETags the client already holds: if the current one is among them, the answer is 304 with no body. */
+                "If-None-Match"?: string;
+            };
             path: {
                 /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
                 user_id: string;
@@ -396,6 +404,8 @@ export interface operations {
             /** @description One page of tasks. */
             200: {
                 headers: {
+                    /** @description Entity tag of this page (its tasks and the total count). */
+                    ETag?: string;
                     /** @description How many tasks match the filter, over all pages. */
                     "X-Total-Count"?: number;
                     /** @description RFC 8288 links to the `rel="next"` and `rel="prev"` pages. */
@@ -405,6 +415,15 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["TaskPublic"][];
                 };
+            };
+            /** @description `If-None-Match` names the current ETag: the copy the client holds is current. No body. */
+            304: {
+                headers: {
+                    /** @description The current entity tag. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The request is invalid; `errors` says where. */
             422: {
@@ -429,7 +448,10 @@ export interface operations {
     create_task: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the create safe to retry: within 24 hours a repeat with the same key and body gets the first response back (`Idempotent-Replayed: true`) and creates nothing; 409 while the first is still in progress; 422 if the body differs. Keys are per user. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
                 user_id: string;
@@ -442,11 +464,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The task was created, or this is the stored response to an earlier request with the same `Idempotency-Key`. */
             201: {
                 headers: {
                     /** @description URL of the new task. */
                     Location?: string;
+                    /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
+                    ETag?: string;
+                    /** @description `true` when this response is the stored one of an earlier request. */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -455,6 +481,15 @@ export interface operations {
             };
             /** @description The request body is not UTF-8 JSON. */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A request with the same `Idempotency-Key` is still in progress. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -657,7 +692,10 @@ export interface operations {
     read_task: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description ETags the client already holds: if the current one is among them, the answer is 304 with no body. */
+                "If-None-Match"?: string;
+            };
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
@@ -671,11 +709,22 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TaskPublic"];
                 };
+            };
+            /** @description `If-None-Match` names the current ETag: the copy the client holds is current. No body. */
+            304: {
+                headers: {
+                    /** @description The current entity tag. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The task does not exist or belongs to someone else. */
             404: {
@@ -709,7 +758,10 @@ export interface operations {
     replace_task: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Change the task only if its current `ETag` is one of these (or `*`). Otherwise 412 and nothing changes. */
+                "If-Match"?: string;
+            };
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
@@ -727,6 +779,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -745,6 +799,17 @@ export interface operations {
             /** @description The task does not exist or belongs to someone else. */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not name the task's current ETag, which is sent back in `ETag`. */
+            412: {
+                headers: {
+                    /** @description The task's current entity tag. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -792,7 +857,10 @@ export interface operations {
     delete_task: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Change the task only if its current `ETag` is one of these (or `*`). Otherwise 412 and nothing changes. */
+                "If-Match"?: string;
+            };
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
@@ -813,6 +881,17 @@ export interface operations {
             /** @description The task does not exist or belongs to someone else. */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not name the task's current ETag, which is sent back in `ETag`. */
+            412: {
+                headers: {
+                    /** @description The task's current entity tag. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -842,7 +921,10 @@ export interface operations {
     update_task: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Change the task only if its current `ETag` is one of these (or `*`). Otherwise 412 and nothing changes. */
+                "If-Match"?: string;
+            };
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
@@ -860,6 +942,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -878,6 +962,17 @@ export interface operations {
             /** @description The task does not exist or belongs to someone else. */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not name the task's current ETag, which is sent back in `ETag`. */
+            412: {
+                headers: {
+                    /** @description The task's current entity tag. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -925,7 +1020,10 @@ export interface operations {
     toggle_task_completion: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Change the task only if its current `ETag` is one of these (or `*`). Otherwise 412 and nothing changes. */
+                "If-Match"?: string;
+            };
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
@@ -943,6 +1041,8 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -961,6 +1061,17 @@ export interface operations {
             /** @description The task does not exist or belongs to someone else. */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not name the task's current ETag, which is sent back in `ETag`. */
+            412: {
+                headers: {
+                    /** @description The task's current entity tag. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
