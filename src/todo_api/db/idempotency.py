@@ -7,6 +7,7 @@ sees it and is told to wait, rather than queueing behind a lock. The task and th
 response are then written in one transaction, so a task never exists without its key.
 """
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from contextlib import suppress
@@ -165,11 +166,16 @@ async def _create_claimed(
                 # Our claim was judged abandoned and taken over: the rollback undoes our
                 # task, so only the other request's one exists.
                 raise KeyInFlightError(params["idempotency_key"])
-    except Exception:
-        # Free the key at once so that the client's retry can proceed; if the database is
-        # gone, the claim is taken over once it counts as abandoned.
+    except BaseException:
+        # Free the key at once so that the client's retry can proceed, also when this
+        # request was cancelled (shielded, so the release itself is not); if the database
+        # is gone, the claim is taken over once it counts as abandoned.
         with suppress(SQLAlchemyError):
-            async with engine.begin() as connection:
-                await connection.execute(_RELEASE, params)
+            await asyncio.shield(_release(engine, params))
         raise
     return KeyedResponse(task_id=record["id"], body=body, replayed=False)
+
+
+async def _release(engine: AsyncEngine, params: dict[str, Any]) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(_RELEASE, params)

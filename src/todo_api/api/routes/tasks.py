@@ -254,6 +254,8 @@ async def create_task(
     if idempotency_key is None:
         task = _public(await task_queries.create_task(engine, owner=owner, task=new_task))
         return _json(task, status.HTTP_201_CREATED, _created_headers(request, owner, task))
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        raise _idempotency_key_error("Header must be given at most once", "repeated_header")
     try:
         keyed = await idempotency.create_task_once(
             engine,
@@ -266,20 +268,20 @@ async def create_task(
     except idempotency.KeyInFlightError:
         raise IdempotencyKeyInFlightError() from None
     except idempotency.KeyReusedError:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("header", "Idempotency-Key"),
-                    "msg": "Key was already used with a different request body",
-                    "type": "idempotency_key_reused",
-                }
-            ]
+        raise _idempotency_key_error(
+            "Key was already used with a different request body", "idempotency_key_reused"
         ) from None
     stored = json.loads(keyed.body)
     headers = _created_headers(request, owner, stored)
     if keyed.replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(keyed.body, status.HTTP_201_CREATED, headers, media_type="application/json")
+
+
+def _idempotency_key_error(message: str, kind: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("header", "Idempotency-Key"), "msg": message, "type": kind}]
+    )
 
 
 def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str, str]:

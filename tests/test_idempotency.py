@@ -1,0 +1,522 @@
+"""`Idempotency-Key` on create: a retried POST creates its task at most once.
+
+Every test checks what the database holds afterwards, tasks and keys both: a response
+that looks right while a second task or a stray claim was left behind is still a bug.
+"""
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tests.helpers import TASK_FIELDS, assert_problem, create, libpq_url, task_url, tasks_url
+from todo_api.api.idempotency import request_fingerprint
+from todo_api.db import idempotency as idempotency_db
+from todo_api.db.models import idempotency_keys_table
+from todo_api.db.tasks import NewTask, TaskRecord, insert_task
+
+KEY = "3f0c9a52-6d1e-4b7a-9e0f-1c2d3e4f5a6b"
+BODY: dict[str, Any] = {"title": "Buy milk", "description": "two litres"}
+OTHER_BODY: dict[str, Any] = {"title": "Buy bread"}
+IN_FLIGHT_TYPE = "urn:todo-api:idempotency-key-in-flight"
+KEY_LOCATION = ["header", "Idempotency-Key"]
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    return request_fingerprint(json.dumps(body).encode())
+
+
+async def _post(
+    client: httpx.AsyncClient,
+    user: str = "alice",
+    body: dict[str, Any] | None = None,
+    key: str | bytes | None = KEY,
+) -> httpx.Response:
+    headers = httpx.Headers()
+    if isinstance(key, bytes):  # sent as is: httpx encodes str values as ASCII only
+        headers = httpx.Headers({b"Idempotency-Key": key})
+    elif key is not None:
+        headers = httpx.Headers({"Idempotency-Key": key})
+    return await client.post(tasks_url(user), json=BODY if body is None else body, headers=headers)
+
+
+async def _tasks(engine: AsyncEngine) -> list[Row[Any]]:
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            text("SELECT id, user_id, title, description FROM tasks ORDER BY id")
+        )
+        return list(result.all())
+
+
+async def _keys(engine: AsyncEngine) -> list[Row[Any]]:
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            text(
+                "SELECT user_id, key, fingerprint, claim, task_id, response"
+                " FROM idempotency_keys ORDER BY user_id, key"
+            )
+        )
+        return list(result.all())
+
+
+async def _insert_key(
+    engine: AsyncEngine,
+    *,
+    age: timedelta,
+    user: str = "alice",
+    key: str = KEY,
+    body: dict[str, Any] = BODY,
+    claim: str = "c" * 32,
+    task_id: int | None = None,
+    response: str | None = None,
+) -> None:
+    """A key row as an earlier request left it; without a response it is a claim."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            idempotency_keys_table.insert().values(
+                user_id=user,
+                key=key,
+                fingerprint=_fingerprint(body),
+                claim=claim,
+                created_at=datetime.now(UTC) - age,
+                task_id=task_id,
+                response=response,
+            )
+        )
+
+
+def _assert_fresh(response: httpx.Response) -> dict[str, Any]:
+    """A 201 that created its task now, not a replay; returns the task."""
+    assert response.status_code == 201, response.text
+    assert "idempotent-replayed" not in response.headers
+    task: dict[str, Any] = response.json()
+    assert set(task) == TASK_FIELDS
+    assert response.headers["etag"] == task["etag"]
+    assert response.headers["location"].endswith(task_url(task["user_id"], task["id"]))
+    return task
+
+
+def _assert_replayed(response: httpx.Response, original: httpx.Response) -> None:
+    assert response.status_code == 201, response.text
+    assert response.headers["idempotent-replayed"] == "true"
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == original.content
+    assert response.headers["location"] == original.headers["location"]
+    assert response.headers["etag"] == original.headers["etag"]
+
+
+def _assert_in_flight(response: httpx.Response) -> None:
+    body = assert_problem(response, 409)
+    assert body["type"] == IN_FLIGHT_TYPE
+    assert response.headers["retry-after"] == "1"
+
+
+def _assert_key_reused(response: httpx.Response) -> None:
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["loc"] == KEY_LOCATION
+
+
+def _assert_bad_key(response: httpx.Response) -> None:
+    body = assert_problem(response, 422)
+    assert [error["loc"] for error in body["errors"]] == [KEY_LOCATION]
+
+
+async def test_repeat_replays_the_first_response_and_creates_once(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    first = await _post(client)
+    second = await _post(client)
+
+    task = _assert_fresh(first)
+    _assert_replayed(second, first)
+    assert second.json()["id"] == task["id"]
+    assert task["title"] == "Buy milk"
+    assert [(row.id, row.user_id) for row in await _tasks(engine)] == [(task["id"], "alice")]
+    [key] = await _keys(engine)
+    assert (key.user_id, key.key, key.task_id) == ("alice", KEY, task["id"])
+    assert key.fingerprint == _fingerprint(BODY)
+    assert json.loads(key.response) == task
+
+
+async def test_key_order_and_spacing_do_not_make_a_different_body(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    headers = {"Idempotency-Key": KEY, "Content-Type": "application/json"}
+    first = await client.post(
+        tasks_url("alice"),
+        content=b'{"title":"Buy milk","description":"two litres"}',
+        headers=headers,
+    )
+    second = await client.post(
+        tasks_url("alice"),
+        content=b'{\n  "description" : "two litres",\n\t"title": "Buy milk"  }\n',
+        headers=headers,
+    )
+
+    task = _assert_fresh(first)
+    _assert_replayed(second, first)
+    assert [row.id for row in await _tasks(engine)] == [task["id"]]
+
+
+async def test_same_key_with_another_body_is_422_and_creates_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    task = _assert_fresh(await _post(client))
+
+    response = await _post(client, body=OTHER_BODY)
+
+    _assert_key_reused(response)
+    assert [(row.id, row.title) for row in await _tasks(engine)] == [(task["id"], "Buy milk")]
+    [key] = await _keys(engine)
+    assert (key.fingerprint, key.task_id) == (_fingerprint(BODY), task["id"])
+    # The first body still replays.
+    assert (await _post(client)).headers["idempotent-replayed"] == "true"
+
+
+async def test_keys_are_per_user(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    alices = _assert_fresh(await _post(client, "alice"))
+    bobs = _assert_fresh(await _post(client, "bob"))
+
+    assert alices["id"] != bobs["id"]
+    assert (alices["user_id"], bobs["user_id"]) == ("alice", "bob")
+    assert [(row.id, row.user_id) for row in await _tasks(engine)] == [
+        (alices["id"], "alice"),
+        (bobs["id"], "bob"),
+    ]
+    assert [(row.user_id, row.task_id) for row in await _keys(engine)] == [
+        ("alice", alices["id"]),
+        ("bob", bobs["id"]),
+    ]
+
+
+async def test_different_keys_create_different_tasks(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # Keys are compared exactly: case matters.
+    keys = ["key-one", "key-two", "KEY-ONE"]
+    tasks = [_assert_fresh(await _post(client, key=key)) for key in keys]
+
+    assert len({task["id"] for task in tasks}) == 3
+    assert len(await _tasks(engine)) == 3
+    assert sorted((row.key, row.task_id) for row in await _keys(engine)) == sorted(
+        (key, task["id"]) for key, task in zip(keys, tasks, strict=True)
+    )
+
+
+async def test_without_a_key_every_post_creates(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    tasks = [_assert_fresh(await _post(client, key=None)) for _ in range(3)]
+
+    assert len({task["id"] for task in tasks}) == 3
+    assert [row.id for row in await _tasks(engine)] == [task["id"] for task in tasks]
+    assert await _keys(engine) == []
+
+
+async def test_invalid_body_does_not_use_up_the_key(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    rejected = await _post(client, body={"title": ""})
+
+    assert ["body", "title"] in [error["loc"] for error in assert_problem(rejected, 422)["errors"]]
+    assert await _tasks(engine) == []
+    assert await _keys(engine) == []
+    task = _assert_fresh(await _post(client))
+    assert [row.id for row in await _tasks(engine)] == [task["id"]]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("k" * 256, id="256-chars"),
+        pytest.param("with space", id="space"),
+        pytest.param("tab\there", id="tab"),
+        pytest.param("bell\x07", id="control-char"),
+        pytest.param("del\x7f", id="del"),
+        pytest.param("caf\xe9".encode("latin-1"), id="latin-1"),
+        pytest.param("caf\xe9".encode(), id="utf-8"),
+    ],
+)
+async def test_malformed_key_is_422_and_stores_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, key: str | bytes
+) -> None:
+    response = await _post(client, key=key)
+
+    _assert_bad_key(response)
+    assert await _tasks(engine) == []
+    assert await _keys(engine) == []
+
+
+async def test_key_of_255_visible_characters_is_accepted(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    visible = "".join(chr(code) for code in range(0x21, 0x7F))  # every one of [!-~]
+    key = (visible * 3)[:255]
+
+    task = _assert_fresh(await _post(client, key=key))
+
+    assert [row.id for row in await _tasks(engine)] == [task["id"]]
+    assert [(row.key, row.task_id) for row in await _keys(engine)] == [(key, task["id"])]
+    assert (await _post(client, key=key)).headers["idempotent-replayed"] == "true"
+
+
+async def test_repeat_while_the_first_is_in_flight_is_409(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await _insert_key(engine, age=timedelta(0))
+
+    response = await _post(client)
+
+    _assert_in_flight(response)
+    assert await _tasks(engine) == []
+    [key] = await _keys(engine)
+    assert (key.claim, key.task_id, key.response) == ("c" * 32, None, None)
+
+
+async def test_claim_younger_than_a_minute_is_still_in_flight(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # A claim counts as abandoned after 60 s.
+    await _insert_key(engine, age=timedelta(seconds=50))
+
+    _assert_in_flight(await _post(client))
+    assert await _tasks(engine) == []
+
+
+async def test_other_body_during_flight_is_422_not_409(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await _insert_key(engine, age=timedelta(0))
+
+    response = await _post(client, body=OTHER_BODY)
+
+    _assert_key_reused(response)
+    assert await _tasks(engine) == []
+    [key] = await _keys(engine)
+    assert (key.fingerprint, key.claim, key.response) == (_fingerprint(BODY), "c" * 32, None)
+
+
+@pytest.mark.parametrize("body", [BODY, OTHER_BODY], ids=["same-body", "other-body"])
+async def test_abandoned_claim_is_taken_over(
+    client: httpx.AsyncClient, engine: AsyncEngine, body: dict[str, Any]
+) -> None:
+    await _insert_key(engine, age=timedelta(minutes=2))
+
+    response = await _post(client, body=body)
+
+    task = _assert_fresh(response)
+    assert task["title"] == body["title"]
+    assert [row.id for row in await _tasks(engine)] == [task["id"]]
+    [key] = await _keys(engine)
+    assert key.claim != "c" * 32
+    assert key.fingerprint == _fingerprint(body)
+    assert key.task_id == task["id"]
+    assert key.response == response.text
+
+
+async def test_expired_key_creates_anew_and_expired_keys_are_cleaned_up(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    old = await create(client, "alice", **BODY)
+    old_response = json.dumps(old)
+    expired = timedelta(hours=25)
+    await _insert_key(engine, age=expired, task_id=old["id"], response=old_response)
+    # Other users' keys: one expired, one a day old but not yet expired.
+    await _insert_key(engine, age=expired, user="bob", task_id=old["id"], response=old_response)
+    await _insert_key(
+        engine, age=timedelta(hours=23), user="carol", task_id=old["id"], response=old_response
+    )
+
+    response = await _post(client)
+
+    task = _assert_fresh(response)
+    assert task["id"] != old["id"]
+    assert [row.id for row in await _tasks(engine)] == [old["id"], task["id"]]
+    assert [(row.user_id, row.task_id) for row in await _keys(engine)] == [
+        ("alice", task["id"]),
+        ("carol", old["id"]),
+    ]
+    # carol's key is still live: it replays.
+    carols = await _post(client, "carol")
+    assert carols.headers["idempotent-replayed"] == "true"
+    assert carols.json() == old
+
+
+async def test_replay_after_update_and_delete_is_the_original_response(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    first = await _post(client)
+    task = _assert_fresh(first)
+
+    renamed = await client.patch(task_url("alice", task["id"]), json={"title": "Renamed"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.headers["etag"] != task["etag"]
+    after_update = await _post(client)
+
+    deleted = await client.delete(task_url("alice", task["id"]))
+    assert deleted.status_code == 204, deleted.text
+    after_delete = await _post(client)
+
+    for replay in (after_update, after_delete):
+        _assert_replayed(replay, first)
+        assert replay.json()["title"] == "Buy milk"
+        assert replay.headers["etag"] == task["etag"]
+    assert await _tasks(engine) == []
+    assert [row.task_id for row in await _keys(engine)] == [task["id"]]
+
+
+async def test_failed_create_frees_the_key_for_a_retry(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(connection: AsyncConnection, *, owner: str, task: NewTask) -> TaskRecord:
+        raise RuntimeError("insert failed")
+
+    monkeypatch.setattr(idempotency_db, "insert_task", broken)
+
+    response = await _post(client)
+
+    assert_problem(response, 500)
+    assert await _tasks(engine) == []
+    assert await _keys(engine) == []
+
+    monkeypatch.undo()
+    task = _assert_fresh(await _post(client))
+    assert [row.id for row in await _tasks(engine)] == [task["id"]]
+    assert [row.task_id for row in await _keys(engine)] == [task["id"]]
+
+
+async def test_claim_lost_mid_request_rolls_the_task_back(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inserted: list[int] = []
+
+    async def insert_then_lose_claim(
+        connection: AsyncConnection, *, owner: str, task: NewTask
+    ) -> TaskRecord:
+        record = await insert_task(connection, owner=owner, task=task)
+        inserted.append(record["id"])
+        # As if the claim had been judged abandoned and another request had taken it.
+        await connection.execute(
+            text(
+                "UPDATE idempotency_keys SET claim = 'someone-else'"
+                " WHERE user_id = :owner AND key = :key"
+            ),
+            {"owner": owner, "key": KEY},
+        )
+        return record
+
+    monkeypatch.setattr(idempotency_db, "insert_task", insert_then_lose_claim)
+
+    response = await _post(client)
+
+    _assert_in_flight(response)
+    assert len(inserted) == 1
+    assert await _tasks(engine) == []
+    assert all(key.response is None for key in await _keys(engine))
+
+
+async def test_concurrent_repeats_create_one_task(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    responses = await asyncio.gather(*(_post(client) for _ in range(10)))
+
+    assert {r.status_code for r in responses} <= {201, 409}, [r.text for r in responses]
+    created = [r for r in responses if r.status_code == 201]
+    assert created
+    ids = {r.json()["id"] for r in created}
+    assert len(ids) == 1
+    # One of them made the task; any other 201 is a replay of it.
+    assert sum("idempotent-replayed" not in r.headers for r in created) == 1
+    for response in responses:
+        if response.status_code == 409:
+            _assert_in_flight(response)
+    [task_id] = ids
+    assert [row.id for row in await _tasks(engine)] == [task_id]
+    assert [row.task_id for row in await _keys(engine)] == [task_id]
+
+
+async def _wait_for_claim(engine: AsyncEngine, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not await _keys(engine):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no claim row within {seconds} s")
+        await asyncio.sleep(0.02)
+
+
+async def test_repeat_during_a_real_in_flight_create_is_409_then_replays(
+    client: httpx.AsyncClient, engine: AsyncEngine, backend: str, database_url: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("holds a table lock from another connection while the app inserts")
+    # The app's statement timeout is 5 s: the lock is held for far less.
+    with psycopg.connect(libpq_url(database_url), connect_timeout=5) as locker:
+        # SHARE conflicts with the ROW EXCLUSIVE lock an INSERT takes: the create waits.
+        locker.execute("LOCK TABLE tasks IN SHARE MODE")
+        first = asyncio.create_task(_post(client))
+        try:
+            await _wait_for_claim(engine, seconds=2.0)
+            [claim] = await _keys(engine)
+            assert (claim.task_id, claim.response) == (None, None)
+            # Bounded: a repeat that queued behind the first would otherwise hang here.
+            second = await asyncio.wait_for(_post(client), timeout=3.0)
+            assert not first.done()
+        finally:
+            locker.rollback()
+            first_response = await asyncio.wait_for(first, timeout=10.0)
+
+    _assert_in_flight(second)
+    task = _assert_fresh(first_response)
+    third = await _post(client)
+    _assert_replayed(third, first_response)
+    assert third.json()["id"] == task["id"]
+    assert [row.id for row in await _tasks(engine)] == [task["id"]]
+    assert [row.task_id for row in await _keys(engine)] == [task["id"]]
+
+
+async def test_cancelled_create_frees_its_key(
+    client: httpx.AsyncClient, engine: AsyncEngine, backend: str, database_url: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("holds a table lock from another connection while the app inserts")
+    with psycopg.connect(libpq_url(database_url), connect_timeout=5) as locker:
+        locker.execute("LOCK TABLE tasks IN SHARE MODE")
+        try:
+            # As a server's shutdown timeout or a dropped client would: cancel mid-insert.
+            doomed = asyncio.create_task(_post(client))
+            await _wait_for_claim(engine, seconds=2.0)
+            doomed.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await doomed
+        finally:
+            locker.rollback()
+
+    deadline = time.monotonic() + 5.0
+    while await _keys(engine):
+        if time.monotonic() > deadline:
+            pytest.fail("the cancelled request's claim was not released")
+        await asyncio.sleep(0.02)
+    assert await _tasks(engine) == []
+    _assert_fresh(await _post(client))
+
+
+async def test_a_repeated_key_header_is_422_and_stores_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    response = await client.post(
+        tasks_url("alice"),
+        json=BODY,
+        headers=[("Idempotency-Key", "a"), ("Idempotency-Key", "b")],
+    )
+
+    _assert_bad_key(response)
+    assert await _tasks(engine) == []
+    assert await _keys(engine) == []
