@@ -2,35 +2,32 @@
 
 import hashlib
 import re
-from typing import Annotated, Any
-
-from fastapi import Header
-
-from todo_api.api.schemas import without_null
+from typing import Any
 
 # `W/"opaque"` or `"opaque"`, then a comma or the end; list elements may be empty.
 _ENTITY_TAG = re.compile(r'[\s,]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)')
 
 _VERSION_DIGITS = 18
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        json_schema_extra=without_null,
-        description="Change the task only if its current `ETag` is one of these (or `*`). "
-        "Otherwise 412 and nothing changes.",
-    ),
-]
-IfNoneMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-None-Match",
-        json_schema_extra=without_null,
-        description="ETags the client already holds: if the current one is among them, "
-        "the answer is 304 with no body.",
-    ),
-]
+# Read straight from `request.headers` and published through `openapi_extra`: a FastAPI
+# Header parameter costs about 10 µs per request in validation, on every request, mostly
+# sent without it.
+IF_MATCH: dict[str, Any] = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Change the task only if its current `ETag` is one of these (or `*`). "
+    "Otherwise 412 and nothing changes.",
+}
+IF_NONE_MATCH: dict[str, Any] = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "ETags the client already holds: if the current one is among them, "
+    "the answer is 304 with no body.",
+}
 
 
 def task_etag(task_id: int, version: int) -> str:

@@ -2,28 +2,57 @@
 
 import hashlib
 import json
-from typing import Annotated
+import re
+from typing import Any
 
-from fastapi import Header
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 
-from todo_api.api.schemas import without_null
 from todo_api.db.models import IDEMPOTENCY_KEY_MAX_LENGTH
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        json_schema_extra=without_null,
-        min_length=1,
-        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-        # Visible ASCII: what a UUID, a ULID or any token a client makes up consists of.
-        pattern=r"^[!-~]+$",
-        description="Makes the create safe to retry: within 24 hours a repeat with the same "
-        "key and body gets the first response back (`Idempotent-Replayed: true`) and "
-        "creates nothing; 409 while the first is still in progress; 422 if the body differs. "
-        "Keys are per user.",
-    ),
-]
+# Visible ASCII: what a UUID, a ULID or any token a client makes up consists of.
+_KEY_PATTERN = rf"^[!-~]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"
+_VALID_KEY = re.compile(_KEY_PATTERN)
+
+# Read by `idempotency_key` rather than declared as a FastAPI Header parameter, whose
+# validation would cost every create, keyed or not (see conditional.py).
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
+        "pattern": _KEY_PATTERN,
+    },
+    "description": "Makes the create safe to retry: within 24 hours a repeat with the same "
+    "key and body gets the first response back (`Idempotent-Replayed: true`) and creates "
+    "nothing; 409 while the first is still in progress; 422 if the body differs. Keys are "
+    "per user.",
+}
+
+
+def key_error(message: str, kind: str) -> RequestValidationError:
+    """A 422 located at the header, like any other validation error."""
+    return RequestValidationError(
+        [{"loc": ("header", "Idempotency-Key"), "msg": message, "type": kind}]
+    )
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's key, or None without one; 422 for a malformed or repeated one."""
+    keys = request.headers.getlist("idempotency-key")
+    if not keys:
+        return None
+    if len(keys) > 1:
+        raise key_error("Header must be given at most once", "repeated_header")
+    if _VALID_KEY.fullmatch(keys[0]) is None:
+        raise key_error(
+            f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters",
+            "idempotency_key_invalid",
+        )
+    return keys[0]
 
 
 def request_fingerprint(body: bytes) -> str:

@@ -68,8 +68,7 @@ TaskDescription = Annotated[
 ]
 
 
-def without_null(schema: dict[str, Any]) -> None:
-    """JSON-schema hook: publish an optional `X | None` as plain X (absent, never null)."""
+def _drop_null(schema: dict[str, Any]) -> None:
     alternatives = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
     schema.update(*alternatives)
     schema.pop("default", None)
@@ -80,7 +79,7 @@ def omittable() -> Any:
 
     Declared `X | None` so errors name the field plainly; published without `null`.
     """
-    return Field(default=None, json_schema_extra=without_null)
+    return Field(default=None, json_schema_extra=_drop_null)
 
 
 def _refuse_null(value: Any) -> Any:

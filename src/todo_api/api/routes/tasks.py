@@ -5,14 +5,13 @@ from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from pydantic_core import to_json
 from starlette.convertors import Convertor, register_url_convertor
 
 from todo_api.api.caller import CallerId
 from todo_api.api.conditional import (
-    IfMatch,
-    IfNoneMatch,
+    IF_MATCH,
+    IF_NONE_MATCH,
     content_etag,
     etag_header,
     matching_versions,
@@ -24,7 +23,12 @@ from todo_api.api.dependencies import (
     reject_repeated_query_parameters,
     require_json_body,
 )
-from todo_api.api.idempotency import IdempotencyKey, request_fingerprint
+from todo_api.api.idempotency import (
+    IDEMPOTENCY_KEY,
+    idempotency_key,
+    key_error,
+    request_fingerprint,
+)
 from todo_api.api.problems import (
     IdempotencyKeyInFlightError,
     PreconditionFailedError,
@@ -117,6 +121,10 @@ async def _checking_version(write: Awaitable[_T], task_id: int) -> _T:
         raise PreconditionFailedError(task_id, current) from None
 
 
+def _if_match(request: Request, task_id: int) -> set[int] | None:
+    return matching_versions(request.headers.get("if-match"), task_id)
+
+
 def _not_modified(etag: str) -> Response:
     return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
 
@@ -153,6 +161,7 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     operation_id="list_tasks",
     # The only operation with query parameters.
     dependencies=[Depends(reject_repeated_query_parameters)],
+    openapi_extra={"parameters": [IF_NONE_MATCH]},
     summary="List the caller's tasks",
     response_model=list[TaskPublic],
     responses={
@@ -192,7 +201,6 @@ async def list_tasks(
             "ignoring case; `%` and `_` match themselves.",
         ),
     ] = None,
-    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`."""
     page = await task_queries.list_tasks(
@@ -201,7 +209,7 @@ async def list_tasks(
     total = str(page.total)
     body = to_json([_public(task) for task in page.tasks])
     etag = content_etag(body, total.encode())
-    if not none_match(if_none_match, etag):
+    if not none_match(request.headers.get("if-none-match"), etag):
         return _not_modified(etag)
     links = []
     if offset + limit < page.total:
@@ -224,6 +232,7 @@ async def list_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
     dependencies=JSON_BODY,
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
     responses={
         201: {
             "description": "The task was created, or this is the stored response to an "
@@ -245,22 +254,20 @@ async def create_task(
     engine: EngineDep,
     task_in: TaskCreate,
     request: Request,
-    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The title is trimmed; `completed` defaults to false."""
     new_task = NewTask(
         title=task_in.title, description=task_in.description, completed=task_in.completed
     )
-    if idempotency_key is None:
+    key = idempotency_key(request)
+    if key is None:
         task = _public(await task_queries.create_task(engine, owner=owner, task=new_task))
         return _json(task, status.HTTP_201_CREATED, _created_headers(request, owner, task))
-    if len(request.headers.getlist("idempotency-key")) > 1:
-        raise _idempotency_key_error("Header must be given at most once", "repeated_header")
     try:
         keyed = await idempotency.create_task_once(
             engine,
             owner=owner,
-            key=idempotency_key,
+            key=key,
             fingerprint=request_fingerprint(await request.body()),
             task=new_task,
             encode=lambda task: to_json(_public(task)).decode(),
@@ -268,7 +275,7 @@ async def create_task(
     except idempotency.KeyInFlightError:
         raise IdempotencyKeyInFlightError() from None
     except idempotency.KeyReusedError:
-        raise _idempotency_key_error(
+        raise key_error(
             "Key was already used with a different request body", "idempotency_key_reused"
         ) from None
     stored = json.loads(keyed.body)
@@ -276,12 +283,6 @@ async def create_task(
     if keyed.replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(keyed.body, status.HTTP_201_CREATED, headers, media_type="application/json")
-
-
-def _idempotency_key_error(message: str, kind: str) -> RequestValidationError:
-    return RequestValidationError(
-        [{"loc": ("header", "Idempotency-Key"), "msg": message, "type": kind}]
-    )
 
 
 def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str, str]:
@@ -336,15 +337,16 @@ async def delete_completed_tasks(owner: CallerId, engine: EngineDep) -> Response
     summary="Read one task",
     response_model=TaskPublic,
     responses={200: {"headers": TASK_ETAG}, **NOT_MODIFIED, **problem_responses(404)},
+    openapi_extra={"parameters": [IF_NONE_MATCH]},
 )
 async def read_task(
-    owner: CallerId, engine: EngineDep, task_id: TaskId, if_none_match: IfNoneMatch = None
+    owner: CallerId, engine: EngineDep, task_id: TaskId, request: Request
 ) -> Response:
     task = await task_queries.get_task(engine, owner=owner, task_id=task_id)
     if task is None:
         raise TaskNotFoundError(task_id)
     etag = task_etag(task_id, task["version"])
-    if not none_match(if_none_match, etag):
+    if not none_match(request.headers.get("if-none-match"), etag):
         return _not_modified(etag)
     return _task_response(task)
 
@@ -356,13 +358,14 @@ async def read_task(
     response_model=TaskPublic,
     dependencies=JSON_BODY,
     responses=WRITE_RESPONSES,
+    openapi_extra={"parameters": [IF_MATCH]},
 )
 async def replace_task(
     owner: CallerId,
     engine: EngineDep,
     task_id: TaskId,
     task_in: TaskReplace,
-    if_match: IfMatch = None,
+    request: Request,
 ) -> Response:
     """An absent `description` becomes null; an absent `completed` is left as it is."""
     write = task_queries.update_task(
@@ -370,7 +373,7 @@ async def replace_task(
         owner=owner,
         task_id=task_id,
         changes=task_in.changes(),
-        if_version_in=matching_versions(if_match, task_id),
+        if_version_in=_if_match(request, task_id),
     )
     return _found(await _checking_version(write, task_id), task_id)
 
@@ -382,13 +385,14 @@ async def replace_task(
     response_model=TaskPublic,
     dependencies=JSON_BODY,
     responses=WRITE_RESPONSES,
+    openapi_extra={"parameters": [IF_MATCH]},
 )
 async def update_task(
     owner: CallerId,
     engine: EngineDep,
     task_id: TaskId,
     task_in: TaskUpdate,
-    if_match: IfMatch = None,
+    request: Request,
 ) -> Response:
     """Only the fields present change; `description: null` clears the description."""
     write = task_queries.update_task(
@@ -396,7 +400,7 @@ async def update_task(
         owner=owner,
         task_id=task_id,
         changes=task_in.changes(),
-        if_version_in=matching_versions(if_match, task_id),
+        if_version_in=_if_match(request, task_id),
     )
     return _found(await _checking_version(write, task_id), task_id)
 
@@ -408,12 +412,13 @@ async def update_task(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={**problem_responses(404), **CONDITIONAL_WRITE},
+    openapi_extra={"parameters": [IF_MATCH]},
 )
 async def delete_task(
-    owner: CallerId, engine: EngineDep, task_id: TaskId, if_match: IfMatch = None
+    owner: CallerId, engine: EngineDep, task_id: TaskId, request: Request
 ) -> Response:
     write = task_queries.delete_task(
-        engine, owner=owner, task_id=task_id, if_version_in=matching_versions(if_match, task_id)
+        engine, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
     if not await _checking_version(write, task_id):
         raise TaskNotFoundError(task_id)
@@ -427,16 +432,17 @@ async def delete_task(
     response_model=TaskPublic,
     dependencies=JSON_BODY,
     responses=WRITE_RESPONSES,
+    openapi_extra={"parameters": [IF_MATCH]},
 )
 async def toggle_task_completion(
     owner: CallerId,
     engine: EngineDep,
     task_id: TaskId,
+    request: Request,
     completion: Annotated[TaskCompletion | None, Body()] = None,
-    if_match: IfMatch = None,
 ) -> Response:
     """Without a body the state flips; `{"completed": true|false}` sets it (idempotent)."""
-    versions = matching_versions(if_match, task_id)
+    versions = _if_match(request, task_id)
     if completion is None or completion.completed is None:
         write = task_queries.toggle_task(
             engine, owner=owner, task_id=task_id, if_version_in=versions
