@@ -6,6 +6,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic_core import to_json
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.convertors import Convertor, register_url_convertor
 
 from todo_api.api.caller import CallerId
@@ -100,17 +101,11 @@ def _public(task: TaskRecord) -> TaskRecord:
     return task
 
 
-def _task_response(
-    task: TaskRecord, status_code: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    public = _public(task)
-    return _json(public, status_code, {"ETag": public["etag"], **(headers or {})})
-
-
 def _found(task: TaskRecord | None, task_id: int) -> Response:
     if task is None:
         raise TaskNotFoundError(task_id)
-    return _task_response(task)
+    public = _public(task)
+    return _json(public, headers={"ETag": public["etag"]})
 
 
 async def _checking_version(write: Awaitable[_T], task_id: int) -> _T:
@@ -123,6 +118,20 @@ async def _checking_version(write: Awaitable[_T], task_id: int) -> _T:
 
 def _if_match(request: Request, task_id: int) -> set[int] | None:
     return matching_versions(request.headers.get("if-match"), task_id)
+
+
+async def _update(
+    engine: AsyncEngine, owner: str, task_id: int, changes: dict[str, Any], request: Request
+) -> Response:
+    """PUT, PATCH and the toggle with a body: `update_task`, honouring If-Match."""
+    write = task_queries.update_task(
+        engine,
+        owner=owner,
+        task_id=task_id,
+        changes=changes,
+        if_version_in=_if_match(request, task_id),
+    )
+    return _found(await _checking_version(write, task_id), task_id)
 
 
 def _not_modified(etag: str) -> Response:
@@ -345,10 +354,10 @@ async def read_task(
     task = await task_queries.get_task(engine, owner=owner, task_id=task_id)
     if task is None:
         raise TaskNotFoundError(task_id)
-    etag = task_etag(task_id, task["version"])
-    if not none_match(request.headers.get("if-none-match"), etag):
-        return _not_modified(etag)
-    return _task_response(task)
+    public = _public(task)
+    if not none_match(request.headers.get("if-none-match"), public["etag"]):
+        return _not_modified(public["etag"])
+    return _json(public, headers={"ETag": public["etag"]})
 
 
 @router.put(
@@ -368,14 +377,7 @@ async def replace_task(
     request: Request,
 ) -> Response:
     """An absent `description` becomes null; an absent `completed` is left as it is."""
-    write = task_queries.update_task(
-        engine,
-        owner=owner,
-        task_id=task_id,
-        changes=task_in.changes(),
-        if_version_in=_if_match(request, task_id),
-    )
-    return _found(await _checking_version(write, task_id), task_id)
+    return await _update(engine, owner, task_id, task_in.changes(), request)
 
 
 @router.patch(
@@ -395,14 +397,7 @@ async def update_task(
     request: Request,
 ) -> Response:
     """Only the fields present change; `description: null` clears the description."""
-    write = task_queries.update_task(
-        engine,
-        owner=owner,
-        task_id=task_id,
-        changes=task_in.changes(),
-        if_version_in=_if_match(request, task_id),
-    )
-    return _found(await _checking_version(write, task_id), task_id)
+    return await _update(engine, owner, task_id, task_in.changes(), request)
 
 
 @router.delete(
@@ -442,14 +437,9 @@ async def toggle_task_completion(
     completion: Annotated[TaskCompletion | None, Body()] = None,
 ) -> Response:
     """Without a body the state flips; `{"completed": true|false}` sets it (idempotent)."""
-    versions = _if_match(request, task_id)
-    if completion is None or completion.completed is None:
-        write = task_queries.toggle_task(
-            engine, owner=owner, task_id=task_id, if_version_in=versions
-        )
-    else:
-        changes = {"completed": completion.completed}
-        write = task_queries.update_task(
-            engine, owner=owner, task_id=task_id, changes=changes, if_version_in=versions
-        )
+    if completion is not None and completion.completed is not None:
+        return await _update(engine, owner, task_id, {"completed": completion.completed}, request)
+    write = task_queries.toggle_task(
+        engine, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
+    )
     return _found(await _checking_version(write, task_id), task_id)
