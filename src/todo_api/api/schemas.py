@@ -23,9 +23,21 @@ from todo_api.db.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, TaskBas
 # precise message; tests/test_schemas.py proves the two agree.
 _TITLE_CONTROLS = r"\x00-\x1f\x7f-\x9f"
 _DESCRIPTION_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-TITLE_PATTERN = rf"^[^{_TITLE_CONTROLS}]*[^\s{_TITLE_CONTROLS}][^{_TITLE_CONTROLS}]*$"
+# Visible: not whitespace, not a control, not default-ignorable (Unicode's
+# Default_Ignorable_Code_Point: format characters, variation selectors and fillers, which
+# render as nothing). Only the Basic Multilingual Plane's are listed, as \uXXXX escapes that
+# ECMA-262 (JavaScript clients), Python and Rust all read alike; no astral escape is shared,
+# and to a JavaScript regex without the `u` flag an astral character is two surrogates. So
+# U+1BCA0-1BCA3, U+1D173-1D17A and U+E0000-E0FFF still count as visible.
+_INVISIBLE = (
+    r"\u00ad\u034f\u061c\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+)
+_VISIBLE = rf"[^\s{_TITLE_CONTROLS}{_INVISIBLE}]"
+TITLE_PATTERN = rf"^[^{_TITLE_CONTROLS}]*{_VISIBLE}[^{_TITLE_CONTROLS}]*$"
 DESCRIPTION_PATTERN = rf"^[^{_DESCRIPTION_CONTROLS}]*$"
 _TITLE_FORBIDDEN = re.compile(rf"[{_TITLE_CONTROLS}\ud800-\udfff]")
+_TITLE_VISIBLE = re.compile(_VISIBLE)
 _DESCRIPTION_FORBIDDEN = re.compile(rf"[{_DESCRIPTION_CONTROLS}\ud800-\udfff]")
 
 
@@ -45,10 +57,9 @@ def _refuse(pattern: re.Pattern[str]) -> AfterValidator:
 
 
 def _trim_title(value: str) -> str:
-    trimmed = value.strip()
-    if not trimmed:
+    if _TITLE_VISIBLE.search(value) is None:
         raise PydanticCustomError("blank_title", "Title must contain a visible character")
-    return trimmed
+    return value.strip()
 
 
 # Lengths are checked as sent, so the published maxLength means exactly what it says; the
