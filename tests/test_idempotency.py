@@ -17,7 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tests.helpers import TASK_FIELDS, assert_problem, create, libpq_url, task_url, tasks_url
+from tests.helpers import (
+    TASK_FIELDS,
+    app_client,
+    assert_problem,
+    create,
+    libpq_url,
+    task_url,
+    tasks_url,
+)
 from todo_api.api.idempotency import request_fingerprint
 from todo_api.db import idempotency as idempotency_db
 from todo_api.db.models import idempotency_keys_table
@@ -490,7 +498,7 @@ async def test_cancelled_create_frees_its_key(
     with psycopg.connect(libpq_url(database_url), connect_timeout=5) as locker:
         locker.execute("LOCK TABLE tasks IN SHARE MODE")
         try:
-            # As a server's shutdown timeout or a dropped client would: cancel mid-insert.
+            # As the server's shutdown grace period running out does: cancel mid-insert.
             doomed = asyncio.create_task(_post(client))
             await _wait_for_claim(engine, seconds=2.0)
             doomed.cancel()
@@ -520,3 +528,85 @@ async def test_a_repeated_key_header_is_422_and_stores_nothing(
     _assert_bad_key(response)
     assert await _tasks(engine) == []
     assert await _keys(engine) == []
+
+
+async def test_failed_create_frees_its_key_even_when_the_pool_is_busy(
+    engine: AsyncEngine, backend: str, database_url: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("needs a statement timeout to make the insert fail under a table lock")
+    async with app_client(
+        database_url, db_pool_size=1, db_pool_timeout=0.3, db_statement_timeout_ms=500
+    ) as small:
+        with psycopg.connect(libpq_url(database_url), connect_timeout=5) as locker:
+            locker.execute("LOCK TABLE tasks IN SHARE MODE")
+            try:
+                keyed = asyncio.create_task(_post(small))
+                await _wait_for_claim(engine, seconds=2.0)
+                # Queued for the only connection when the keyed insert times out, so it
+                # gets that connection first and holds it past the pool timeout.
+                await asyncio.sleep(0.35)
+                queued = asyncio.create_task(small.post(tasks_url("bob"), json={"title": "t"}))
+                failed = await keyed
+                await queued
+            finally:
+                locker.rollback()
+
+        assert_problem(failed, 503)
+        assert await _keys(engine) == []
+        task = _assert_fresh(await _post(small))
+    assert [row.id for row in await _tasks(engine)] == [task["id"]]
+
+
+#: Expired keys already stored when the tests below start: hours of keyed creates nobody
+#: cleaned up.
+BACKLOG = 200_000
+
+
+async def _insert_expired_backlog(engine: AsyncEngine, count: int) -> None:
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            rows = "SELECT g FROM generate_series(1, :count) AS g"
+            created = "now() - interval '2 days'"
+        else:
+            rows = (
+                "WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < :count)"
+                " SELECT g FROM n"
+            )
+            created = "datetime('now', '-2 days')"
+        await connection.execute(
+            text(
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, claim, created_at)"
+                f" SELECT 'backlog', 'key-' || g, '{'f' * 64}', '{'c' * 32}', {created}"
+                f" FROM ({rows}) AS numbers"
+            ),
+            {"count": count},
+        )
+
+
+async def _expired_key_count(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            text("SELECT count(*) FROM idempotency_keys WHERE user_id = 'backlog'")
+        )
+        return int(result.scalar_one())
+
+
+async def test_a_backlog_of_expired_keys_costs_each_keyed_create_one_small_batch(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    await _insert_expired_backlog(engine, BACKLOG)
+    # A statement timeout far below what deleting the whole backlog at once takes.
+    async with app_client(database_url, db_statement_timeout_ms=250) as impatient:
+        first = await _post(impatient)
+        _assert_fresh(first)
+        assert await _expired_key_count(engine) == BACKLOG - idempotency_db.CLEAN_UP_BATCH
+
+        responses = await asyncio.gather(*(_post(impatient, key=f"k{i}") for i in range(15)))
+
+    for response in responses:
+        _assert_fresh(response)
+    remaining = await _expired_key_count(engine)
+    # Each create deleted its own batch; concurrent ones skip each other's rows.
+    assert BACKLOG - 16 * idempotency_db.CLEAN_UP_BATCH <= remaining < BACKLOG
+    assert len(await _tasks(engine)) == 16

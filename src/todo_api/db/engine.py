@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import select
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import ConnStatus
 from sqlalchemy import URL, Connection, event, make_url, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from todo_api.settings import DEFAULT_SQLITE_FILE, Settings
@@ -73,11 +74,31 @@ def postgres_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = async_database_url(settings.database_url)
+    if settings.database_url is None:
+        logger.info("DATABASE_URL is not set; using the embedded SQLite file %s", url.database)
+    return _create_engine(url, settings)
+
+
+def _create_engine(url: URL, settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
-        if settings.database_url is None:
-            logger.info("DATABASE_URL is not set; using the embedded SQLite file %s", url.database)
         return _create_sqlite_engine(url, settings)
     return _create_postgres_engine(url, settings)
+
+
+def create_readiness_engine(settings: Settings) -> AsyncEngine:
+    """A one-connection engine for the readiness probe, apart from the requests' pool.
+
+    Readiness is about the database: a pool that requests keep busy says nothing about
+    it, and a probe queued behind them would fail exactly when the service is busiest.
+    """
+    reserve = {
+        "db_pool_size": 1,
+        "db_max_overflow": 0,
+        "db_pool_timeout": READINESS_TIMEOUT_SECONDS,
+    }
+    return _create_engine(
+        async_database_url(settings.database_url), settings.model_copy(update=reserve)
+    )
 
 
 def _create_postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
@@ -100,6 +121,8 @@ def _create_postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
         # In autocommit no transaction is ever left open, so nothing needs rolling back
         # when a connection returns to the pool.
         pool_reset_on_return="rollback" if timeout_per_transaction else None,
+        # Errors name the statement but not its values: task content stays out of logs.
+        hide_parameters=True,
     )
     # Neon's suspend, a server restart or pg_terminate_backend close idle connections; spot
     # them as they leave the pool without a round trip (instead of pool_pre_ping's).
@@ -119,22 +142,32 @@ def _discard_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: An
 
     An idle connection receives nothing unless the server is ending it: then its FATAL
     message or EOF is waiting on the socket, which a zero-timeout poll sees at no cost.
+    poll(), unlike select(), takes descriptors of any number (select() raises at 1024 and
+    above, which a busy worker reaches). Whatever goes wrong in the check itself only
+    costs a new connection, never the request.
     """
-    pgconn = dbapi_connection.driver_connection.pgconn
     try:
-        closed = pgconn.status != ConnStatus.OK or bool(
-            select.select([pgconn.socket], [], [], 0)[0]
-        )
-    except (OSError, psycopg.Error):
+        pgconn = dbapi_connection.driver_connection.pgconn
+        closed = pgconn.status != ConnStatus.OK or _has_input(pgconn.socket)
+    except Exception:
         closed = True
     if closed:
         raise DisconnectionError("the server closed this pooled connection")
+
+
+def _has_input(descriptor: int) -> bool:
+    if not hasattr(select, "poll"):  # Windows: its select() has no 1024 limit
+        return bool(select.select([descriptor], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(descriptor, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
@@ -153,8 +186,8 @@ def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
 
 
 @asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction for several statements that must land together or not at all.
+async def transactional_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for transactions of several statements (`async with connection.begin()`).
 
     On PostgreSQL the engine runs in autocommit (see above), where `begin()` would not
     make one; this connection leaves autocommit until it returns to the pool.
@@ -162,8 +195,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection = await connection.execution_options(isolation_level="READ COMMITTED")
-        async with connection.begin():
-            yield connection
+        yield connection
 
 
 class DatabaseAvailability:
@@ -183,8 +215,29 @@ class DatabaseAvailability:
             logger.warning("Database reachable again")
 
     def watch(self, engine: AsyncEngine) -> None:
-        """Every new connection proves the database is back."""
-        event.listen(engine.sync_engine, "connect", lambda *_: self.mark_available())
+        """Any statement that completes proves the database is back."""
+        event.listen(engine.sync_engine, "after_cursor_execute", lambda *_: self.mark_available())
+
+
+# Server-side codes of a connection being refused or cut: the database (or the way to it)
+# is gone, as opposed to a statement that took too long or waited for a lock.
+_CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached, not that it is busy or slow."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, InterfaceError):
+        return True
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, psycopg.Error):
+        state = cause.sqlstate
+        # No code at all: the client library could not connect or lost the socket.
+        return state is None or state.startswith("08") or state in _CONNECTION_LOST_STATES
+    if isinstance(cause, sqlite3.OperationalError):
+        return "unable to open" in str(cause)
+    return False
 
 
 async def readiness_failure(engine: AsyncEngine) -> str | None:

@@ -8,6 +8,7 @@ response are then written in one transaction, so a task never exists without its
 """
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Callable
 from contextlib import suppress
@@ -16,15 +17,29 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, String, Text, and_, bindparam, delete, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningInsert
 
-from todo_api.db.engine import transaction
+from todo_api.db.engine import describe_database_error, transactional_connection
 from todo_api.db.models import UTCDateTime, idempotency_keys_table
 from todo_api.db.tasks import NewTask, TaskRecord, insert_task
+
+logger = logging.getLogger(__name__)
 
 #: How long a key is remembered after its request.
 KEY_LIFETIME = timedelta(hours=24)
@@ -32,6 +47,9 @@ KEY_LIFETIME = timedelta(hours=24)
 #: crash or a lost connection): far longer than the pool, connect and statement timeouts
 #: let a live request take.
 ABANDONED_AFTER = timedelta(seconds=60)
+#: Expired keys deleted after each keyed create: far more than one create adds, so any
+#: backlog shrinks, and few enough that the delete stays quick.
+CLEAN_UP_BATCH = 200
 
 _k = idempotency_keys_table.c
 _OWNER = bindparam("owner", type_=String())
@@ -51,7 +69,6 @@ class KeyReusedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class KeyedResponse:
-    task_id: int
     #: The response body exactly as first sent.
     body: str
     #: True when this is a repeat answered from the stored response.
@@ -91,7 +108,7 @@ def _claim(dialect_name: str) -> ReturningInsert[Any]:
     ).returning(_k.claim)
 
 
-_LOOKUP = select(_k.fingerprint, _k.task_id, _k.response).where(*_THIS_KEY)
+_LOOKUP = select(_k.fingerprint, _k.response).where(*_THIS_KEY)
 _COMPLETE = (
     update(idempotency_keys_table)
     .where(*_THIS_KEY, _k.claim == _CLAIM)
@@ -103,8 +120,18 @@ _COMPLETE = (
 _RELEASE = delete(idempotency_keys_table).where(
     *_THIS_KEY, _k.claim == _CLAIM, _k.response.is_(None)
 )
-# Across all users: expiry is by age alone, and the rows hold no task data.
-_DELETE_EXPIRED = delete(idempotency_keys_table).where(_k.created_at < _EXPIRED_BEFORE)
+# Across all users (expiry is by age alone, and the rows hold no task data), oldest first,
+# a bounded batch at a time; rows another clean-up is deleting are skipped, not waited for.
+_EXPIRED_BATCH = (
+    select(_k.user_id, _k.key)
+    .where(_k.created_at < _EXPIRED_BEFORE)
+    .order_by(_k.created_at)
+    .limit(bindparam("batch_size", type_=Integer()))
+    .with_for_update(skip_locked=True)
+)
+_DELETE_EXPIRED = delete(idempotency_keys_table).where(
+    tuple_(_k.user_id, _k.key).in_(_EXPIRED_BATCH)
+)
 
 
 async def create_task_once(
@@ -131,34 +158,37 @@ async def create_task_once(
         "expired_before": now - KEY_LIFETIME,
         "abandoned_before": now - ABANDONED_AFTER,
     }
-    # A second round only if the stored key vanished between the two statements (it
-    # expired and another request's clean-up deleted it).
-    for _ in range(2):
-        async with engine.begin() as connection:
-            claimed = (await connection.execute(_claim(engine.dialect.name), params)).first()
-        if claimed is not None:
-            return await _create_claimed(engine, params, task, encode)
-        async with engine.connect() as connection:
-            stored = (await connection.execute(_LOOKUP, params)).first()
-        if stored is None:
-            continue
-        if stored.fingerprint != fingerprint:
-            raise KeyReusedError(key)
-        if stored.response is None:
-            raise KeyInFlightError(key)
-        return KeyedResponse(task_id=stored.task_id, body=stored.response, replayed=True)
+    # One connection for claim, create and release: freeing a failed request's key must
+    # not wait for the pool, which may be exactly what is exhausted.
+    async with transactional_connection(engine) as connection:
+        # A second round only if the stored key vanished between the two statements (it
+        # expired and a clean-up deleted it).
+        for _ in range(2):
+            async with connection.begin():
+                claim = _claim(engine.dialect.name)
+                claimed = (await connection.execute(claim, params)).first()
+            if claimed is not None:
+                return await _create_claimed(connection, params, task, encode)
+            async with connection.begin():
+                stored = (await connection.execute(_LOOKUP, params)).first()
+            if stored is None:
+                continue
+            if stored.fingerprint != fingerprint:
+                raise KeyReusedError(key)
+            if stored.response is None:
+                raise KeyInFlightError(key)
+            return KeyedResponse(body=stored.response, replayed=True)
     raise KeyInFlightError(key)
 
 
 async def _create_claimed(
-    engine: AsyncEngine,
+    connection: AsyncConnection,
     params: dict[str, Any],
     task: NewTask,
     encode: Callable[[TaskRecord], str],
 ) -> KeyedResponse:
     try:
-        async with transaction(engine) as connection:
-            await connection.execute(_DELETE_EXPIRED, params)
+        async with connection.begin():
             record = await insert_task(connection, owner=params["owner"], task=task)
             body = encode(record)
             completion = params | {"new_task_id": record["id"], "new_response": body}
@@ -168,14 +198,32 @@ async def _create_claimed(
                 raise KeyInFlightError(params["idempotency_key"])
     except BaseException:
         # Free the key at once so that the client's retry can proceed, also when this
-        # request was cancelled (shielded, so the release itself is not); if the database
-        # is gone, the claim is taken over once it counts as abandoned.
+        # request was cancelled (shielded, so the release itself is not). A connection
+        # broken by the failure is replaced by the pool; if the database is gone, the
+        # claim is taken over once it counts as abandoned.
         with suppress(SQLAlchemyError):
-            await asyncio.shield(_release(engine, params))
+            await asyncio.shield(_release(connection, params))
         raise
-    return KeyedResponse(task_id=record["id"], body=body, replayed=False)
+    return KeyedResponse(body=body, replayed=False)
 
 
-async def _release(engine: AsyncEngine, params: dict[str, Any]) -> None:
-    async with engine.begin() as connection:
+async def _release(connection: AsyncConnection, params: dict[str, Any]) -> None:
+    async with connection.begin():
         await connection.execute(_RELEASE, params)
+
+
+async def delete_expired_keys(engine: AsyncEngine, *, batch_size: int = CLEAN_UP_BATCH) -> int:
+    """Delete up to `batch_size` expired keys in a statement of its own; returns how many.
+
+    Bounded so that its cost per call stays small whatever backlog has built up. A failure
+    is only logged: the next call tries again, and an expired key that is still stored is
+    treated as free anyway.
+    """
+    params = {"expired_before": datetime.now(UTC) - KEY_LIFETIME, "batch_size": batch_size}
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(_DELETE_EXPIRED, params)
+    except SQLAlchemyError as exc:
+        logger.info("Expired idempotency keys not deleted: %s", describe_database_error(exc))
+        return 0
+    return int(result.rowcount)
