@@ -942,8 +942,8 @@ PROFILE_PHASES: tuple[tuple[str, Sequence[str]], ...] = (
 PROFILE_AREAS: tuple[tuple[str, Sequence[str]], ...] = (
     ("logging", ("logging/__init__.py",)),
     (
-        "app middleware (request log, headers, body limit)",
-        ("todo_api/api/request_log.py", "response_headers.py", "body_limit.py"),
+        "app middleware (request log, headers, limits, proxies, HEAD, errors)",
+        ("todo_api/api/middleware/",),
     ),
     ("FastAPI/Starlette: routing, dependencies, responses", ("fastapi/", "starlette/")),
     ("uvicorn + httptools (HTTP protocol)", ("uvicorn/", "httptools")),

@@ -9,11 +9,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
-from tests.helpers import assert_problem, create, task_url, tasks_url
-from todo_api.api.request_log import REQUEST_ID_PATTERN, current_request_id
+from tests.helpers import assert_problem, create, dispose_engines, task_url, tasks_url
+from todo_api.api.middleware.request_log import REQUEST_ID_PATTERN, current_request_id
+from todo_api.api.schemas import TaskCreate
 from todo_api.app import create_app
-from todo_api.log_config import JsonFormatter, log_config
+from todo_api.log_config import TEXT_FORMAT, JsonFormatter, TextFormatter, log_config
 from todo_api.settings import Settings
 
 REQUEST_LOGGER = "todo_api.requests"
@@ -90,7 +92,7 @@ async def test_one_line_per_request_with_the_route_template(
         ("GET", "/api/{user_id}/tasks/{task_id}", 422),
         ("DELETE", "/api/{user_id}/tasks", 405),
         ("GET", "/health", 200),
-        ("GET", "/no/such/page", 404),  # no route matched: the raw path
+        ("GET", "(no route)", 404),  # no route: the path could hold a user id
     ]
     assert [
         (fields(r)["method"], fields(r)["route"], fields(r)["status"]) for r in request_records
@@ -251,7 +253,7 @@ async def test_an_unhandled_error_is_logged_once_as_500_with_its_id(
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             response = await client.get("/boom/x", headers={"X-Request-ID": "boom-1"})
     finally:
-        await app.state.engine.dispose()
+        await dispose_engines(app)
         current_request_id.set(None)
     assert_problem(response, 500)
     entries = [json.loads(line) for line in json_lines]
@@ -294,7 +296,7 @@ async def test_cors_lets_browsers_read_the_request_id(
                 headers={"Origin": origin, "Access-Control-Request-Method": "PATCH"},
             )
     finally:
-        await app.state.engine.dispose()
+        await dispose_engines(app)
     assert preflight.status_code == 200
     assert [(fields(r)["method"], fields(r)["route"]) for r in request_records] == [
         ("GET", "/health"),
@@ -305,3 +307,36 @@ async def test_cors_lets_browsers_read_the_request_id(
     }
     assert "x-request-id" in exposed
     assert GENERATED_ID.fullmatch(response.headers["x-request-id"])
+
+
+def _formatted(formatter: logging.Formatter, message: str, error: BaseException | None) -> str:
+    record = logging.LogRecord("todo_api.test", logging.ERROR, __file__, 1, "%s", (message,), None)
+    if error is not None:
+        record.exc_info = (type(error), error, error.__traceback__)
+    return formatter.format(record)
+
+
+def test_text_lines_escape_what_could_forge_another_line() -> None:
+    formatter = TextFormatter(TEXT_FORMAT)
+    line = _formatted(formatter, "GET /x\n2026-12-01 INFO forged\r\u2028\x1b[31m", None)
+    assert "\n" not in line
+    assert "\r" not in line
+    assert "\u2028" not in line
+    assert "\x1b" not in line
+    assert line.endswith("GET /x\\u000a2026-12-01 INFO forged\\u000d\\u2028\\u001b[31m")
+
+
+def test_logged_exceptions_hold_no_request_data() -> None:
+    secret = "-".join(["c0ffee", "secret"])  # not in this file's source, which tracebacks quote
+    try:
+        try:
+            TaskCreate.model_validate({"title": secret * 100})
+        except ValidationError as invalid:
+            raise RuntimeError("while creating") from invalid
+    except RuntimeError as error:
+        for formatter in (TextFormatter(TEXT_FORMAT), JsonFormatter()):
+            text = _formatted(formatter, "failed", error)
+            assert secret not in text
+            assert "ValidationError: 1 validation errors at title" in text
+            assert "RuntimeError: while creating" in text
+            assert "direct cause" in text

@@ -1,8 +1,9 @@
 """One log line per request, and a request id that follows it into the response and the logs.
 
 The line names the route's path template (`/api/{user_id}/tasks/{task_id}`), never the concrete
-path, so owner ids stay out of log aggregation; a request that matches no route is logged with
-its raw path. Bodies are never read here, so titles and descriptions cannot reach the logs.
+path, so owner ids stay out of log aggregation; a request that matches no route is logged as
+`(no route)`, since its path may hold an owner id or text made to look like a log line. Bodies
+are never read here, so titles and descriptions cannot reach the logs.
 """
 
 import logging
@@ -23,6 +24,8 @@ _REQUEST_ID_HEADER_RAW = REQUEST_ID_HEADER.lower().encode("latin-1")
 # What an incoming id may look like to be kept; anything else is replaced, so a client
 # cannot inject spaces, quotes or newlines into the logs.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+UNMATCHED_ROUTE = "(no route)"
 
 #: The id of the request being handled, for log records made while handling it.
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
@@ -47,7 +50,7 @@ class RequestLogMiddleware:
         self._published: list[tuple[re.Pattern[str], str]] | None = None
 
     def route_template(self, scope: Scope) -> str:
-        """The route's path template, or the raw path when no route's path matches.
+        """The route's path template, or `(no route)` when no route's path matches.
 
         Routing sets `scope["route"]`. A response made before routing (a CORS preflight, a body
         over the size limit) has none; its path is matched against the published templates.
@@ -61,7 +64,7 @@ class RequestLogMiddleware:
         for pattern, published in self._published_templates(scope):
             if pattern.match(path):
                 return published
-        return path
+        return UNMATCHED_ROUTE
 
     def _published_templates(self, scope: Scope) -> list[tuple[re.Pattern[str], str]]:
         if self._published is None:
