@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import libpq_url
+from tests.helpers import dispose_engines, libpq_url
 from todo_api.app import create_app
 from todo_api.settings import Settings
 
@@ -124,7 +124,7 @@ def migrated_url(new_database: Callable[[], str]) -> str:
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(Settings(database_url=database_url))
     yield application
-    await application.state.engine.dispose()
+    await dispose_engines(application)
 
 
 @pytest.fixture
@@ -151,4 +151,4 @@ async def offline_client() -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-    await app.state.engine.dispose()
+    await dispose_engines(app)

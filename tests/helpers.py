@@ -1,9 +1,15 @@
 """Small helpers shared by the tests."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import URL, make_url
+
+from todo_api.app import create_app
+from todo_api.settings import Settings
 
 #: Every field of a task as the API returns it; the contract frontends rely on.
 TASK_FIELDS = frozenset(
@@ -65,3 +71,21 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 def error_locations(response: httpx.Response) -> list[list[Any]]:
     body = assert_problem(response, 422)
     return [error["loc"] for error in body["errors"]]
+
+
+async def dispose_engines(app: FastAPI) -> None:
+    """Closes the app's pools, as its lifespan does when the server stops."""
+    await app.state.engine.dispose()
+    await app.state.readiness_engine.dispose()
+
+
+@asynccontextmanager
+async def app_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app of its own, configured with `settings`, on `database_url`."""
+    app = create_app(Settings(_env_file=None, database_url=database_url, **settings))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await dispose_engines(app)

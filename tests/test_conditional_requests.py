@@ -353,3 +353,33 @@ async def test_racing_writers_with_the_same_etag_exactly_one_wins(
     else:
         assert stored is not None
         assert stored[2] == 2  # one write, one version step
+
+
+@pytest.mark.parametrize(("method", "suffix", "body"), WRITES)
+async def test_if_match_lines_are_one_list_so_a_later_line_can_match(
+    client: httpx.AsyncClient, method: str, suffix: str, body: dict[str, Any] | None
+) -> None:
+    # RFC 9110 §5.3: repeated field lines are one comma-separated list, not the first line.
+    task = await create(client, "alice")
+    stale = f'"{task["id"]}.999"'
+    response = await client.request(
+        method,
+        task_url("alice", task["id"]) + suffix,
+        json=body,
+        headers=[("If-Match", stale), ("If-Match", task["etag"])],
+    )
+    assert response.status_code == (204 if method == "DELETE" else 200), response.text
+
+
+@pytest.mark.parametrize("kind", ["list", "task"])
+async def test_if_none_match_lines_are_one_list_so_a_later_line_can_match(
+    client: httpx.AsyncClient, kind: str
+) -> None:
+    task = await create(client, "alice")
+    url = tasks_url("alice") if kind == "list" else task_url("alice", task["id"])
+    etag = (await client.get(url)).headers["etag"]
+    response = await client.get(
+        url, headers=[("If-None-Match", '"other"'), ("If-None-Match", etag)]
+    )
+    assert response.status_code == 304
+    assert response.headers["etag"] == etag

@@ -2,36 +2,26 @@
 
 import asyncio
 import logging
+import os
+import resource
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from alembic import command
+from fastapi import FastAPI
 
 from tests.conftest import alembic_config
-from tests.helpers import assert_problem, create, libpq_url, task_url, tasks_url
+from tests.helpers import app_client, assert_problem, create, libpq_url, task_url, tasks_url
 from tests.locks import row_locked
 from tests.private_postgres import PrivatePostgres
-from todo_api.app import create_app
-from todo_api.settings import Settings
 
 OUTAGE_ANSWER_SECONDS = 5.0
 RECOVERY_SECONDS = 10.0
-
-
-@asynccontextmanager
-async def app_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(_env_file=None, database_url=database_url, **settings))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-    finally:
-        await app.state.engine.dispose()
 
 
 @pytest.fixture
@@ -165,3 +155,87 @@ async def test_slow_statement_is_cut_off_by_the_statement_timeout(
         assert_problem(response, 503)
         assert 0.25 < elapsed < 3.0
         assert (await impatient.get(task_url("alice", task["id"]))).json()["title"] == task["title"]
+
+
+@contextmanager
+def descriptors_held(count: int) -> Iterator[None]:
+    """Keeps `count` descriptors open, so the next ones opened are numbered above them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 256
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_connections_on_descriptors_above_1024_serve_requests(
+    database_url: str, client: httpx.AsyncClient, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("the pooled-connection check runs on PostgreSQL connections")
+    task = await create(client, "alice")
+    with descriptors_held(1100):
+        probe = os.open(os.devnull, os.O_RDONLY)
+        os.close(probe)
+        assert probe >= 1024  # select() refuses descriptors from here on
+        # A fresh app: its connections are opened now, on high descriptors.
+        async with app_client(database_url) as busy:
+            for _ in range(3):
+                listed = await busy.get(tasks_url("alice"))
+                assert listed.status_code == 200, listed.text
+                assert [t["id"] for t in listed.json()] == [task["id"]]
+            assert (await busy.get("/health/ready")).status_code == 200
+
+
+async def test_readiness_reflects_the_database_not_a_busy_pool(
+    database_url: str, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = await create(client, "alice")
+    async with app_client(database_url, db_pool_size=1, db_pool_timeout=0.5) as small:
+        with row_locked(database_url, task["id"]), caplog.at_level(logging.WARNING):
+            # Holds the pool's only connection while it waits on the lock.
+            blocked = asyncio.create_task(
+                small.patch(task_url("alice", task["id"]), json={"title": "waited"})
+            )
+            await asyncio.sleep(0.3)
+            assert_problem(await small.get(tasks_url("alice")), 503)
+            started = time.monotonic()
+            ready = await small.get("/health/ready")
+            assert time.monotonic() - started < 1.0
+            assert ready.status_code == 200, ready.text
+        assert (await blocked).status_code == 200
+    # A full pool is no outage: nothing says the database went away.
+    assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
+
+
+async def test_a_statement_timeout_is_a_503_but_no_outage(
+    database_url: str, client: httpx.AsyncClient, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite has no statement timeout")
+    task = await create(client, "alice")
+    async with app_client(database_url, db_statement_timeout_ms=300) as impatient:
+        with row_locked(database_url, task["id"]), caplog.at_level(logging.INFO):
+            response = await impatient.patch(task_url("alice", task["id"]), json={"title": "no"})
+    body = assert_problem(response, 503)
+    assert "retry-after" in response.headers
+    assert "in time" in body["detail"]
+    assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
+
+
+async def test_a_successful_query_ends_an_outage(
+    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    availability = app.state.database_availability
+    await client.get(tasks_url("alice"))  # a pooled connection exists from here on
+    availability.mark_unavailable("as if a connection had just been refused")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert (await client.get(tasks_url("alice"))).status_code == 200
+    assert availability.unavailable is False
+    assert [r.getMessage() for r in caplog.records] == ["Database reachable again"]

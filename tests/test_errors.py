@@ -1,11 +1,13 @@
 """Every error is one problem+json shape with the right status, never a stack trace."""
 
 import logging
+import re
 
 import httpx
 import pytest
 
 from tests.helpers import assert_problem, create, error_locations, task_url, tasks_url
+from todo_api.api.caller import USER_ID_PATTERN
 from todo_api.db import tasks as task_queries
 
 
@@ -17,11 +19,11 @@ async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/api/alice/tasks", "GET, POST"),
-        ("PUT", "/api/alice/tasks", "GET, POST"),
-        ("POST", "/api/alice/tasks/1", "GET, PUT, PATCH, DELETE"),
+        ("DELETE", "/api/alice/tasks", "GET, HEAD, POST"),
+        ("PUT", "/api/alice/tasks", "GET, HEAD, POST"),
+        ("POST", "/api/alice/tasks/1", "GET, HEAD, PUT, PATCH, DELETE"),
         ("GET", "/api/alice/tasks/1/complete", "PATCH"),
-        ("POST", "/health", "GET"),
+        ("POST", "/health", "GET, HEAD"),
     ],
 )
 async def test_wrong_method_is_405_with_allow(
@@ -44,7 +46,33 @@ async def test_invalid_user_id_is_422(client: httpx.AsyncClient, user_id: str) -
     assert ["path", "user_id"] in error_locations(response)
 
 
-@pytest.mark.parametrize("user_id", ["a", "x" * 128, "user_1", "a-b.c:d@e|f", "42"])
+# httpx removes literal dot segments before sending, so they go percent-encoded; the app
+# routes on the decoded path and sees them exactly as a literal `.` or `..` from curl.
+@pytest.mark.parametrize("user_id", ["%2e", "%2e%2e", "%2E%2E", ".%2e", "%2e."])
+async def test_dot_segment_user_id_is_422(client: httpx.AsyncClient, user_id: str) -> None:
+    for response in (
+        await client.get(tasks_url(user_id)),
+        await client.post(tasks_url(user_id), json={"title": "t"}),
+        await client.get(task_url(user_id, 1)),
+    ):
+        assert ["path", "user_id"] in error_locations(response)
+
+
+async def test_published_user_id_pattern_refuses_dot_segments(
+    client: httpx.AsyncClient,
+) -> None:
+    operation = (await client.get("/openapi.json")).json()["paths"]["/api/{user_id}/tasks"]["get"]
+    (user_id,) = [param for param in operation["parameters"] if param["name"] == "user_id"]
+    pattern = user_id["schema"]["pattern"]
+    assert pattern == USER_ID_PATTERN
+    assert not any(re.fullmatch(pattern, dots) for dots in (".", ".."))
+    assert all(re.fullmatch(pattern, valid) for valid in ("...", ".a", "a.", "..a", "a" * 128))
+    assert not re.fullmatch(pattern, "a" * 129)
+
+
+@pytest.mark.parametrize(
+    "user_id", ["a", "x" * 128, "user_1", "a-b.c:d@e|f", "42", "...", ".a", "a.", "..a"]
+)
 async def test_valid_user_ids(client: httpx.AsyncClient, user_id: str) -> None:
     task = await create(client, user_id)
     assert task["user_id"] == user_id

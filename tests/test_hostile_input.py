@@ -1,14 +1,19 @@
 """Whatever a client sends, the answer is a 4xx problem, never a 500."""
 
+import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.helpers import assert_problem, create, error_locations, task_url, tasks_url
+from todo_api.api.conditional import matching_versions, none_match
+from todo_api.api.dependencies import reject_repeated_query_parameters
 
 LIMIT = 64 * 1024
 JSON = {"content-type": "application/json"}
@@ -148,6 +153,47 @@ async def test_broken_bodies_are_4xx(
 
 
 @pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]
+)
+async def test_utf16_and_utf32_bodies_are_400_and_change_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine, encoding: str
+) -> None:
+    async def send(method: str, url: str, body: dict[str, Any]) -> httpx.Response:
+        raw = json.dumps(body).encode(encoding)
+        return await client.request(method, url, content=raw, headers=JSON)
+
+    response = await send("POST", tasks_url("alice"), {"title": "t"})
+    assert "UTF-8" in assert_problem(response, 400)["detail"]
+    assert await _count_tasks(engine) == 0
+
+    task = await create(client, "alice")
+    url = task_url("alice", task["id"])
+    assert_problem(await send("PATCH", url, {"title": "changed"}), 400)
+    assert_problem(await send("PATCH", f"{url}/complete", {"completed": True}), 400)
+    assert (await client.get(url)).json() == task
+
+
+async def test_utf8_encoded_surrogate_is_400(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    raw = b'{"title": "\xed\xa0\x80"}'  # U+D800 encoded as if a character: not UTF-8
+    assert_problem(await client.post(tasks_url("alice"), content=raw, headers=JSON), 400)
+    assert await _count_tasks(engine) == 0
+
+
+async def test_utf8_byte_order_mark_is_ignored(client: httpx.AsyncClient) -> None:
+    # RFC 8259 lets a parser ignore it, and some Windows tools still write one.
+    bom = b"\xef\xbb\xbf"
+    response = await client.post(tasks_url("alice"), content=bom + b'{"title": "t"}', headers=JSON)
+    assert response.status_code == 201, response.text
+    assert response.json()["title"] == "t"
+    url = task_url("alice", response.json()["id"])
+    response = await client.patch(url, content=bom + b'{"title": "u"}', headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["title"] == "u"
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/api/%ED%A0%80/tasks",  # a lone surrogate, percent-encoded
@@ -160,7 +206,7 @@ async def test_broken_bodies_are_4xx(
 )
 async def test_hostile_paths_are_4xx(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
-    assert response.status_code in {404, 422}, response.text
+    assert response.status_code in {404, 414, 422}, response.text
     assert_problem(response, response.status_code)
 
 
@@ -219,3 +265,39 @@ async def test_validation_errors_never_echo_the_input(client: httpx.AsyncClient)
     assert secret not in response.text
     response = await client.patch(task_url("alice", 1), json={"completed": secret})
     assert secret not in response.text
+
+
+# Sizes at which the quadratic parsers took tens of seconds; linear ones take milliseconds.
+# Past the head limits, so called directly: these bound the work per byte, the limits the bytes.
+LINEAR_BOUND_SECONDS = 1.0
+
+
+def test_entity_tag_lists_are_parsed_in_linear_time() -> None:
+    header = '"",' * 40_000 + "," * 40_000  # 160 KB: 20 s before
+    started = time.monotonic()
+    assert matching_versions(header, 7) == set()
+    assert none_match(header, '"7.1"')
+    assert time.monotonic() - started < LINEAR_BOUND_SECONDS
+
+
+async def test_repeated_parameter_check_is_linear_in_the_query() -> None:
+    query = "&".join(f"p{i}" for i in range(40_000)).encode()  # 17,372 names took 6.9 s
+    request = Request({"type": "http", "method": "GET", "query_string": query, "headers": []})
+    started = time.monotonic()
+    await reject_repeated_query_parameters(request)
+    assert time.monotonic() - started < LINEAR_BOUND_SECONDS
+
+
+async def test_oversized_url_and_headers_are_414_and_431(client: httpx.AsyncClient) -> None:
+    long_query = await client.get(tasks_url("alice"), params={"q": "x" * 9000})
+    assert_problem(long_query, 414)
+    many_headers = {f"X-Filler-{i}": "y" * 100 for i in range(200)}
+    too_many = await client.get(tasks_url("alice"), headers=many_headers)
+    assert_problem(too_many, 431)
+    # Inside the limits, nothing changes.
+    assert (
+        await client.get(tasks_url("alice"), headers={"X-Filler": "y" * 8000})
+    ).status_code == 200
+    for response in (long_query, too_many):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "x-request-id" in response.headers

@@ -7,10 +7,25 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, text
+from sqlalchemy import (
+    BindParameter,
+    Delete,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    event,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseElement
 
 from tests.helpers import assert_problem, create, task_url, tasks_url
+from todo_api.db.models import tasks_table
 
 OPERATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "", None),
@@ -77,8 +92,54 @@ def statements(app: FastAPI, engine: AsyncEngine) -> Iterator[list[str]]:
     event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
+@pytest.fixture
+def constructs(app: FastAPI, engine: AsyncEngine) -> Iterator[list[ClauseElement]]:
+    """Every SQLAlchemy statement the app executes while the test runs, before compiling."""
+    seen: list[ClauseElement] = []
+
+    def record(_connection: Any, statement: ClauseElement, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_execute", record)
+    yield seen
+    event.remove(engine.sync_engine, "before_execute", record)
+
+
+def _is_owner_filter(condition: ClauseElement) -> bool:
+    return (
+        isinstance(condition, BinaryExpression)
+        and condition.operator is operators.eq
+        and condition.left is tasks_table.c.user_id
+        and isinstance(condition.right, BindParameter)
+    )
+
+
+def _unfiltered_reads_and_writes(statement: ClauseElement) -> list[str]:
+    """Each SELECT, UPDATE or DELETE in `statement`, subqueries included, that touches tasks
+    without `tasks.user_id = :owner` as one of the conditions its own WHERE requires."""
+    missing = []
+    for node in visitors.iterate(statement):
+        if isinstance(node, Select):
+            touches_tasks = tasks_table in node.get_final_froms()
+        elif isinstance(node, Update | Delete):
+            touches_tasks = node.table is tasks_table
+        else:
+            continue
+        if not touches_tasks:
+            continue
+        where = node.whereclause
+        required = (
+            list(where.clauses)
+            if isinstance(where, BooleanClauseList) and where.operator is operators.and_
+            else [where]
+        )
+        if not any(c is not None and _is_owner_filter(c) for c in required):
+            missing.append(str(node))
+    return missing
+
+
 async def test_every_statement_on_tasks_filters_by_owner(
-    client: httpx.AsyncClient, statements: list[str]
+    client: httpx.AsyncClient, statements: list[str], constructs: list[ClauseElement]
 ) -> None:
     task = await create(client, "alice", title="t")
     url = task_url("alice", task["id"])
@@ -119,3 +180,19 @@ async def test_every_statement_on_tasks_filters_by_owner(
             assert "user_id" in flat, flat
         else:
             assert re.search(r"\bWHERE\b.*\btasks\.user_id = ", flat), flat
+    # Text alone cannot tell whose WHERE a condition is in (the list's count subquery has
+    # its own): each query and subquery on tasks must require the owner itself.
+    assert len([c for c in constructs if not isinstance(c, Insert)]) >= 40
+    for statement in constructs:
+        assert _unfiltered_reads_and_writes(statement) == []
+
+
+def test_the_audit_sees_a_missing_owner_filter_beside_a_filtered_subquery() -> None:
+    owners = select(func.count()).where(tasks_table.c.user_id == bindparam("owner"))
+    unfiltered = select(tasks_table, owners.scalar_subquery()).where(tasks_table.c.id == 1)
+    assert len(_unfiltered_reads_and_writes(unfiltered)) == 1
+    assert _unfiltered_reads_and_writes(unfiltered.where(tasks_table.c.user_id == "x")) == []
+    weakened = select(tasks_table).where(
+        or_(tasks_table.c.user_id == bindparam("owner"), tasks_table.c.id == 1)
+    )
+    assert len(_unfiltered_reads_and_writes(weakened)) == 1

@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import dispose_engines
 from todo_api.app import create_app
 from todo_api.db.engine import (
     UnsupportedDatabaseError,
@@ -154,7 +155,7 @@ async def test_cors_answers_only_configured_origins(database_url: str) -> None:
             other = await client.get("/api/alice/tasks", headers={"origin": "https://evil.test"})
             assert "access-control-allow-origin" not in other.headers
     finally:
-        await app.state.engine.dispose()
+        await dispose_engines(app)
 
 
 async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:

@@ -15,9 +15,12 @@ def main() -> None:
     # previous handler in place; with the default one the process would die as -SIGTERM
     # although the shutdown was clean. This handler makes that clean shutdown exit 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    # Uvicorn applies the logging config in every process, workers included; no reload, and
-    # X-Forwarded-For/-Proto are trusted only from FORWARDED_ALLOW_IPS. SIGTERM stops the
-    # workers gracefully: in-flight requests finish, then the process exits 0.
+    # Uvicorn applies the logging config in every process, workers included; no reload.
+    # Its proxy headers are off: todo_api.api.middleware.forwarded needs the peer address as
+    # it connected, to trust X-Forwarded-* from FORWARDED_ALLOW_IPS only. SIGTERM stops the
+    # workers gracefully: in-flight requests finish, then the process exits 0. A request
+    # still running after SHUTDOWN_GRACE_SECONDS (a client trickling its body, say) is
+    # cancelled, so that a stop always completes.
     uvicorn.run(
         "todo_api.app:create_app",
         factory=True,
@@ -25,10 +28,10 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         log_config=log_config(settings.log_format, settings.log_level),
-        access_log=False,  # todo_api.api.request_log writes one line per request instead
+        access_log=False,  # todo_api.api.middleware.request_log writes one line per request instead
         workers=settings.workers,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        proxy_headers=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

@@ -7,14 +7,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from todo_api import __version__
-from todo_api.api.body_limit import BodySizeLimitMiddleware
 from todo_api.api.docs import install_docs
+from todo_api.api.middleware.body_limit import BodySizeLimitMiddleware
+from todo_api.api.middleware.forwarded import ForwardedHeadersMiddleware, trusted_proxies
+from todo_api.api.middleware.head import HeadAsGetMiddleware
+from todo_api.api.middleware.request_limits import RequestHeadLimitMiddleware
+from todo_api.api.middleware.request_log import RequestLogMiddleware
+from todo_api.api.middleware.response_headers import SecurityHeadersMiddleware
+from todo_api.api.middleware.unexpected_errors import UnexpectedErrorMiddleware
 from todo_api.api.openapi import build_openapi
 from todo_api.api.problems import install_problem_handlers
-from todo_api.api.request_log import RequestLogMiddleware
-from todo_api.api.response_headers import SecurityHeadersMiddleware
 from todo_api.api.routes import health, tasks
-from todo_api.db.engine import DatabaseAvailability, create_engine
+from todo_api.db.engine import DatabaseAvailability, create_engine, create_readiness_engine
 from todo_api.settings import Settings, get_settings
 
 # Headers a browser frontend must be allowed to read on cross-origin responses.
@@ -40,12 +44,16 @@ ALLOWED_HEADERS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Parsed now, not when the first request builds the middleware: a bad value stops start-up.
+    proxies = trusted_proxies(settings.forwarded_allow_ips)
     engine = create_engine(settings)
+    readiness_engine = create_readiness_engine(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await engine.dispose()
+        await readiness_engine.dispose()
 
     app = FastAPI(
         title="Todo API",
@@ -58,20 +66,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.readiness_engine = readiness_engine
     app.state.database_availability = DatabaseAvailability()
     app.state.database_availability.watch(engine)
+    app.state.database_availability.watch(readiness_engine)
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(tasks.router)
     app.include_router(health.router)
     install_docs(app)
+    # Added first, so innermost: its 500 passes through every other middleware below.
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=proxies)
+    # Outside everything that reads headers, so none of it ever works on an oversized head.
+    app.add_middleware(
+        RequestHeadLimitMiddleware,
+        max_url_bytes=settings.max_url_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)  # inside CORS and the request log: they see HEAD
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=ALLOWED_HEADERS,
             expose_headers=EXPOSED_HEADERS,
         )

@@ -1,8 +1,10 @@
 """Runtime configuration, read from environment variables and an optional `.env` file."""
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -11,6 +13,8 @@ DEFAULT_SQLITE_FILE = Path("todo.sqlite3")
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LogFormat = Literal["text", "json"]
+# The characters RFC 3986 allows anywhere in a URI.
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 class Settings(BaseSettings):
@@ -34,8 +38,24 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Comma-separated proxy addresses (or `*`) whose X-Forwarded-* are trusted.",
     )
+    public_base_url: str | None = Field(
+        default=None,
+        description="Scheme, host and path prefix that Location and Link are built from; "
+        "unset means the request's own (Host, or a trusted proxy's X-Forwarded-Host).",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=64 * 1024, ge=1, description="Largest request body.")
+    max_url_bytes: int = Field(
+        default=8 * 1024, ge=256, description="Longest path and query string, else 414."
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest sum of header names and values, else 431."
+    )
+    shutdown_grace_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="On SIGTERM, how long in-flight requests may still run before they are cut.",
+    )
 
     db_pool_size: int = Field(default=20, ge=1, description="Connections per worker process.")
     db_max_overflow: int = Field(
@@ -73,12 +93,40 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("database_url", "migration_database_url", mode="before")
+    @field_validator("database_url", "migration_database_url", "public_base_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host and no query, fragment or credentials; no trailing `/`."""
+        if value is None:
+            return None
+        problem = (
+            "PUBLIC_BASE_URL must be an http or https URL with a host and no query or "
+            "fragment, such as https://api.example.com or https://example.com/todo"
+        )
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # raises for a port that is not a number from 0 to 65535
+        except ValueError:
+            raise ValueError(problem) from None
+        valid = (
+            _URI_CHARACTERS.fullmatch(value)
+            and parts.scheme in ("http", "https")
+            and parts.hostname
+            and "@" not in parts.netloc
+            and "?" not in value
+            and "#" not in value
+        )
+        if not valid:
+            raise ValueError(problem)
+        # Route paths start with `/`.
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/")))
 
 
 @lru_cache

@@ -44,10 +44,15 @@ def content_etag(*parts: bytes) -> str:
 
 
 def _entity_tags(header: str) -> list[tuple[bool, str]]:
-    """The (weak, tag) pairs of a header; a malformed header holds none."""
+    """The (weak, tag) pairs of a header; a malformed header holds none.
+
+    Linear in the header's length: each step consumes what it matched, and the end is
+    found once (a header can be as long as the header limit allows).
+    """
     tags = []
     position = 0
-    while position < len(header.rstrip(" \t,")):
+    end = len(header.rstrip(" \t,"))
+    while position < end:
         match = _ENTITY_TAG.match(header, position)
         if match is None:
             return []

@@ -1,5 +1,6 @@
 """Shared request dependencies."""
 
+from collections import Counter
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
@@ -37,8 +38,8 @@ async def require_json_body(request: Request) -> None:
 
 async def reject_repeated_query_parameters(request: Request) -> None:
     """A parameter given twice is ambiguous; refuse it rather than silently pick one."""
-    names = [name for name, _ in request.query_params.multi_items()]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    counts = Counter(name for name, _ in request.query_params.multi_items())
+    repeated = sorted(name for name, count in counts.items() if count > 1)
     if repeated:
         raise RequestValidationError(
             [

@@ -5,7 +5,6 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from todo_api.api.dependencies import EngineDep
 from todo_api.api.problems import DatabaseUnavailableError, problem_responses
 from todo_api.db.engine import READINESS_TIMEOUT_SECONDS, readiness_failure
 
@@ -28,8 +27,9 @@ async def check_liveness() -> HealthStatus:
     summary="Readiness: the database answers a trivial query in time",
     responses=problem_responses(503),
 )
-async def check_readiness(engine: EngineDep, request: Request) -> HealthStatus:
-    failure = await readiness_failure(engine)
+async def check_readiness(request: Request) -> HealthStatus:
+    """Asked over a connection of its own: a busy pool is not an unready database."""
+    failure = await readiness_failure(request.app.state.readiness_engine)
     if failure is not None:
         request.app.state.database_availability.mark_unavailable(failure)
         raise DatabaseUnavailableError(

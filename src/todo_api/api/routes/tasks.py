@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.background import BackgroundTask
 from starlette.convertors import Convertor, register_url_convertor
 
 from todo_api.api.caller import CallerId
@@ -30,12 +31,14 @@ from todo_api.api.idempotency import (
     key_error,
     request_fingerprint,
 )
+from todo_api.api.json_body import Utf8JsonRoute
 from todo_api.api.problems import (
     IdempotencyKeyInFlightError,
     PreconditionFailedError,
     TaskNotFoundError,
     problem_responses,
 )
+from todo_api.api.public_url import public_url
 from todo_api.api.schemas import (
     BulkCompletion,
     BulkDeleteResult,
@@ -83,6 +86,7 @@ router = APIRouter(
     prefix="/api/{user_id}/tasks",
     tags=["tasks"],
     responses=problem_responses(422, 503),
+    route_class=Utf8JsonRoute,
 )
 # Operations that take a JSON body: its size and media type can be wrong too.
 JSON_BODY = [Depends(require_json_body)]
@@ -101,11 +105,15 @@ def _public(task: TaskRecord) -> TaskRecord:
     return task
 
 
-def _found(task: TaskRecord | None, task_id: int) -> Response:
+def _found(task: TaskRecord | None, task_id: int) -> TaskRecord:
+    """The task as sent to the client; 404 when there is none."""
     if task is None:
         raise TaskNotFoundError(task_id)
-    public = _public(task)
-    return _json(public, headers={"ETag": public["etag"]})
+    return _public(task)
+
+
+def _task_response(task: TaskRecord) -> Response:
+    return _json(task, headers={"ETag": task["etag"]})
 
 
 async def _checking_version(write: Awaitable[_T], task_id: int) -> _T:
@@ -116,8 +124,14 @@ async def _checking_version(write: Awaitable[_T], task_id: int) -> _T:
         raise PreconditionFailedError(task_id, current) from None
 
 
+def _field_list(request: Request, name: str) -> str | None:
+    """All lines of a list-valued header as one list (RFC 9110 §5.3), or None if absent."""
+    lines = request.headers.getlist(name)
+    return ", ".join(lines) if lines else None
+
+
 def _if_match(request: Request, task_id: int) -> set[int] | None:
-    return matching_versions(request.headers.get("if-match"), task_id)
+    return matching_versions(_field_list(request, "if-match"), task_id)
 
 
 async def _update(
@@ -131,11 +145,18 @@ async def _update(
         changes=changes,
         if_version_in=_if_match(request, task_id),
     )
-    return _found(await _checking_version(write, task_id), task_id)
+    return _task_response(_found(await _checking_version(write, task_id), task_id))
 
 
 def _not_modified(etag: str) -> Response:
     return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+
+
+def _page_link(request: Request, offset: int, limit: int, rel: str) -> str:
+    """A Link to another page of this list, keeping the other query parameters."""
+    query = request.url.include_query_params(offset=offset, limit=limit).query
+    path = request.app.url_path_for("list_tasks", **request.path_params)
+    return f'<{public_url(request, path, query)}>; rel="{rel}"'
 
 
 def _header(description: str) -> dict[str, Any]:
@@ -218,16 +239,14 @@ async def list_tasks(
     total = str(page.total)
     body = to_json([_public(task) for task in page.tasks])
     etag = content_etag(body, total.encode())
-    if not none_match(request.headers.get("if-none-match"), etag):
+    if not none_match(_field_list(request, "if-none-match"), etag):
         return _not_modified(etag)
     links = []
     if offset + limit < page.total:
-        next_url = request.url.include_query_params(offset=offset + limit, limit=limit)
-        links.append(f'<{next_url}>; rel="next"')
+        links.append(_page_link(request, offset + limit, limit, "next"))
     if offset > 0:
         prev_offset = max(min(offset, page.total) - limit, 0)
-        prev_url = request.url.include_query_params(offset=prev_offset, limit=limit)
-        links.append(f'<{prev_url}>; rel="prev"')
+        links.append(_page_link(request, prev_offset, limit, "prev"))
     headers = {"ETag": etag, "X-Total-Count": total}
     if links:
         headers["Link"] = ", ".join(links)
@@ -291,12 +310,20 @@ async def create_task(
     headers = _created_headers(request, owner, stored)
     if keyed.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(keyed.body, status.HTTP_201_CREATED, headers, media_type="application/json")
+    # After the response is sent, so that no client waits for it.
+    clean_up = BackgroundTask(idempotency.delete_expired_keys, engine)
+    return Response(
+        keyed.body,
+        status.HTTP_201_CREATED,
+        headers,
+        media_type="application/json",
+        background=clean_up,
+    )
 
 
 def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str, str]:
-    location = request.url_for("read_task", user_id=owner, task_id=str(task["id"]))
-    return {"Location": str(location), "ETag": task["etag"]}
+    path = request.app.url_path_for("read_task", user_id=owner, task_id=str(task["id"]))
+    return {"Location": public_url(request, path), "ETag": task["etag"]}
 
 
 @router.get(
@@ -351,13 +378,10 @@ async def delete_completed_tasks(owner: CallerId, engine: EngineDep) -> Response
 async def read_task(
     owner: CallerId, engine: EngineDep, task_id: TaskId, request: Request
 ) -> Response:
-    task = await task_queries.get_task(engine, owner=owner, task_id=task_id)
-    if task is None:
-        raise TaskNotFoundError(task_id)
-    public = _public(task)
-    if not none_match(request.headers.get("if-none-match"), public["etag"]):
-        return _not_modified(public["etag"])
-    return _json(public, headers={"ETag": public["etag"]})
+    task = _found(await task_queries.get_task(engine, owner=owner, task_id=task_id), task_id)
+    if not none_match(_field_list(request, "if-none-match"), task["etag"]):
+        return _not_modified(task["etag"])
+    return _task_response(task)
 
 
 @router.put(
@@ -442,4 +466,4 @@ async def toggle_task_completion(
     write = task_queries.toggle_task(
         engine, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
-    return _found(await _checking_version(write, task_id), task_id)
+    return _task_response(_found(await _checking_version(write, task_id), task_id))
