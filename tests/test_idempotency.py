@@ -490,8 +490,13 @@ async def test_repeat_during_a_real_in_flight_create_is_409_then_replays(
     assert [row.task_id for row in await _keys(engine)] == [task["id"]]
 
 
+@pytest.mark.parametrize("cancellations", [1, 2])
 async def test_cancelled_create_frees_its_key(
-    client: httpx.AsyncClient, engine: AsyncEngine, backend: str, database_url: str
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    backend: str,
+    database_url: str,
+    cancellations: int,
 ) -> None:
     if backend != "postgres":
         pytest.skip("holds a table lock from another connection while the app inserts")
@@ -502,6 +507,11 @@ async def test_cancelled_create_frees_its_key(
             doomed = asyncio.create_task(_post(client))
             await _wait_for_claim(engine, seconds=2.0)
             doomed.cancel()
+            for _ in range(cancellations - 1):
+                # Again while the key is being released: the release still finishes
+                # before the connection goes back to the pool.
+                await asyncio.sleep(0.01)
+                doomed.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await doomed
         finally:

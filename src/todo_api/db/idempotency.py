@@ -10,7 +10,7 @@ response are then written in one transaction, so a task never exists without its
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -198,13 +198,25 @@ async def _create_claimed(
                 raise KeyInFlightError(params["idempotency_key"])
     except BaseException:
         # Free the key at once so that the client's retry can proceed, also when this
-        # request was cancelled (shielded, so the release itself is not). A connection
-        # broken by the failure is replaced by the pool; if the database is gone, the
-        # claim is taken over once it counts as abandoned.
+        # request was cancelled. A connection broken by the failure is replaced by the
+        # pool; if the database is gone, the claim is taken over once it counts as abandoned.
         with suppress(SQLAlchemyError):
-            await asyncio.shield(_release(connection, params))
+            await _despite_cancellation(_release(connection, params))
         raise
     return KeyedResponse(body=body, replayed=False)
+
+
+async def _despite_cancellation(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end even if this task is cancelled (again) meanwhile.
+
+    Shielding alone would let a second cancellation return the connection to the pool
+    while the release is still using it.
+    """
+    running = asyncio.ensure_future(work)
+    while not running.done():
+        with suppress(asyncio.CancelledError):
+            await asyncio.shield(running)
+    running.result()
 
 
 async def _release(connection: AsyncConnection, params: dict[str, Any]) -> None:
