@@ -161,7 +161,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: the database answers a trivial query in time */
+        /**
+         * Readiness: the database answers a trivial query in time
+         * @description `200` when the database answers `SELECT 1` within 2 seconds.
+         *
+         *     Asked over a connection kept apart from the requests' pool, so a busy instance is
+         *     still ready as long as its database is.
+         */
         get: operations["check_readiness"];
         put?: never;
         post?: never;
@@ -394,7 +400,7 @@ export interface operations {
                 "If-None-Match"?: string;
             };
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -453,7 +459,7 @@ export interface operations {
                 "Idempotency-Key"?: string;
             };
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -540,7 +546,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -581,7 +587,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -653,7 +659,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -699,7 +705,7 @@ export interface operations {
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -765,7 +771,7 @@ export interface operations {
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -864,7 +870,7 @@ export interface operations {
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -928,7 +934,7 @@ export interface operations {
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
@@ -1027,7 +1033,7 @@ export interface operations {
             path: {
                 /** @description The task's id, a positive 64-bit integer. */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`. */
+                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
                 user_id: string;
             };
             cookie?: never;
