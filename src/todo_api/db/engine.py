@@ -215,8 +215,18 @@ class DatabaseAvailability:
             logger.warning("Database reachable again")
 
     def watch(self, engine: AsyncEngine) -> None:
-        """Any statement that completes proves the database is back."""
-        event.listen(engine.sync_engine, "after_cursor_execute", lambda *_: self.mark_available())
+        """A connection that returns to the pool intact proves the database answers again.
+
+        Its statements got answers (a failure that reached the connection would have
+        invalidated it, which hands no connection to this event). A pool event rather than
+        one per statement: engine-level listeners cost every request a joined dispatcher.
+        """
+
+        def on_checkin(dbapi_connection: Any, _record: Any) -> None:
+            if dbapi_connection is not None:
+                self.mark_available()
+
+        event.listen(engine.sync_engine, "checkin", on_checkin)
 
 
 # Server-side codes of a connection being refused or cut: the database (or the way to it)

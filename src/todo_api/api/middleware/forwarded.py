@@ -68,6 +68,17 @@ class ForwardedHeadersMiddleware:
     def __init__(self, app: ASGIApp, trusted: tuple[ProxyNetwork, ...]) -> None:
         self.app = app
         self.trusted = trusted
+        # Most lists are single addresses (the default is 127.0.0.1): a string lookup then
+        # decides most peers without parsing an address on every request.
+        self._exact = frozenset(str(n.network_address) for n in trusted if n.num_addresses == 1)
+        self._only_exact = all(n.num_addresses == 1 for n in trusted)
+
+    def _trusts_peer(self, host: str) -> bool:
+        if host in self._exact:
+            return True
+        if self._only_exact and not host.startswith("::ffff:"):
+            return False  # the server reports its peer in canonical form, as str() spells it
+        return self._trusts(host)
 
     def _trusts(self, host: str) -> bool:
         try:
@@ -114,7 +125,7 @@ class ForwardedHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         peer = scope.get("client")
-        if peer is not None and self._trusts(peer[0]):
+        if peer is not None and self._trusts_peer(peer[0]):
             self._apply_forwarded(scope)
         hosts = [value for name, value in scope["headers"] if name == b"host"]
         # RFC 9112 §3.2: 400 for more than one Host line or an invalid one. No Host at all
