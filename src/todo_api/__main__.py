@@ -4,13 +4,30 @@ import signal
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from todo_api.log_config import log_config
-from todo_api.settings import get_settings
+from todo_api.settings import Settings, get_settings
+
+
+def _settings_or_exit() -> Settings:
+    """The settings, or one line per invalid one and exit status 2.
+
+    Pydantic's own message quotes the values it was given, and a secret must not reach a
+    terminal or a log that way.
+    """
+    try:
+        return get_settings()
+    except ValidationError as invalid:
+        for error in invalid.errors(include_input=False, include_url=False):
+            names = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"todo_api: invalid {names}: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = _settings_or_exit()
     # Uvicorn drains in-flight requests on SIGTERM, then raises the signal again with the
     # previous handler in place; with the default one the process would die as -SIGTERM
     # although the shutdown was clean. This handler makes that clean shutdown exit 0.

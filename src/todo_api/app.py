@@ -1,12 +1,15 @@
 """The application factory."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from todo_api import __version__
+from todo_api.api.caller import SUBJECT
 from todo_api.api.docs import install_docs
 from todo_api.api.middleware.body_limit import BodySizeLimitMiddleware
 from todo_api.api.middleware.forwarded import ForwardedHeadersMiddleware, trusted_proxies
@@ -18,6 +21,7 @@ from todo_api.api.middleware.unexpected_errors import UnexpectedErrorMiddleware
 from todo_api.api.openapi import build_openapi
 from todo_api.api.problems import install_problem_handlers
 from todo_api.api.routes import health, tasks
+from todo_api.auth.tokens import TokenVerifier
 from todo_api.db.engine import DatabaseAvailability, create_engine, create_readiness_engine
 from todo_api.settings import Settings, get_settings
 
@@ -42,18 +46,30 @@ ALLOWED_HEADERS = [
 ]
 
 
+logger = logging.getLogger(__name__)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Parsed now, not when the first request builds the middleware: a bad value stops start-up.
     proxies = trusted_proxies(settings.forwarded_allow_ips)
     engine = create_engine(settings)
     readiness_engine = create_readiness_engine(settings)
+    # Fetches the JWKS; redirects are not followed, so the key set comes from the URL given.
+    key_client = httpx.AsyncClient(follow_redirects=False)
+    verifier = TokenVerifier(settings, key_client, SUBJECT) if settings.auth_mode == "jwt" else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if verifier is None:
+            logger.warning(
+                "AUTH_MODE=none: the user id in the path is the caller, so anyone who can "
+                "reach this API can act as any user. Set AUTH_MODE=jwt outside development."
+            )
         yield
         await engine.dispose()
         await readiness_engine.dispose()
+        await key_client.aclose()
 
     app = FastAPI(
         title="Todo API",
@@ -71,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database_availability.watch(engine)
     app.state.database_availability.watch(readiness_engine)
     app.state.settings = settings
+    app.state.token_verifier = verifier
     install_problem_handlers(app)
     app.include_router(tasks.router)
     app.include_router(health.router)
@@ -93,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=ALLOWED_HEADERS,
+            # Frontends send cookies or tokens with credentials: "include". Browsers refuse
+            # credentials with `*`, so a wildcard list is served without them.
+            allow_credentials="*" not in settings.cors_origins,
             expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(RequestLogMiddleware)  # last added = outermost: sees every response

@@ -6,13 +6,21 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_FILE = Path("todo.sqlite3")
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LogFormat = Literal["text", "json"]
+AuthMode = Literal["none", "jwt"]
+#: Algorithms a token signed with a key of the JWKS may use; HS256 is only ever checked
+#: against AUTH_JWT_SECRET, never against a published key.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+)
+#: Shortest AUTH_JWT_SECRET accepted: RFC 7518 §3.2 asks for a key as long as the hash.
+MIN_SECRET_BYTES = 32
 # The characters RFC 3986 allows anywhere in a URI.
 _URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
@@ -57,6 +65,25 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long in-flight requests may still run before they are cut.",
     )
 
+    auth_mode: AuthMode = Field(
+        default="none",
+        description="`none`: the path's user id is the caller (development only). `jwt`: "
+        "every /api request needs a verified bearer token whose `sub` is that user id.",
+    )
+    auth_jwks_url: str | None = Field(default=None, description="Where the public keys are.")
+    auth_jwt_secret: SecretStr | None = Field(
+        default=None, description="Shared secret for HS256 tokens, at least 32 bytes."
+    )
+    auth_issuer: str | None = Field(default=None, description="When set, `iss` must equal it.")
+    auth_audience: str | None = Field(default=None, description="When set, `aud` must hold it.")
+    auth_jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["EdDSA", "ES256", "RS256"],
+        description="Asymmetric algorithms accepted for keys of the JWKS.",
+    )
+    auth_leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on `exp`, `nbf` and `iat`."
+    )
+
     db_pool_size: int = Field(default=20, ge=1, description="Connections per worker process.")
     db_max_overflow: int = Field(
         default=0, ge=0, description="Extra connections under bursts, closed again after use."
@@ -93,7 +120,47 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("database_url", "migration_database_url", "public_base_url", mode="before")
+    @field_validator("auth_jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("auth_jwt_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in ASYMMETRIC_ALGORITHMS]
+        if unknown or not value:
+            raise ValueError(
+                f"AUTH_JWT_ALGORITHMS takes asymmetric algorithms among "
+                f"{', '.join(sorted(ASYMMETRIC_ALGORITHMS))}; not {', '.join(unknown) or 'none'}"
+            )
+        return value
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"AUTH_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+        return value
+
+    @model_validator(mode="after")
+    def _jwt_needs_keys(self) -> "Settings":
+        if self.auth_mode == "jwt" and not (self.auth_jwks_url or self.auth_jwt_secret):
+            raise ValueError("AUTH_MODE=jwt needs AUTH_JWKS_URL or AUTH_JWT_SECRET (or both)")
+        return self
+
+    @field_validator(
+        "database_url",
+        "migration_database_url",
+        "public_base_url",
+        "auth_jwks_url",
+        "auth_jwt_secret",
+        "auth_issuer",
+        "auth_audience",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():

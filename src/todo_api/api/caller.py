@@ -1,10 +1,21 @@
-"""Who is calling. The only place that decides it: an auth layer replaces this module."""
+"""Who is calling: the one place that decides it.
 
+With AUTH_MODE=none the path's user id is the caller. With AUTH_MODE=jwt the caller is the
+`sub` of a verified bearer token, and a path naming anyone else is refused.
+"""
+
+import re
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 
+from todo_api.api.problems import ProblemError
+from todo_api.auth.jwks import KeysUnavailableError
+from todo_api.auth.tokens import InvalidTokenError, TokenVerifier
 from todo_api.db.models import USER_ID_MAX_LENGTH
+
+REALM = 'Bearer realm="todo-api"'
+KEYS_RETRY_AFTER_SECONDS = 5
 
 _ID_CHAR = r"[A-Za-z0-9_\-.:@|]"
 _NOT_DOT = r"[A-Za-z0-9_\-:@|]"
@@ -19,7 +30,74 @@ USER_ID_PATTERN = (
 )
 
 
+SUBJECT = re.compile(USER_ID_PATTERN)
+
+
+class UnauthorizedError(ProblemError):
+    """401: no usable credentials. RFC 6750 §3 says how in `WWW-Authenticate`."""
+
+    def __init__(self, detail: str, token_error: str | None = None) -> None:
+        challenge = REALM
+        if token_error is not None:
+            challenge += f', error="invalid_token", error_description="{token_error}"'
+        super().__init__(
+            401,
+            detail,
+            type_="urn:todo-api:unauthorized",
+            headers={"WWW-Authenticate": challenge},
+        )
+
+
+class ForbiddenError(ProblemError):
+    def __init__(self) -> None:
+        super().__init__(
+            403,
+            "The access token belongs to another user than the one in this URL.",
+            type_="urn:todo-api:forbidden",
+        )
+
+
+class KeysUnavailableProblemError(ProblemError):
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "The keys that verify access tokens cannot be fetched right now; retry shortly.",
+            type_="urn:todo-api:keys-unavailable",
+            headers={"Retry-After": str(KEYS_RETRY_AFTER_SECONDS)},
+        )
+
+
+def _bearer_token(request: Request) -> str:
+    lines = request.headers.getlist("authorization")
+    scheme, _, token = lines[0].partition(" ") if len(lines) == 1 else ("", "", "")
+    token = token.strip(" ")
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise UnauthorizedError("Send `Authorization: Bearer <token>` with a token for this API.")
+    return token
+
+
+async def authorize(request: Request) -> None:
+    """401, 403 or 503 unless the request may act for the user in its path.
+
+    Runs before the request's body or parameters are read, so that a caller without a
+    token learns nothing about what else was wrong.
+    """
+    verifier: TokenVerifier | None = request.app.state.token_verifier
+    if verifier is None:
+        return
+    try:
+        subject = await verifier.subject(_bearer_token(request))
+    except InvalidTokenError as invalid:
+        raise UnauthorizedError(invalid.description, invalid.description) from None
+    except KeysUnavailableError:
+        raise KeysUnavailableProblemError() from None
+    if subject != request.path_params.get("user_id"):
+        raise ForbiddenError()
+    request.state.caller = subject
+
+
 async def get_caller_id(
+    request: Request,
     user_id: Annotated[
         str,
         Path(
@@ -31,7 +109,9 @@ async def get_caller_id(
         ),
     ],
 ) -> str:
-    """Today the caller is whoever the path names; token verification will go here."""
+    """The caller; with tokens, `authorize` has already proved the path names them."""
+    if request.app.state.token_verifier is not None and request.state.caller != user_id:
+        raise ForbiddenError()
     return user_id
 
 

@@ -24,5 +24,37 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                     content = response.get("content", {})
                     if code[0] in "45" and "application/json" in content:
                         content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        if app.state.settings.auth_mode == "jwt":
+            _require_bearer_tokens(schema)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+BEARER_SCHEME = "bearerAuth"
+
+
+def _require_bearer_tokens(schema: dict[str, Any]) -> None:
+    """Declares the bearer token on every task operation, so Swagger UI can send one."""
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER_SCHEME] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A token from the auth server; its `sub` must be the path's user id.",
+    }
+    problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{BEARER_SCHEME: []}]
+            operation["responses"].setdefault(
+                "401",
+                {
+                    "description": "No bearer token, or one that fails verification.",
+                    "content": problem,
+                },
+            )
+            operation["responses"].setdefault(
+                "403",
+                {"description": "The token's user is not the path's user.", "content": problem},
+            )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.background import BackgroundTask
 from starlette.convertors import Convertor, register_url_convertor
 
+from todo_api.api.authorized_route import AuthorizedRoute
 from todo_api.api.caller import CallerId
 from todo_api.api.conditional import (
     IF_MATCH,
@@ -31,7 +32,6 @@ from todo_api.api.idempotency import (
     key_error,
     request_fingerprint,
 )
-from todo_api.api.json_body import Utf8JsonRoute
 from todo_api.api.problems import (
     IdempotencyKeyInFlightError,
     PreconditionFailedError,
@@ -86,7 +86,7 @@ router = APIRouter(
     prefix="/api/{user_id}/tasks",
     tags=["tasks"],
     responses=problem_responses(422, 503),
-    route_class=Utf8JsonRoute,
+    route_class=AuthorizedRoute,
 )
 # Operations that take a JSON body: its size and media type can be wrong too.
 JSON_BODY = [Depends(require_json_body)]

@@ -1,0 +1,517 @@
+"""AUTH_MODE=jwt: only a verified token's `sub` is the caller, and only for its own path.
+
+Keys are made here and served as a JWKS by a real HTTP server on 127.0.0.1; no network.
+"""
+
+import asyncio
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.helpers import assert_problem, dispose_engines, task_url, tasks_url
+from todo_api.app import create_app
+from todo_api.auth import jwks
+from todo_api.settings import Settings
+
+ISSUER = "http://localhost:3000"
+AUDIENCE = "http://localhost:3000"
+SECRET = "a-shared-secret-of-at-least-32-bytes!"
+REALM = 'Bearer realm="todo-api"'
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    algorithm: str
+    private: Any
+
+    def jwk(self) -> dict[str, Any]:
+        public = self.private.public_key()
+        if self.algorithm == "EdDSA":
+            data = OKPAlgorithm.to_jwk(public, as_dict=True)
+        elif self.algorithm.startswith("ES"):
+            data = ECAlgorithm.to_jwk(public, as_dict=True)
+        else:
+            data = RSAAlgorithm.to_jwk(public, as_dict=True)
+        return {**data, "kid": self.kid}
+
+
+def ed25519_key(kid: str = "ed-1") -> SigningKey:
+    return SigningKey(kid, "EdDSA", ed25519.Ed25519PrivateKey.generate())
+
+
+def es256_key(kid: str = "es-1") -> SigningKey:
+    return SigningKey(kid, "ES256", ec.generate_private_key(ec.SECP256R1()))
+
+
+def rs256_key(kid: str = "rs-1") -> SigningKey:
+    return SigningKey(kid, "RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+@dataclass
+class KeyServer:
+    """A JWKS at `url`; tests change `keys`, take it `down` and count `fetches`."""
+
+    keys: list[SigningKey]
+    url: str = ""
+    down: bool = False
+    fetches: int = 0
+    extra: list[dict[str, Any]] = field(default_factory=list)
+
+
+@functools.cache
+def _published_keys() -> tuple[SigningKey, ...]:
+    # Made once: an RSA key takes a while to generate.
+    return (ed25519_key(), es256_key(), rs256_key())
+
+
+@pytest.fixture
+def key_server() -> Iterator[KeyServer]:
+    server_state = KeyServer(keys=list(_published_keys()))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            server_state.fetches += 1
+            if server_state.down:
+                self.send_response(503)
+                self.end_headers()
+                return
+            body = json.dumps(
+                {"keys": [key.jwk() for key in server_state.keys] + server_state.extra}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}/api/auth/jwks"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server_state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def claims(sub: Any = "alice", **overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"sub": sub, "iat": now, "exp": now + 900, "iss": ISSUER, "aud": AUDIENCE} | overrides
+
+
+def sign(key: SigningKey, payload: dict[str, Any] | None = None, **header: Any) -> str:
+    headers = {"kid": key.kid, **header}
+    algorithm = headers.pop("alg", key.algorithm)
+    return jwt.encode(payload or claims(), key.private, algorithm=algorithm, headers=headers)
+
+
+def hs256(payload: dict[str, Any] | None = None, secret: str | bytes = SECRET) -> str:
+    return jwt.encode(payload or claims(), secret, algorithm="HS256")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def jwt_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    options: dict[str, Any] = {
+        "auth_mode": "jwt",
+        "auth_jwt_secret": SECRET,
+        "auth_issuer": ISSUER,
+        "auth_audience": AUDIENCE,
+    } | settings
+    app = create_app(Settings(_env_file=None, database_url=database_url, **options))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await dispose_engines(app)
+
+
+@pytest.fixture
+async def api(
+    database_url: str, engine: AsyncEngine, key_server: KeyServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with jwt_client(database_url, auth_jwks_url=key_server.url) as client:
+        yield client
+
+
+async def _count_tasks(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT count(*) FROM tasks"))).scalar_one())
+
+
+def assert_unauthorized(response: httpx.Response, *, invalid_token: bool) -> None:
+    body = assert_problem(response, 401)
+    assert body["type"] == "urn:todo-api:unauthorized"
+    challenge = response.headers["www-authenticate"]
+    if invalid_token:
+        assert challenge.startswith(f'{REALM}, error="invalid_token", error_description="')
+    else:
+        assert challenge == REALM
+
+
+@pytest.mark.parametrize("make_key", [ed25519_key, es256_key, rs256_key])
+async def test_a_token_from_the_jwks_makes_its_subject_the_caller(
+    api: httpx.AsyncClient, key_server: KeyServer, make_key: Any
+) -> None:
+    key = make_key()
+    key_server.keys = [key]
+    token = bearer(sign(key))
+    created = await api.post(tasks_url("alice"), json={"title": "mine"}, headers=token)
+    assert created.status_code == 201, created.text
+    listed = await api.get(tasks_url("alice"), headers=token)
+    assert [task["title"] for task in listed.json()] == ["mine"]
+
+
+async def test_a_shared_secret_token_makes_its_subject_the_caller(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.get(tasks_url("alice"), headers=bearer(hs256()))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic YWxpY2U6cHc=", "bearer a b", "Token abc", "Bearer\tx"],
+)
+async def test_missing_or_malformed_authorization_is_401(
+    api: httpx.AsyncClient, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await api.get(tasks_url("alice"), headers=headers)
+    assert_unauthorized(response, invalid_token=False)
+
+
+async def test_two_authorization_headers_are_401(api: httpx.AsyncClient) -> None:
+    token = f"Bearer {hs256()}"
+    response = await api.get(
+        tasks_url("alice"), headers=[("Authorization", token), ("Authorization", token)]
+    )
+    assert_unauthorized(response, invalid_token=False)
+
+
+def _forged_tokens(key_server: KeyServer) -> dict[str, str]:
+    ed, es, rs = key_server.keys
+    now = int(time.time())
+    no_exp = claims()
+    del no_exp["exp"]
+    no_sub = claims()
+    del no_sub["sub"]
+    no_iss = claims()
+    del no_iss["iss"]
+    good = sign(ed)
+    head, payload, signature = good.split(".")
+    other_payload = jwt.utils.base64url_encode(json.dumps(claims("mallory")).encode()).decode()
+    public_pem = rs.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    unsigned = jwt.utils.base64url_encode(json.dumps({"alg": "none", "kid": ed.kid}).encode())
+    return {
+        "alg none": f"{unsigned.decode()}.{payload}.",
+        "HS256 signed with the public key": hmac_token_with(public_pem),
+        "HS256 with another secret": hs256(secret="another-secret-that-is-32-bytes-long!"),
+        "ES256 claimed for the Ed25519 key": _retag(good, "ES256"),
+        "EdDSA claimed for the EC key": _retag(sign(es), "EdDSA"),
+        "RS256 key but not configured alg": sign(rs, alg="RS512"),
+        "expired": sign(ed, claims(exp=now - 120, iat=now - 1000)),
+        "no exp": sign(ed, no_exp),
+        "nbf in the future": sign(ed, claims(nbf=now + 600)),
+        "wrong issuer": sign(ed, claims(iss="http://evil.example")),
+        "no issuer": sign(ed, no_iss),
+        "wrong audience": sign(ed, claims(aud="http://other.example")),
+        "no sub": sign(ed, no_sub),
+        "sub not a user id": sign(ed, claims(sub="..")),
+        "sub not a string": sign(ed, claims(sub=42)),
+        "tampered payload": f"{head}.{other_payload}.{signature}",
+        "unknown kid": sign(ed25519_key("never-published")),
+        "not a JWT": "not.a.jwt",
+        "garbage": "x" * 100,
+    }
+
+
+def _retag(token: str, algorithm: str) -> str:
+    """The same token with another `alg` in its header (its signature no longer fits)."""
+    head, payload, signature = token.split(".")
+    header = json.loads(jwt.utils.base64url_decode(head))
+    header["alg"] = algorithm
+    new_head = jwt.utils.base64url_encode(json.dumps(header).encode()).decode()
+    return f"{new_head}.{payload}.{signature}"
+
+
+def hmac_token_with(secret: bytes) -> str:
+    """An HS256 token whose "secret" is the RSA public key, made without PyJWT's guard."""
+    head = jwt.utils.base64url_encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = jwt.utils.base64url_encode(json.dumps(claims()).encode())
+    signing_input = head + b"." + body
+    mac = hmac.new(secret, signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + jwt.utils.base64url_encode(mac)).decode()
+
+
+async def test_every_forged_or_broken_token_is_401_and_says_nothing_of_it(
+    api: httpx.AsyncClient, key_server: KeyServer, engine: AsyncEngine
+) -> None:
+    for name, token in _forged_tokens(key_server).items():
+        response = await api.post(tasks_url("alice"), json={"title": "x"}, headers=bearer(token))
+        assert response.status_code == 401, (name, response.text)
+        assert_unauthorized(response, invalid_token=True)
+        assert token not in response.text
+        assert token not in response.headers["www-authenticate"]
+    assert await _count_tasks(engine) == 0
+
+
+async def test_expiry_allows_the_configured_leeway(
+    api: httpx.AsyncClient, key_server: KeyServer
+) -> None:
+    now = int(time.time())
+    within = sign(key_server.keys[0], claims(exp=now - 10, iat=now - 900))
+    assert (await api.get(tasks_url("alice"), headers=bearer(within))).status_code == 200
+    past = sign(key_server.keys[0], claims(exp=now - 45, iat=now - 900))
+    response = await api.get(tasks_url("alice"), headers=bearer(past))
+    assert_unauthorized(response, invalid_token=True)
+    assert "expired" in response.headers["www-authenticate"]
+
+
+async def test_another_users_path_is_403_on_every_operation_and_nothing_changes(
+    api: httpx.AsyncClient, key_server: KeyServer, engine: AsyncEngine
+) -> None:
+    bob = bearer(sign(key_server.keys[0], claims("bob")))
+    bobs = await api.post(tasks_url("bob"), json={"title": "bob's"}, headers=bob)
+    assert bobs.status_code == 201
+    alice = bearer(sign(key_server.keys[0]))
+    task = task_url("bob", bobs.json()["id"])
+    for method, url, body in [
+        ("GET", tasks_url("bob"), None),
+        ("POST", tasks_url("bob"), {"title": "planted"}),
+        ("GET", f"{tasks_url('bob')}/stats", None),
+        ("POST", f"{tasks_url('bob')}/complete-all", {"completed": True}),
+        ("DELETE", f"{tasks_url('bob')}/completed", None),
+        ("GET", task, None),
+        ("PUT", task, {"title": "hijacked"}),
+        ("PATCH", task, {"title": "hijacked"}),
+        ("PATCH", f"{task}/complete", None),
+        ("DELETE", task, None),
+    ]:
+        response = await api.request(method, url, json=body, headers=alice)
+        body_ = assert_problem(response, 403)
+        assert body_["type"] == "urn:todo-api:forbidden"
+    assert await _count_tasks(engine) == 1
+    still = await api.get(task, headers=bob)
+    assert still.json()["title"] == "bob's"
+    assert still.json()["completed"] is False
+
+
+async def test_another_users_task_through_your_own_path_is_404(
+    api: httpx.AsyncClient, key_server: KeyServer
+) -> None:
+    bob = bearer(sign(key_server.keys[0], claims("bob")))
+    bobs = (await api.post(tasks_url("bob"), json={"title": "b"}, headers=bob)).json()
+    alice = bearer(sign(key_server.keys[0]))
+    response = await api.get(task_url("alice", bobs["id"]), headers=alice)
+    assert_problem(response, 404)
+
+
+async def test_authentication_comes_before_body_and_parameter_checks(
+    api: httpx.AsyncClient,
+) -> None:
+    for response in [
+        await api.post(
+            tasks_url("alice"), content=b"{not json", headers={"Content-Type": "application/json"}
+        ),
+        await api.post(tasks_url("alice"), json={"title": ""}),
+        await api.get(tasks_url("alice"), params={"limit": "many"}),
+        await api.get(task_url("alice", "not-a-number")),
+        await api.get(task_url("%2e%2e", 1)),  # a user id the path rules refuse
+    ]:
+        assert_unauthorized(response, invalid_token=False)
+
+
+async def test_a_20_kb_token_is_refused_not_a_500(api: httpx.AsyncClient) -> None:
+    response = await api.get(tasks_url("alice"), headers=bearer("a" * 20_000))
+    assert response.status_code in {401, 431}, response.text
+    medium = await api.get(tasks_url("alice"), headers=bearer("a" * 9_000))
+    assert_unauthorized(medium, invalid_token=True)
+
+
+async def test_public_endpoints_need_no_token(api: httpx.AsyncClient) -> None:
+    for path in ("/health", "/health/ready", "/openapi.json", "/docs", "/redoc"):
+        assert (await api.get(path)).status_code == 200, path
+
+
+async def test_openapi_declares_the_bearer_scheme_on_task_operations(
+    api: httpx.AsyncClient,
+) -> None:
+    document = (await api.get("/openapi.json")).json()
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path.startswith("/api/"):
+                assert operation["security"] == [{"bearerAuth": []}]
+                assert {"401", "403"} <= set(operation["responses"])
+            else:
+                assert "security" not in operation
+
+
+async def test_unknown_kids_are_refetched_at_most_once_per_interval(
+    api: httpx.AsyncClient, key_server: KeyServer
+) -> None:
+    ok = await api.get(tasks_url("alice"), headers=bearer(sign(key_server.keys[0])))
+    assert ok.status_code == 200
+    fetches = key_server.fetches
+    for _ in range(50):
+        stranger = ed25519_key(f"kid-{random.getrandbits(64)}")
+        response = await api.get(tasks_url("alice"), headers=bearer(sign(stranger)))
+        assert_unauthorized(response, invalid_token=True)
+    assert key_server.fetches - fetches <= 1
+
+
+async def test_a_newly_published_key_is_accepted_and_a_removed_one_refused(
+    api: httpx.AsyncClient, key_server: KeyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jwks, "MIN_SECONDS_BETWEEN_FETCHES", 0.05)
+    old = key_server.keys[0]
+    assert (await api.get(tasks_url("alice"), headers=bearer(sign(old)))).status_code == 200
+    new = ed25519_key("ed-2")
+    key_server.keys = [new]
+    await asyncio.sleep(0.1)
+    assert (await api.get(tasks_url("alice"), headers=bearer(sign(new)))).status_code == 200
+    # The old key is gone from the set just fetched.
+    assert_unauthorized(
+        await api.get(tasks_url("alice"), headers=bearer(sign(old))), invalid_token=True
+    )
+
+
+async def test_keys_already_fetched_keep_working_while_the_jwks_is_down(
+    api: httpx.AsyncClient, key_server: KeyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = bearer(sign(key_server.keys[0]))
+    assert (await api.get(tasks_url("alice"), headers=token)).status_code == 200
+    key_server.down = True
+    monkeypatch.setattr(jwks, "KEY_SET_LIFETIME_SECONDS", 0.0)  # every request refetches
+    monkeypatch.setattr(jwks, "MIN_SECONDS_BETWEEN_FETCHES", 0.0)
+    for _ in range(3):
+        assert (await api.get(tasks_url("alice"), headers=token)).status_code == 200
+    assert key_server.fetches >= 3
+
+
+async def test_no_keys_ever_and_the_jwks_down_is_503(
+    database_url: str, engine: AsyncEngine, key_server: KeyServer
+) -> None:
+    key_server.down = True
+    async with jwt_client(database_url, auth_jwks_url=key_server.url) as client:
+        started = time.monotonic()
+        response = await client.get(tasks_url("alice"), headers=bearer(sign(key_server.keys[0])))
+        assert time.monotonic() - started < jwks.FETCH_TIMEOUT_SECONDS + 1
+        body = assert_problem(response, 503)
+        assert body["type"] == "urn:todo-api:keys-unavailable"
+        assert int(response.headers["retry-after"]) > 0
+        # A shared-secret token needs no key set.
+        assert (await client.get(tasks_url("alice"), headers=bearer(hs256()))).status_code == 200
+
+
+async def test_without_a_secret_hs256_is_refused_and_without_a_jwks_asymmetric_is(
+    database_url: str, engine: AsyncEngine, key_server: KeyServer
+) -> None:
+    async with jwt_client(
+        database_url, auth_jwks_url=key_server.url, auth_jwt_secret=None
+    ) as jwks_only:
+        assert_unauthorized(
+            await jwks_only.get(tasks_url("alice"), headers=bearer(hs256())), invalid_token=True
+        )
+    async with jwt_client(database_url) as secret_only:
+        token = bearer(sign(key_server.keys[0]))
+        assert_unauthorized(
+            await secret_only.get(tasks_url("alice"), headers=token), invalid_token=True
+        )
+        assert key_server.fetches == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"auth_mode": "jwt"}, "AUTH_MODE=jwt needs AUTH_JWKS_URL or AUTH_JWT_SECRET"),
+        ({"auth_mode": "jwt", "auth_jwt_secret": "short"}, "at least 32 bytes"),
+        ({"auth_jwt_algorithms": "EdDSA,HS256"}, "AUTH_JWT_ALGORITHMS"),
+        ({"auth_jwt_algorithms": "none"}, "AUTH_JWT_ALGORITHMS"),
+    ],
+)
+def test_impossible_auth_settings_stop_the_start(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(_env_file=None, **settings)
+
+
+def test_auth_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_MODE", "jwt")
+    monkeypatch.setenv("AUTH_JWKS_URL", "http://localhost:3000/api/auth/jwks")
+    monkeypatch.setenv("AUTH_JWT_ALGORITHMS", "EdDSA, ES512")
+    monkeypatch.setenv("AUTH_LEEWAY_SECONDS", "5")
+    settings = Settings(_env_file=None)
+    assert settings.auth_jwt_algorithms == ["EdDSA", "ES512"]
+    assert settings.auth_leeway_seconds == 5
+    assert settings.auth_jwt_secret is None
+
+
+async def test_without_tokens_the_start_warns_that_anyone_can_act_as_anyone(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(_env_file=None, database_url=database_url))
+    with caplog.at_level(logging.WARNING, logger="todo_api.app"):
+        async with app.router.lifespan_context(app):
+            pass
+    warnings = [r.getMessage() for r in caplog.records if r.name == "todo_api.app"]
+    assert len(warnings) == 1
+    assert "AUTH_MODE=none" in warnings[0]
+    assert "any user" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("origins", "credentials"), [(["https://app.example.com"], "true"), (["*"], None)]
+)
+async def test_cors_allows_credentials_for_listed_origins_only(
+    database_url: str, origins: list[str], credentials: str | None
+) -> None:
+    app = create_app(Settings(_env_file=None, database_url=database_url, cors_origins=origins))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            preflight = await client.options(
+                tasks_url("alice"),
+                headers={
+                    "Origin": "https://app.example.com",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization, content-type",
+                },
+            )
+    finally:
+        await dispose_engines(app)
+    assert preflight.status_code == 200
+    assert preflight.headers.get("access-control-allow-credentials") == credentials
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    if credentials:
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
