@@ -1,10 +1,12 @@
 """Small helpers shared by the tests."""
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import jwt
 from fastapi import FastAPI
 from sqlalchemy import URL, make_url
 
@@ -89,3 +91,24 @@ async def app_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.
             yield client
     finally:
         await dispose_engines(app)
+
+
+#: The shared secret of apps run with AUTH_MODE=jwt in tests that are not about tokens.
+TEST_JWT_SECRET = "a-test-secret-that-is-at-least-32-bytes"
+
+
+def jwt_settings() -> dict[str, Any]:
+    """Settings for an app that accepts only tokens (HS256, TEST_JWT_SECRET)."""
+    return {"auth_mode": "jwt", "auth_jwt_secret": TEST_JWT_SECRET}
+
+
+class TokenForPathUser(httpx.Auth):
+    """Sends a valid token for whichever user the request's path names, as that user would."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        parts = request.url.path.split("/")
+        if len(parts) > 2 and parts[1] == "api":
+            claims = {"sub": parts[2], "exp": int(time.time()) + 600}
+            token = jwt.encode(claims, TEST_JWT_SECRET, algorithm="HS256")
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request

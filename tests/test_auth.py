@@ -9,13 +9,17 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -515,3 +519,27 @@ async def test_cors_allows_credentials_for_listed_origins_only(
     assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
     if credentials:
         assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
+
+
+def test_the_server_names_each_invalid_setting_in_one_line_without_its_value(
+    tmp_path: Path,
+) -> None:
+    env = os.environ | {
+        "AUTH_MODE": "jwt",
+        "AUTH_JWT_SECRET": "too-short-c0ffee",
+        "AUTH_JWT_ALGORITHMS": "HS256",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "todo_api"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("todo_api: invalid AUTH_JWT_SECRET: ")
+    assert lines[1].startswith("todo_api: invalid AUTH_JWT_ALGORITHMS: ")
+    assert "c0ffee" not in result.stderr

@@ -17,19 +17,24 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import jwt
 import pytest
 from alembic import command
 
 from tests.conftest import alembic_config
-from tests.live_server import running_server
+from tests.helpers import TEST_JWT_SECRET, tasks_url
+from tests.live_server import free_port, running_server
 
 CALL_TIMEOUT_SECONDS = 10.0
 RENDER_TIMEOUT_SECONDS = 15.0
@@ -358,3 +363,72 @@ def test_recorder_sees_and_blocks_other_hosts(browser: DevTools) -> None:
     (request,) = [r for r in page.requests.values() if not r.local]
     assert request.error is not None  # the dead proxy: nothing reached the internet
     assert request.status is None
+
+
+# A frontend on another origin: it sends credentials and a bearer token, as Better Auth
+# frontends do, and writes what came back into the page.
+FRONTEND_PAGE = """<!doctype html><title>frontend</title><script>
+fetch("{api}/api/alice/tasks", {{
+  method: "POST",
+  credentials: "include",
+  headers: {{"Authorization": "Bearer {token}", "Content-Type": "application/json"}},
+  body: JSON.stringify({{title: "from the browser"}}),
+}})
+  .then(r => r.json().then(b => {{ show(r.status + ":" + b.title); }}))
+  .catch(e => {{ show("blocked:" + e.name); }});
+function show(result) {{ document.body.innerText = "result:" + result; }}
+</script>"""
+
+
+@contextmanager
+def frontend(page: str, port: int = 0) -> Iterator[str]:
+    """Serves `page` at / on a port of its own (another origin than the API's); its origin."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = page.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_listed_origin_calls_the_api_with_credentials_and_an_unlisted_one_is_blocked(
+    browser: DevTools, migrated_url: str, tmp_path: Path
+) -> None:
+    token = jwt.encode(
+        {"sub": "alice", "exp": int(time.time()) + 600}, TEST_JWT_SECRET, algorithm="HS256"
+    )
+    listed_port = free_port()
+    listed_origin = f"http://127.0.0.1:{listed_port}"
+    with running_server(
+        migrated_url,
+        tmp_path / "server.log",
+        AUTH_MODE="jwt",
+        AUTH_JWT_SECRET=TEST_JWT_SECRET,
+        CORS_ORIGINS=listed_origin,
+    ) as (_process, api):
+        page_html = FRONTEND_PAGE.format(api=str(api.base_url).rstrip("/"), token=token)
+        with frontend(page_html) as unlisted_origin:
+            page = browser.open_page()
+            text = browser.load(page, unlisted_origin, until=lambda t: t.startswith("result:"))
+            assert text == "result:blocked:TypeError"
+        with frontend(page_html, listed_port):
+            page = browser.open_page()
+            text = browser.load(page, listed_origin, until=lambda t: t.startswith("result:"))
+            assert text == "result:201:from the browser"
+        stored = api.get(tasks_url("alice"), headers={"Authorization": f"Bearer {token}"})
+    assert [task["title"] for task in stored.json()] == ["from the browser"]

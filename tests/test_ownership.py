@@ -1,7 +1,7 @@
 """No user can see, change or detect another user's task, and the SQL proves why."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -24,8 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseElement
 
-from tests.helpers import assert_problem, create, task_url, tasks_url
+from tests.helpers import (
+    TokenForPathUser,
+    assert_problem,
+    create,
+    dispose_engines,
+    jwt_settings,
+    task_url,
+    tasks_url,
+)
+from todo_api.app import create_app
 from todo_api.db.models import tasks_table
+from todo_api.settings import Settings
 
 OPERATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "", None),
@@ -41,6 +51,25 @@ async def _snapshot(engine: AsyncEngine) -> list[tuple[Any, ...]]:
     async with engine.connect() as connection:
         rows = await connection.execute(text("SELECT * FROM tasks ORDER BY id"))
         return [tuple(row) for row in rows]
+
+
+@pytest.fixture(scope="module", params=["none", "jwt"], ids=["path-is-caller", "tokens"])
+async def app(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[FastAPI]:
+    """Every test here runs twice: the path is the caller, then each caller has a token."""
+    auth = jwt_settings() if request.param == "jwt" else {}
+    application = create_app(Settings(_env_file=None, database_url=database_url, **auth))
+    yield application
+    await dispose_engines(application)
+
+
+@pytest.fixture
+async def client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    auth = None if app.state.token_verifier is None else TokenForPathUser()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", auth=auth
+    ) as client:
+        yield client
 
 
 @pytest.mark.parametrize(("method", "suffix", "body"), OPERATIONS)

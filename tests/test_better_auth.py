@@ -1,0 +1,148 @@
+"""The real Better Auth (npm `better-auth`, memory adapter, `jwt()` plugin) as the auth server.
+
+Each test starts Better Auth under Node on 127.0.0.1, signs users up, takes their tokens from
+`/api/auth/token` and calls this API configured with that server's JWKS, issuer and audience.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.helpers import assert_problem, dispose_engines, tasks_url
+from tests.live_server import free_port
+from todo_api.app import create_app
+from todo_api.settings import Settings
+
+SERVER_DIR = Path(__file__).parent / "better_auth"
+STARTUP_SECONDS = 30.0
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """Installs the pinned `better-auth` (npm ci) once per run."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        message = "Node.js and npm are needed to run the real Better Auth"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{message} (CI=true: failing instead of skipping)")
+        pytest.skip(message)
+    modules = SERVER_DIR / "node_modules"
+    lock = SERVER_DIR / "package-lock.json"
+    installed = modules / ".package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=SERVER_DIR, check=True, timeout=300
+        )
+    return modules
+
+
+@dataclass
+class BetterAuth:
+    url: str
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/api/auth/jwks"
+
+    def user_and_token(self) -> tuple[str, str]:
+        """Signs a new user up by email; returns their id and a token from /api/auth/token."""
+        # Better Auth checks the Origin of requests that carry cookies against its baseURL.
+        with httpx.Client(base_url=self.url, headers={"Origin": self.url}, timeout=10) as client:
+            signed_up = client.post(
+                "/api/auth/sign-up/email",
+                json={
+                    "email": f"{uuid.uuid4().hex[:12]}@example.com",
+                    "password": "correct horse battery staple",
+                    "name": "Test User",
+                },
+            )
+            assert signed_up.status_code == 200, signed_up.text
+            token = client.get("/api/auth/token")
+            assert token.status_code == 200, token.text
+            return str(signed_up.json()["user"]["id"]), str(token.json()["token"])
+
+
+@contextmanager
+def better_auth(algorithm: str, log_path: Path) -> Iterator[BetterAuth]:
+    port = free_port()
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            ["node", "server.mjs"],
+            cwd=SERVER_DIR,
+            env=os.environ | {"PORT": str(port), "JWT_ALG": algorithm},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = BetterAuth(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while "ready" not in log_path.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Better Auth did not start:\n{log_path.read_text()}")
+            time.sleep(0.05)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@asynccontextmanager
+async def api_for(database_url: str, auth: BetterAuth) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        Settings(
+            _env_file=None,
+            database_url=database_url,
+            auth_mode="jwt",
+            auth_jwks_url=auth.jwks_url,
+            auth_issuer=auth.url,
+            auth_audience=auth.url,
+        )
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await dispose_engines(app)
+
+
+@pytest.mark.parametrize("algorithm", ["EdDSA", "ES256"])
+async def test_better_auth_tokens_work_for_their_own_user_only(
+    node_modules: Path,
+    database_url: str,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    algorithm: str,
+) -> None:
+    with (
+        better_auth(algorithm, tmp_path / "auth.log") as auth,
+        better_auth(algorithm, tmp_path / "other-auth.log") as other_auth,
+    ):
+        alice, alice_token = auth.user_and_token()
+        bob, _ = auth.user_and_token()
+        stranger, stranger_token = other_auth.user_and_token()
+        async with api_for(database_url, auth) as api:
+            as_alice = {"Authorization": f"Bearer {alice_token}"}
+            created = await api.post(tasks_url(alice), json={"title": "Buy milk"}, headers=as_alice)
+            assert created.status_code == 201, created.text
+            listed = await api.get(tasks_url(alice), headers=as_alice)
+            assert [task["title"] for task in listed.json()] == ["Buy milk"]
+
+            forbidden = await api.get(tasks_url(bob), headers=as_alice)
+            assert assert_problem(forbidden, 403)["type"] == "urn:todo-api:forbidden"
+
+            # Another Better Auth, with keys of its own: its tokens prove nothing here.
+            as_stranger = {"Authorization": f"Bearer {stranger_token}"}
+            refused = await api.get(tasks_url(stranger), headers=as_stranger)
+            assert assert_problem(refused, 401)["type"] == "urn:todo-api:unauthorized"
+            assert 'error="invalid_token"' in refused.headers["www-authenticate"]
