@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -123,7 +124,10 @@ def key_server() -> Iterator[KeyServer]:
 
 def claims(sub: Any = "alice", **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": sub, "iat": now, "exp": now + 900, "iss": ISSUER, "aud": AUDIENCE} | overrides
+    # A jti of its own: two tokens made in the same second still differ, so a test that
+    # needs a token checked afresh is not answered from the verified-token memory.
+    standard = {"sub": sub, "iat": now, "exp": now + 900, "iss": ISSUER, "aud": AUDIENCE}
+    return standard | {"jti": uuid.uuid4().hex} | overrides
 
 
 def sign(key: SigningKey, payload: dict[str, Any] | None = None, **header: Any) -> str:
@@ -420,7 +424,8 @@ async def test_keys_already_fetched_keep_working_while_the_jwks_is_down(
     monkeypatch.setattr(jwks, "KEY_SET_LIFETIME_SECONDS", 0.0)  # every request refetches
     monkeypatch.setattr(jwks, "MIN_SECONDS_BETWEEN_FETCHES", 0.0)
     for _ in range(3):
-        assert (await api.get(tasks_url("alice"), headers=token)).status_code == 200
+        fresh = bearer(sign(key_server.keys[0]))  # not yet verified: needs the keys
+        assert (await api.get(tasks_url("alice"), headers=fresh)).status_code == 200
     assert key_server.fetches >= 3
 
 
@@ -543,3 +548,31 @@ def test_the_server_names_each_invalid_setting_in_one_line_without_its_value(
     assert lines[0].startswith("todo_api: invalid AUTH_JWT_SECRET: ")
     assert lines[1].startswith("todo_api: invalid AUTH_JWT_ALGORITHMS: ")
     assert "c0ffee" not in result.stderr
+
+
+async def test_a_remembered_token_still_expires(
+    database_url: str, engine: AsyncEngine, key_server: KeyServer
+) -> None:
+    async with jwt_client(
+        database_url, auth_jwks_url=key_server.url, auth_leeway_seconds=0
+    ) as client:
+        expires = int(time.time()) + 1
+        token = bearer(sign(key_server.keys[0], claims(exp=expires)))
+        assert (await client.get(tasks_url("alice"), headers=token)).status_code == 200
+        assert (await client.get(tasks_url("alice"), headers=token)).status_code == 200
+        await asyncio.sleep(expires - time.time() + 0.1)
+        response = await client.get(tasks_url("alice"), headers=token)
+        assert_unauthorized(response, invalid_token=True)
+        assert "expired" in response.headers["www-authenticate"]
+
+
+async def test_a_remembered_token_stops_working_once_its_key_is_removed(
+    api: httpx.AsyncClient, key_server: KeyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jwks, "KEY_SET_LIFETIME_SECONDS", 0.2)
+    monkeypatch.setattr(jwks, "MIN_SECONDS_BETWEEN_FETCHES", 0.05)
+    token = bearer(sign(key_server.keys[0]))
+    assert (await api.get(tasks_url("alice"), headers=token)).status_code == 200
+    key_server.keys = [ed25519_key("ed-2")]
+    await asyncio.sleep(0.3)
+    assert_unauthorized(await api.get(tasks_url("alice"), headers=token), invalid_token=True)
