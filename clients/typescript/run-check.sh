@@ -45,7 +45,7 @@ npm ci --no-audit --no-fund --loglevel=error
 say "regenerating openapi.json and src/schema.d.ts from the app"
 scratch="$(mktemp -d)"
 server_pid=""
-cleanup() {
+stop_server() {
     if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid" 2>/dev/null || true
         for _ in $(seq 1 100); do
@@ -55,6 +55,10 @@ cleanup() {
         kill -KILL "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    server_pid=""
+}
+cleanup() {
+    stop_server
     rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -77,48 +81,63 @@ say "type-checking (tsc --noEmit)"
 node_modules/.bin/tsc --noEmit
 node_modules/.bin/tsc --noCheck # emit build/ only: the line above did the checking
 
-port="$("$venv_bin/python" -c 'import socket
+# Runs the check against a fresh server: once with the path as the caller, once with tokens.
+check_against_server() {
+    local mode="$1" port base_url log
+    port="$("$venv_bin/python" -c 'import socket
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     print(s.getsockname()[1])')"
-base_url="http://127.0.0.1:$port"
-log="$scratch/server.log"
+    base_url="http://127.0.0.1:$port"
+    log="$scratch/server-$mode.log"
+    rm -f "$scratch/todo.sqlite3"
 
-# Every setting the server and Alembic read is pinned here, and both run in the scratch
-# directory so that a developer's .env cannot point them at another database.
-export DATABASE_URL="sqlite:///$scratch/todo.sqlite3"
-export MIGRATION_DATABASE_URL="$DATABASE_URL"
-export HOST=127.0.0.1 PORT="$port" WORKERS=1 LOG_LEVEL=warning LOG_FORMAT=text CORS_ORIGINS=
+    export DATABASE_URL="sqlite:///$scratch/todo.sqlite3"
+    export MIGRATION_DATABASE_URL="$DATABASE_URL"
+    export HOST=127.0.0.1 PORT="$port" WORKERS=1 LOG_LEVEL=warning LOG_FORMAT=text CORS_ORIGINS=
+    local jwt_secret=""
+    if [[ "$mode" == jwt ]]; then
+        jwt_secret="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        export AUTH_MODE=jwt AUTH_JWT_SECRET="$jwt_secret"
+    else
+        export AUTH_MODE=none
+        unset AUTH_JWT_SECRET
+    fi
 
-say "migrating a fresh SQLite database and serving it on $base_url"
-(cd "$scratch" && "$venv_bin/alembic" -c "$root/alembic.ini" upgrade head) >"$log" 2>&1 || {
-    cat "$log" >&2
-    say "FAILED: alembic upgrade head"
-    exit 1
-}
-(cd "$scratch" && exec "$venv_bin/python" -m todo_api) >>"$log" 2>&1 &
-server_pid=$!
+    say "migrating a fresh SQLite database and serving it on $base_url (AUTH_MODE=$mode)"
+    (cd "$scratch" && "$venv_bin/alembic" -c "$root/alembic.ini" upgrade head) >"$log" 2>&1 || {
+        cat "$log" >&2
+        say "FAILED: alembic upgrade head"
+        exit 1
+    }
+    (cd "$scratch" && exec "$venv_bin/python" -m todo_api) >>"$log" 2>&1 &
+    server_pid=$!
 
-deadline=$((SECONDS + startup_timeout_seconds))
-until "$venv_bin/python" -c 'import sys, urllib.request
+    local deadline=$((SECONDS + startup_timeout_seconds))
+    until "$venv_bin/python" -c 'import sys, urllib.request
 with urllib.request.urlopen(sys.argv[1] + "/health", timeout=1) as response:
     sys.exit(0 if response.status == 200 else 1)' "$base_url" 2>/dev/null; do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        cat "$log" >&2
-        say "FAILED: the server exited before it became healthy."
-        exit 1
-    fi
-    if ((SECONDS >= deadline)); then
-        cat "$log" >&2
-        say "FAILED: the server was not healthy within ${startup_timeout_seconds} s."
-        exit 1
-    fi
-    sleep 0.1
-done
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            cat "$log" >&2
+            say "FAILED: the server exited before it became healthy."
+            exit 1
+        fi
+        if ((SECONDS >= deadline)); then
+            cat "$log" >&2
+            say "FAILED: the server was not healthy within ${startup_timeout_seconds} s."
+            exit 1
+        fi
+        sleep 0.1
+    done
 
-say "running the client check"
-if ! TODO_API_BASE_URL="$base_url" node build/check.js; then
-    say "server log:"
-    cat "$log" >&2
-    exit 1
-fi
+    say "running the client check (AUTH_MODE=$mode)"
+    if ! TODO_API_BASE_URL="$base_url" TODO_API_JWT_SECRET="$jwt_secret" node build/check.js; then
+        say "server log:"
+        cat "$log" >&2
+        exit 1
+    fi
+    stop_server
+}
+
+check_against_server none
+check_against_server jwt

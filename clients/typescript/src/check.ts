@@ -2,16 +2,22 @@
 //
 // Usage: TODO_API_BASE_URL=http://127.0.0.1:8000 node build/check.js
 //
+// Against a server run with AUTH_MODE=jwt and AUTH_JWT_SECRET, set TODO_API_JWT_SECRET to the same
+// secret: every request then carries an HS256 token for the user its path names (through the
+// `bearerToken` middleware of ./auth.ts), and the check also proves that a request without a
+// token is 401 and one for another user's path is 403.
+//
 // Every call goes through `openapi-fetch` typed by `schema.d.ts`, which is generated from the
 // app's own OpenAPI document: if the API changes shape, this file stops compiling. At run time
 // every status, header and body is compared exactly; the first mismatch throws and the process
 // exits non-zero.
 
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { inspect, isDeepStrictEqual } from "node:util";
 
 import createClient from "openapi-fetch";
 
+import { bearerToken } from "./auth.js";
 import type { components, paths } from "./schema.js";
 
 type Task = components["schemas"]["TaskPublic"];
@@ -182,6 +188,20 @@ function parseLinks(header: string | null): Record<string, URL> {
   return links;
 }
 
+// An HS256 token for `user`, as a frontend sharing AUTH_JWT_SECRET would make one.
+function hs256Token(user: string, secret: string): string {
+  const encode = (part: object) => Buffer.from(JSON.stringify(part)).toString("base64url");
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  const unsigned = `${encode({ alg: "HS256", typ: "JWT" })}.${encode({ sub: user, exp })}`;
+  return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
+}
+
+// The user a request acts for: the segment after /api/ in its path.
+function pathUser(request: Request): string | undefined {
+  const [, api, user] = new URL(request.url).pathname.split("/");
+  return api === "api" && user !== undefined ? decodeURIComponent(user) : undefined;
+}
+
 function uniqueSuffix(): string {
   return randomBytes(4).toString("hex");
 }
@@ -193,6 +213,13 @@ async function main(): Promise<void> {
   }
   const base = new URL(baseUrl);
   const api = createClient<paths>({ baseUrl });
+  const jwtSecret = process.env["TODO_API_JWT_SECRET"];
+  if (jwtSecret !== undefined && jwtSecret !== "") {
+    api.use(bearerToken((request) => {
+      const user = pathUser(request);
+      return user === undefined ? undefined : hs256Token(user, jwtSecret);
+    }));
+  }
 
   // Fresh owners each run, using the characters the API allows beyond letters and digits.
   const run = uniqueSuffix();
@@ -493,7 +520,26 @@ async function main(): Promise<void> {
   expectEqual(remaining.tasks, [guarded, report], "alice's tasks after the delete");
   expectEqual((await list(bob, {})).total, 0, "bob has no tasks left");
 
-  console.log(`TypeScript client check passed against ${baseUrl} (users ${alice}, ${bob}).`);
+  if (jwtSecret !== undefined && jwtSecret !== "") {
+    const anonymous = createClient<paths>({ baseUrl });
+    expectProblem(
+      await anonymous.GET("/api/{user_id}/tasks", own(alice)),
+      401,
+      "urn:todo-api:unauthorized",
+      "GET alice's tasks without a token",
+    );
+    const asBob = createClient<paths>({ baseUrl });
+    asBob.use(bearerToken(() => hs256Token(bob, jwtSecret)));
+    expectProblem(
+      await asBob.GET("/api/{user_id}/tasks", own(alice)),
+      403,
+      "urn:todo-api:forbidden",
+      "GET alice's tasks with bob's token",
+    );
+  }
+
+  const mode = jwtSecret ? "with tokens" : "the path is the caller";
+  console.log(`TypeScript client check passed against ${baseUrl} (${mode}; users ${alice}, ${bob}).`);
 }
 
 main().catch((error: unknown) => {

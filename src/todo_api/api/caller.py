@@ -110,7 +110,8 @@ async def get_caller_id(
     ],
 ) -> str:
     """The caller; with tokens, `authorize` has already proved the path names them."""
-    if request.app.state.token_verifier is not None and request.state.caller != user_id:
+    verified = getattr(request.state, "caller", None)
+    if request.app.state.token_verifier is not None and verified != user_id:
         raise ForbiddenError()
     return user_id
 
