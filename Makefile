@@ -59,6 +59,12 @@ test: lint test-sqlite test-postgres test-pgbouncer test-typescript
 .PHONY: bench
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/auth_cost.py
+
+# Issue 11's cost of verifying tokens alone: read with AUTH_MODE=jwt against none (about a minute).
+.PHONY: bench-auth
+bench-auth: install
+	$(BIN)/python bench/auth_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
