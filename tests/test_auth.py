@@ -233,6 +233,8 @@ def _forged_tokens(key_server: KeyServer) -> dict[str, str]:
     del no_sub["sub"]
     no_iss = claims()
     del no_iss["iss"]
+    no_aud = claims()
+    del no_aud["aud"]
     good = sign(ed)
     head, payload, signature = good.split(".")
     other_payload = jwt.utils.base64url_encode(json.dumps(claims("mallory")).encode()).decode()
@@ -253,6 +255,7 @@ def _forged_tokens(key_server: KeyServer) -> dict[str, str]:
         "wrong issuer": sign(ed, claims(iss="http://evil.example")),
         "no issuer": sign(ed, no_iss),
         "wrong audience": sign(ed, claims(aud="http://other.example")),
+        "no audience": sign(ed, no_aud),
         "no sub": sign(ed, no_sub),
         "sub not a user id": sign(ed, claims(sub="..")),
         "sub not a string": sign(ed, claims(sub=42)),
