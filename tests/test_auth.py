@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import assert_problem, dispose_engines, task_url, tasks_url
+from tests.helpers import app_client, assert_problem, dispose_engines, task_url, tasks_url
 from todo_api.app import create_app
 from todo_api.auth import jwks
 from todo_api.settings import Settings
@@ -144,21 +144,17 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@asynccontextmanager
-async def jwt_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+def jwt_client(
+    database_url: str, **settings: Any
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """A client of an app with AUTH_MODE=jwt: this file's secret, issuer and audience."""
     options: dict[str, Any] = {
         "auth_mode": "jwt",
         "auth_jwt_secret": SECRET,
         "auth_issuer": ISSUER,
         "auth_audience": AUDIENCE,
-    } | settings
-    app = create_app(Settings(_env_file=None, database_url=database_url, **options))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-    finally:
-        await dispose_engines(app)
+    }
+    return app_client(database_url, **(options | settings))
 
 
 @pytest.fixture
@@ -395,11 +391,13 @@ async def test_unknown_kids_are_refetched_at_most_once_per_interval(
     ok = await api.get(tasks_url("alice"), headers=bearer(sign(key_server.keys[0])))
     assert ok.status_code == 200
     fetches = key_server.fetches
+    started = time.monotonic()
     for _ in range(50):
         stranger = ed25519_key(f"kid-{random.getrandbits(64)}")
         response = await api.get(tasks_url("alice"), headers=bearer(sign(stranger)))
         assert_unauthorized(response, invalid_token=True)
-    assert key_server.fetches - fetches <= 1
+    intervals = (time.monotonic() - started) / jwks.MIN_SECONDS_BETWEEN_FETCHES
+    assert key_server.fetches - fetches <= 1 + int(intervals)  # 1 unless the machine crawls
 
 
 async def test_a_newly_published_key_is_accepted_and_a_removed_one_refused(

@@ -9,8 +9,8 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +18,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import assert_problem, dispose_engines, tasks_url
+from tests.helpers import app_client, assert_problem, tasks_url
 from tests.live_server import free_port
-from todo_api.app import create_app
-from todo_api.settings import Settings
 
 SERVER_DIR = Path(__file__).parent / "better_auth"
 STARTUP_SECONDS = 30.0
@@ -96,24 +94,15 @@ def better_auth(algorithm: str, log_path: Path) -> Iterator[BetterAuth]:
         process.wait(timeout=10)
 
 
-@asynccontextmanager
-async def api_for(database_url: str, auth: BetterAuth) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        Settings(
-            _env_file=None,
-            database_url=database_url,
-            auth_mode="jwt",
-            auth_jwks_url=auth.jwks_url,
-            auth_issuer=auth.url,
-            auth_audience=auth.url,
-        )
+def api_for(database_url: str, auth: BetterAuth) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """A client of this API, checking tokens against that Better Auth's keys and names."""
+    return app_client(
+        database_url,
+        auth_mode="jwt",
+        auth_jwks_url=auth.jwks_url,
+        auth_issuer=auth.url,
+        auth_audience=auth.url,
     )
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-    finally:
-        await dispose_engines(app)
 
 
 @pytest.mark.parametrize("algorithm", ["EdDSA", "ES256"])

@@ -366,8 +366,9 @@ def test_recorder_sees_and_blocks_other_hosts(browser: DevTools) -> None:
 
 
 # A frontend on another origin: it sends credentials and a bearer token, as Better Auth
-# frontends do, and writes what came back into the page.
-FRONTEND_PAGE = """<!doctype html><title>frontend</title><script>
+# frontends do, and writes what came back into the page. The script sits in an explicit body:
+# in the head, a fast answer could arrive before the parser has made `document.body`.
+FRONTEND_PAGE = """<!doctype html><title>frontend</title><body><script>
 fetch("{api}/api/alice/tasks", {{
   method: "POST",
   credentials: "include",
