@@ -7,6 +7,7 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -239,3 +240,16 @@ async def test_a_successful_query_ends_an_outage(
         assert (await client.get(tasks_url("alice"))).status_code == 200
     assert availability.unavailable is False
     assert [r.getMessage() for r in caplog.records] == ["Database reachable again"]
+
+
+async def test_an_unmigrated_sqlite_file_is_a_logged_outage(
+    backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL reports a missing table differently (issue 13)")
+    async with app_client(f"sqlite:///{tmp_path / 'empty.sqlite3'}") as client:
+        with caplog.at_level(logging.WARNING):
+            response = await client.get(tasks_url("alice"))
+    assert_problem(response, 503)
+    [warning] = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
+    assert "no such table" in warning

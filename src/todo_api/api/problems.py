@@ -11,7 +11,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from todo_api.db.engine import describe_database_error, is_connection_failure
+from todo_api.db.engine import describe_database_error, is_outage
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
@@ -192,7 +192,7 @@ async def _handle_http_exception(request: Request, exc: Exception) -> ProblemRes
 
 
 async def _handle_database_error(request: Request, exc: Exception) -> ProblemResponse:
-    if not is_connection_failure(exc):
+    if not is_outage(exc):
         # A statement timeout, a lock wait or a full pool: the database is there but this
         # request could not be served in time. Not an outage, so nothing to log per request.
         return await _handle_problem_error(request, DatabaseBusyError())

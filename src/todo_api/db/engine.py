@@ -234,8 +234,8 @@ class DatabaseAvailability:
 _CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
 
 
-def is_connection_failure(exc: BaseException) -> bool:
-    """Whether `exc` means the database cannot be reached, not that it is busy or slow."""
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot serve at all, not that it is busy or slow."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, InterfaceError):
@@ -246,7 +246,11 @@ def is_connection_failure(exc: BaseException) -> bool:
         # No code at all: the client library could not connect or lost the socket.
         return state is None or state.startswith("08") or state in _CONNECTION_LOST_STATES
     if isinstance(cause, sqlite3.OperationalError):
-        return "unable to open" in str(cause)
+        # Only a lock wait is SQLite being busy. Anything else (a file it cannot open, a disk
+        # error, a table that is not there because nobody migrated) needs an operator, so
+        # it is logged as an outage.
+        message = str(cause)
+        return "locked" not in message and "busy" not in message
     return False
 
 
