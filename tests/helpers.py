@@ -1,8 +1,10 @@
 """Small helpers shared by the tests."""
 
+import threading
 import time
-from collections.abc import AsyncIterator, Generator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -82,10 +84,15 @@ async def dispose_engines(app: FastAPI) -> None:
 
 
 @asynccontextmanager
-async def app_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app of its own, configured with `settings`, on `database_url`."""
+async def app_client(
+    database_url: str, *, peer: tuple[str, int] = ("127.0.0.1", 123), **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app of its own, configured with `settings`, on `database_url`.
+
+    `peer` is the address the app sees the requests come from (httpx's default above).
+    """
     app = create_app(Settings(_env_file=None, database_url=database_url, **settings))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=peer)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
@@ -112,3 +119,32 @@ class TokenForPathUser(httpx.Auth):
             token = jwt.encode(claims, TEST_JWT_SECRET, algorithm="HS256")
             request.headers["Authorization"] = f"Bearer {token}"
         yield request
+
+
+#: What a local HTTP server answers to a GET: status, Content-Type and body.
+Answer = tuple[int, str, bytes]
+
+
+@contextmanager
+def local_http_server(respond: Callable[[], Answer], port: int = 0) -> Iterator[str]:
+    """A server on 127.0.0.1 that answers every GET with `respond()`; its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, content_type, body = respond()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -13,13 +13,11 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,14 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import app_client, assert_problem, dispose_engines, task_url, tasks_url
+from tests.helpers import (
+    Answer,
+    app_client,
+    assert_problem,
+    local_http_server,
+    task_url,
+    tasks_url,
+)
 from todo_api.app import create_app
 from todo_api.auth import jwks
 from todo_api.settings import Settings
@@ -94,32 +99,16 @@ def _published_keys() -> tuple[SigningKey, ...]:
 def key_server() -> Iterator[KeyServer]:
     server_state = KeyServer(keys=list(_published_keys()))
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            server_state.fetches += 1
-            if server_state.down:
-                self.send_response(503)
-                self.end_headers()
-                return
-            body = json.dumps(
-                {"keys": [key.jwk() for key in server_state.keys] + server_state.extra}
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond() -> Answer:
+        server_state.fetches += 1
+        if server_state.down:
+            return 503, "text/plain", b""
+        keys = [key.jwk() for key in server_state.keys] + server_state.extra
+        return 200, "application/json", json.dumps({"keys": keys}).encode()
 
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}/api/auth/jwks"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server_state
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(respond) as base:
+        server_state.url = f"{base}/api/auth/jwks"
+        yield server_state
 
 
 def claims(sub: Any = "alice", **overrides: Any) -> dict[str, Any]:
@@ -506,20 +495,15 @@ async def test_without_tokens_the_start_warns_that_anyone_can_act_as_anyone(
 async def test_cors_allows_credentials_for_listed_origins_only(
     database_url: str, origins: list[str], credentials: str | None
 ) -> None:
-    app = create_app(Settings(_env_file=None, database_url=database_url, cors_origins=origins))
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            preflight = await client.options(
-                tasks_url("alice"),
-                headers={
-                    "Origin": "https://app.example.com",
-                    "Access-Control-Request-Method": "POST",
-                    "Access-Control-Request-Headers": "authorization, content-type",
-                },
-            )
-    finally:
-        await dispose_engines(app)
+    async with app_client(database_url, cors_origins=origins) as client:
+        preflight = await client.options(
+            tasks_url("alice"),
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
     assert preflight.status_code == 200
     assert preflight.headers.get("access-control-allow-credentials") == credentials
     assert "authorization" in preflight.headers["access-control-allow-headers"].lower()

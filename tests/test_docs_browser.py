@@ -17,12 +17,10 @@ import select
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -33,7 +31,7 @@ import pytest
 from alembic import command
 
 from tests.conftest import alembic_config
-from tests.helpers import TEST_JWT_SECRET, tasks_url
+from tests.helpers import TEST_JWT_SECRET, local_http_server, tasks_url
 from tests.live_server import free_port, running_server
 
 CALL_TIMEOUT_SECONDS = 10.0
@@ -381,30 +379,9 @@ function show(result) {{ document.body.innerText = "result:" + result; }}
 </script>"""
 
 
-@contextmanager
-def frontend(page: str, port: int = 0) -> Iterator[str]:
+def frontend(page: str, port: int = 0) -> AbstractContextManager[str]:
     """Serves `page` at / on a port of its own (another origin than the API's); its origin."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = page.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    return local_http_server(lambda: (200, "text/html; charset=utf-8", page.encode()), port)
 
 
 def test_a_listed_origin_calls_the_api_with_credentials_and_an_unlisted_one_is_blocked(

@@ -11,10 +11,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message
 
-from tests.helpers import assert_problem, create, dispose_engines, task_url, tasks_url
+from tests.helpers import app_client, assert_problem, create, task_url, tasks_url
 from tests.live_server import running_server
-from todo_api.app import create_app
-from todo_api.settings import Settings
 
 # Every kind of GET route: health, the task routes, the OpenAPI document, the docs pages and
 # their static assets. `{task}` is the id of a task of alice's.
@@ -165,25 +163,20 @@ async def test_request_log_names_head_and_the_route(
 
 async def test_cors_allows_head_from_configured_origins(database_url: str) -> None:
     origin = "http://localhost:3000"
-    app = create_app(Settings(database_url=database_url, cors_origins=[origin]))
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            # If-None-Match is not CORS-safelisted, so a browser asks first.
-            preflight = await client.options(
-                tasks_url("alice"),
-                headers={
-                    "Origin": origin,
-                    "Access-Control-Request-Method": "HEAD",
-                    "Access-Control-Request-Headers": "if-none-match",
-                },
-            )
-            assert preflight.status_code == 200, preflight.text
-            head = await client.head(tasks_url("alice"), headers={"Origin": origin})
-            assert head.status_code == 200
-            assert head.headers["access-control-allow-origin"] == origin
-    finally:
-        await dispose_engines(app)
+    async with app_client(database_url, cors_origins=[origin]) as client:
+        # If-None-Match is not CORS-safelisted, so a browser asks first.
+        preflight = await client.options(
+            tasks_url("alice"),
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "HEAD",
+                "Access-Control-Request-Headers": "if-none-match",
+            },
+        )
+        assert preflight.status_code == 200, preflight.text
+        head = await client.head(tasks_url("alice"), headers={"Origin": origin})
+        assert head.status_code == 200
+        assert head.headers["access-control-allow-origin"] == origin
 
 
 def test_head_on_the_real_server_sends_headers_only(migrated_url: str, tmp_path: Path) -> None:

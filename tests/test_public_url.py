@@ -3,8 +3,7 @@
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import dispose_engines, task_url, tasks_url
-from todo_api.app import create_app
+from tests.helpers import app_client, task_url, tasks_url
 from todo_api.settings import Settings
 
 UNTRUSTED_PEER = ("203.0.113.9", 1234)
@@ -26,18 +24,11 @@ HOSTILE = {
 }
 
 
-@asynccontextmanager
-async def client_of(
+def client_of(
     database_url: str, peer: tuple[str, int], **settings: Any
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """A client of an app with these settings, connecting from `peer`."""
-    app = create_app(Settings(database_url=database_url, **settings))
-    transport = httpx.ASGITransport(app=app, client=peer)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-    finally:
-        await dispose_engines(app)
+    return app_client(database_url, peer=peer, **settings)
 
 
 async def created_and_listed(client: httpx.AsyncClient, **headers: str) -> tuple[str, list[str]]:

@@ -56,8 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings)
     readiness_engine = create_readiness_engine(settings)
     # Fetches the JWKS; redirects are not followed, so the key set comes from the URL given.
-    key_client = httpx.AsyncClient(follow_redirects=False)
-    verifier = TokenVerifier(settings, key_client, SUBJECT) if settings.auth_mode == "jwt" else None
+    key_client = httpx.AsyncClient(follow_redirects=False) if settings.auth_mode == "jwt" else None
+    verifier = None if key_client is None else TokenVerifier(settings, key_client, SUBJECT)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await engine.dispose()
         await readiness_engine.dispose()
-        await key_client.aclose()
+        if key_client is not None:
+            await key_client.aclose()
 
     app = FastAPI(
         title="Todo API",

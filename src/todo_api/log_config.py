@@ -44,7 +44,7 @@ def _safe_message(exc: BaseException) -> str:
     a log. Only the error's kind, code and primary message stay.
     """
     if isinstance(exc, StatementError):
-        cause = exc.orig if exc.orig is not None else None
+        cause = exc.orig
         said = _safe_message(cause) if cause is not None else ""
         kind = "" if cause is None else f"({type(cause).__module__}.{type(cause).__qualname__}) "
         return f"{kind}{said} [SQL: {exc.statement}]"
