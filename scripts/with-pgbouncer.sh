@@ -6,18 +6,13 @@ set -euo pipefail
 
 upstream=${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}
 
-if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "Installing pgbouncer from Debian's packages..."
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
-    elif [ "${CI:-}" = true ]; then
-        echo "pgbouncer is not installed and cannot be installed here (CI=true: failing)." >&2
-        exit 1
-    else
-        echo "SKIPPED: pgbouncer is not installed (apt-get install pgbouncer); not running: $*" >&2
-        exit 0
-    fi
+status=0
+bash "$(dirname "$0")/ensure-pgbouncer.sh" || status=$?
+if [ "$status" = 2 ]; then
+    echo "SKIPPED: not running: $*" >&2
+    exit 0
+elif [ "$status" != 0 ]; then
+    exit "$status"
 fi
 pgbouncer_bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 
@@ -77,5 +72,6 @@ done
 
 echo "PgBouncer (transaction mode) on 127.0.0.1:$listen_port -> $host:$port"
 export TEST_DATABASE_URL="postgresql://$user@127.0.0.1:$listen_port/$database"
-export DB_TRANSACTION_POOLER=true
+# Deliberately without DB_TRANSACTION_POOLER: the app must find out on its own that a
+# pooler on a plain host name cannot keep prepared statements or startup options.
 "$@"

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import dispose_engines, libpq_url
+from tests.helpers import close_databases, inspection_engine, libpq_url
 from todo_api.app import create_app
 from todo_api.settings import Settings
 
@@ -124,13 +124,21 @@ def migrated_url(new_database: Callable[[], str]) -> str:
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(Settings(database_url=database_url))
     yield application
-    await dispose_engines(application)
+    await close_databases(application)
+
+
+@pytest.fixture(scope="session")
+async def _inspection_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = inspection_engine(database_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture
-async def engine(app: FastAPI) -> AsyncEngine:
-    """The app's engine, with the tasks and idempotency keys emptied for this test."""
-    engine: AsyncEngine = app.state.engine
+async def engine(app: FastAPI, _inspection_engine: AsyncEngine) -> AsyncEngine:
+    """An engine on the app's database (to set up and inspect rows beside the API), with
+    the tasks and idempotency keys emptied for this test."""
+    engine = _inspection_engine
     async with engine.begin() as connection:
         await connection.execute(text("DELETE FROM tasks"))
         await connection.execute(text("DELETE FROM idempotency_keys"))
@@ -151,4 +159,4 @@ async def offline_client() -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-    await dispose_engines(app)
+    await close_databases(app)

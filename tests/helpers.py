@@ -11,8 +11,10 @@ import httpx
 import jwt
 from fastapi import FastAPI
 from sqlalchemy import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from todo_api.app import create_app
+from todo_api.db.setup import async_database_url
 from todo_api.settings import Settings
 
 #: Every field of a task as the API returns it; the contract frontends rely on.
@@ -77,10 +79,21 @@ def error_locations(response: httpx.Response) -> list[list[Any]]:
     return [error["loc"] for error in body["errors"]]
 
 
-async def dispose_engines(app: FastAPI) -> None:
+async def close_databases(app: FastAPI) -> None:
     """Closes the app's pools, as its lifespan does when the server stops."""
-    await app.state.engine.dispose()
-    await app.state.readiness_engine.dispose()
+    await app.state.database.close()
+    await app.state.readiness_database.close()
+
+
+def inspection_engine(database_url: str) -> AsyncEngine:
+    """A SQLAlchemy engine on `database_url`, for tests to set up and check rows directly.
+
+    Unprepared statements, so that it also works through a transaction-mode pooler.
+    """
+    url = async_database_url(database_url)
+    connect_args = {"prepare_threshold": None} if url.get_backend_name() == "postgresql" else {}
+    # Pre-ping: tests that terminate backends (as a Neon suspend does) end its connections too.
+    return create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
 
 
 @asynccontextmanager
@@ -97,7 +110,7 @@ async def app_client(
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
     finally:
-        await dispose_engines(app)
+        await close_databases(app)
 
 
 #: The shared secret of apps run with AUTH_MODE=jwt in tests that are not about tokens.

@@ -15,14 +15,48 @@ import psycopg
 import pytest
 from alembic import command
 from fastapi import FastAPI
+from sqlalchemy import make_url
 
 from tests.conftest import alembic_config
 from tests.helpers import app_client, assert_problem, create, libpq_url, task_url, tasks_url
 from tests.locks import row_locked
+from tests.pgbouncer import PgBouncer, pgbouncer_installed
 from tests.private_postgres import PrivatePostgres
 
-OUTAGE_ANSWER_SECONDS = 5.0
+# With DB_STATEMENT_TIMEOUT_MS=2000 below: its deadline of 2.5 s, plus at most 1 s waiting
+# for a cancellation that a pooler queueing for a stopped server never confirms.
+OUTAGE_ANSWER_SECONDS = 4.0
 RECOVERY_SECONDS = 10.0
+
+Route = Callable[[str], str]
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def route(request: pytest.FixtureRequest, backend: str) -> Iterator[Route]:
+    """How the app reaches PostgreSQL: directly, or through a PgBouncer in transaction mode
+    on a plain host name and without DB_TRANSACTION_POOLER, so the app must cope unaided."""
+    if request.param == "direct":
+        yield lambda url: url
+        return
+    if backend != "postgres":
+        pytest.skip("PgBouncer runs in front of PostgreSQL")
+    if not pgbouncer_installed():
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("pgbouncer is not installed (CI=true: failing instead of skipping)")
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    bouncers: dict[tuple[str | None, int | None], PgBouncer] = {}
+
+    def through_pgbouncer(url: str) -> str:
+        server = (make_url(url).host, make_url(url).port)
+        if server not in bouncers:
+            bouncers[server] = PgBouncer(url).__enter__()
+        return bouncers[server].url(url)
+
+    try:
+        yield through_pgbouncer
+    finally:
+        for bouncer in bouncers.values():
+            bouncer.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -47,12 +81,12 @@ async def _wait_for(predicate: Callable[[], Any], seconds: float) -> None:
 
 
 async def test_outage_is_a_fast_503_then_recovers_with_data_intact(
-    private_postgres: PrivatePostgres, caplog: pytest.LogCaptureFixture
+    private_postgres: PrivatePostgres, route: Route, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = private_postgres.create_database("outage")
     # Alembic runs its own event loop, so not on this one.
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
-    async with app_client(url) as client:
+    async with app_client(route(url), db_statement_timeout_ms=2000) as client:
         written = [await create(client, "alice", title=f"before outage {i}") for i in range(5)]
         written[0] = (await client.patch(f"{task_url('alice', written[0]['id'])}/complete")).json()
         before = (await client.get(tasks_url("alice"))).json()
@@ -94,13 +128,26 @@ async def test_outage_is_a_fast_503_then_recovers_with_data_intact(
 
 
 async def test_terminated_connections_never_reach_a_client(
-    database_url: str, client: httpx.AsyncClient, backend: str
+    database_url: str, route: Route, backend: str
 ) -> None:
     if backend != "postgres":
         pytest.skip("terminates PostgreSQL backends as a Neon suspend does")
+    async with app_client(route(database_url)) as client:
+        await _terminated_connections_never_reach_a_client(database_url, client)
+
+
+async def _terminated_connections_never_reach_a_client(
+    database_url: str, client: httpx.AsyncClient
+) -> None:
     task = await create(client, "alice")
-    # Fill the pool with several connections, as a busy service would have.
-    await asyncio.gather(*(client.get(tasks_url("alice")) for _ in range(8)))
+    # Fill the pool with several connections, as a busy service would have, and use each
+    # often enough for psycopg to prepare its statements on the server.
+    for _ in range(6):
+        warm_up = await asyncio.gather(
+            *(client.get(task_url("alice", task["id"])) for _ in range(8)),
+            *(client.patch(f"{task_url('alice', task['id'])}/complete") for _ in range(2)),
+        )
+        assert [r.status_code for r in warm_up] == [200] * 10
 
     with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
         terminated = admin.execute(
@@ -143,12 +190,14 @@ async def test_exhausted_pool_is_a_fast_503_not_a_hang(
 
 
 async def test_slow_statement_is_cut_off_by_the_statement_timeout(
-    database_url: str, client: httpx.AsyncClient, backend: str
+    database_url: str, client: httpx.AsyncClient, backend: str, route: Route
 ) -> None:
     if backend != "postgres":
         pytest.skip("SQLite has no statement timeout; its busy timeout bounds lock waits")
     task = await create(client, "alice")
-    async with app_client(database_url, db_statement_timeout_ms=300) as impatient:
+    # Behind PgBouncer the server gets no statement timeout (PgBouncer refuses it as a
+    # startup parameter): the client's deadline cancels the statement instead.
+    async with app_client(route(database_url), db_statement_timeout_ms=300) as impatient:
         with row_locked(database_url, task["id"]):
             started = time.monotonic()
             response = await impatient.patch(task_url("alice", task["id"]), json={"title": "no"})
@@ -215,12 +264,16 @@ async def test_readiness_reflects_the_database_not_a_busy_pool(
 
 
 async def test_a_statement_timeout_is_a_503_but_no_outage(
-    database_url: str, client: httpx.AsyncClient, backend: str, caplog: pytest.LogCaptureFixture
+    database_url: str,
+    client: httpx.AsyncClient,
+    backend: str,
+    route: Route,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     if backend != "postgres":
         pytest.skip("SQLite has no statement timeout")
     task = await create(client, "alice")
-    async with app_client(database_url, db_statement_timeout_ms=300) as impatient:
+    async with app_client(route(database_url), db_statement_timeout_ms=300) as impatient:
         with row_locked(database_url, task["id"]), caplog.at_level(logging.INFO):
             response = await impatient.patch(task_url("alice", task["id"]), json={"title": "no"})
     body = assert_problem(response, 503)
@@ -252,3 +305,36 @@ async def test_an_unmigrated_sqlite_file_is_a_logged_outage(
     assert_problem(response, 503)
     [warning] = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
     assert "no such table" in warning
+
+
+async def test_any_transaction_pooler_works_without_being_declared(
+    database_url: str, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PgBouncer on a plain host name, DB_TRANSACTION_POOLER unset: psycopg's prepared
+    statements meet other server connections, which do not know them. The first such
+    refusal switches them off, with one warning, and the refused statement runs again."""
+    if backend != "postgres":
+        pytest.skip("PgBouncer runs in front of PostgreSQL")
+    if not pgbouncer_installed():
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    with PgBouncer(database_url, server_pool_size=3) as bouncer, caplog.at_level(logging.INFO):
+        async with app_client(bouncer.url(database_url), db_pool_size=20) as client:
+            task = await create(client, "alice")
+            toggles = 0
+            for _ in range(6):  # past psycopg's threshold of 5 uses before it prepares
+                responses = await asyncio.gather(
+                    *(client.patch(f"{task_url('alice', task['id'])}/complete") for _ in range(40)),
+                    *(client.get(task_url("alice", task["id"])) for _ in range(20)),
+                    client.get(tasks_url("alice")),
+                )
+                assert [r.status_code for r in responses] == [200] * 61, [
+                    r.text for r in responses if r.status_code != 200
+                ]
+                toggles += 40
+            final = await client.get(task_url("alice", task["id"]))
+    # Every toggle ran exactly once: none lost to a refusal, none run twice by the rerun.
+    assert final.headers["etag"] == f'"{task["id"]}.{1 + toggles}"'
+    assert final.json()["completed"] is (toggles % 2 == 1)
+    warnings = [r.getMessage() for r in caplog.records if "Prepared statements" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "DB_TRANSACTION_POOLER=true" in warnings[0]

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.helpers import (
     TASK_FIELDS,
@@ -28,6 +28,7 @@ from tests.helpers import (
 )
 from todo_api.api.idempotency import request_fingerprint
 from todo_api.db import idempotency as idempotency_db
+from todo_api.db.database import Session
 from todo_api.db.models import idempotency_keys_table
 from todo_api.db.tasks import NewTask, TaskRecord, insert_task
 
@@ -385,7 +386,7 @@ async def test_replay_after_update_and_delete_is_the_original_response(
 async def test_failed_create_frees_the_key_for_a_retry(
     client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(connection: AsyncConnection, *, owner: str, task: NewTask) -> TaskRecord:
+    async def broken(connection: Session, *, owner: str, task: NewTask) -> TaskRecord:
         raise RuntimeError("insert failed")
 
     monkeypatch.setattr(idempotency_db, "insert_task", broken)
@@ -408,7 +409,7 @@ async def test_claim_lost_mid_request_rolls_the_task_back(
     inserted: list[int] = []
 
     async def insert_then_lose_claim(
-        connection: AsyncConnection, *, owner: str, task: NewTask
+        connection: Session, *, owner: str, task: NewTask
     ) -> TaskRecord:
         record = await insert_task(connection, owner=owner, task=task)
         inserted.append(record["id"])

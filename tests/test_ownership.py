@@ -1,7 +1,7 @@
 """No user can see, change or detect another user's task, and the SQL proves why."""
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,7 +14,6 @@ from sqlalchemy import (
     Select,
     Update,
     bindparam,
-    event,
     func,
     or_,
     select,
@@ -27,8 +26,8 @@ from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseE
 from tests.helpers import (
     TokenForPathUser,
     assert_problem,
+    close_databases,
     create,
-    dispose_engines,
     jwt_settings,
     task_url,
     tasks_url,
@@ -59,7 +58,7 @@ async def app(database_url: str, request: pytest.FixtureRequest) -> AsyncIterato
     auth = jwt_settings() if request.param == "jwt" else {}
     application = create_app(Settings(_env_file=None, database_url=database_url, **auth))
     yield application
-    await dispose_engines(application)
+    await close_databases(application)
 
 
 @pytest.fixture
@@ -109,29 +108,36 @@ async def test_lists_and_counts_never_include_other_users(client: httpx.AsyncCli
 
 
 @pytest.fixture
-def statements(app: FastAPI, engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every SQL statement the app sends while the test runs."""
+def statements(app: FastAPI, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement the app sends to the driver while the test runs."""
     seen: list[str] = []
+    database = app.state.database
+    for method in ("_run", "_run_counting"):
+        send = getattr(database, method)
 
-    def record(*args: Any) -> None:
-        seen.append(args[2])
+        def record(connection: Any, sql: str, params: Any, send: Any = send) -> Any:
+            seen.append(sql)
+            return send(connection, sql, params)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine.sync_engine, "before_cursor_execute", record)
+        monkeypatch.setattr(database, method, record)
+    return seen
 
 
 @pytest.fixture
-def constructs(app: FastAPI, engine: AsyncEngine) -> Iterator[list[ClauseElement]]:
+def constructs(
+    app: FastAPI, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> list[ClauseElement]:
     """Every SQLAlchemy statement the app executes while the test runs, before compiling."""
     seen: list[ClauseElement] = []
+    database = app.state.database
+    compiled = database.compiled
 
-    def record(_connection: Any, statement: ClauseElement, *_: Any) -> None:
+    def record(statement: ClauseElement) -> Any:
         seen.append(statement)
+        return compiled(statement)
 
-    event.listen(engine.sync_engine, "before_execute", record)
-    yield seen
-    event.remove(engine.sync_engine, "before_execute", record)
+    monkeypatch.setattr(database, "compiled", record)
+    return seen
 
 
 def _is_owner_filter(condition: ClauseElement) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from tests.helpers import assert_problem, create, dispose_engines, task_url, tasks_url
+from tests.helpers import assert_problem, close_databases, create, task_url, tasks_url
 from todo_api.api.middleware.request_log import REQUEST_ID_PATTERN, current_request_id
 from todo_api.api.schemas import TaskCreate
 from todo_api.app import create_app
@@ -253,7 +253,7 @@ async def test_an_unhandled_error_is_logged_once_as_500_with_its_id(
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             response = await client.get("/boom/x", headers={"X-Request-ID": "boom-1"})
     finally:
-        await dispose_engines(app)
+        await close_databases(app)
         current_request_id.set(None)
     assert_problem(response, 500)
     entries = [json.loads(line) for line in json_lines]
@@ -296,7 +296,7 @@ async def test_cors_lets_browsers_read_the_request_id(
                 headers={"Origin": origin, "Access-Control-Request-Method": "PATCH"},
             )
     finally:
-        await dispose_engines(app)
+        await close_databases(app)
     assert preflight.status_code == 200
     assert [(fields(r)["method"], fields(r)["route"]) for r in request_records] == [
         ("GET", "/health"),

@@ -5,15 +5,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
-from tests.helpers import dispose_engines
+from tests.helpers import close_databases
 from todo_api.app import create_app
-from todo_api.db.engine import (
+from todo_api.db.database import DatabaseAvailability
+from todo_api.db.setup import (
     UnsupportedDatabaseError,
     async_database_url,
-    create_engine,
+    create_database,
+    libpq_conninfo,
     postgres_connect_args,
+    statement_deadline,
 )
+from todo_api.db.sqlite import SqliteDatabase
 from todo_api.settings import Settings
 
 NEON_DIRECT = (
@@ -83,16 +88,17 @@ def test_timeouts_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     args = postgres_connect_args(async_database_url(NEON_DIRECT), settings)
     assert args["connect_timeout"] == 7
     assert args["options"] == "-c statement_timeout=250"
-    engine = create_engine(settings.model_copy(update={"database_url": NEON_DIRECT}))
-    assert engine.pool.timeout() == 0.5  # type: ignore[attr-defined]
+    # Counted by the client too, with a margin for the server's own error to arrive.
+    assert statement_deadline(settings) == 0.75
+    assert statement_deadline(settings.model_copy(update={"db_statement_timeout_ms": 0})) is None
 
 
 def test_libpq_receives_sslmode_and_channel_binding() -> None:
-    engine = create_engine(Settings(database_url=NEON_POOLED))
-    _, kwargs = engine.dialect.create_connect_args(engine.url)
-    assert kwargs["sslmode"] == "require"
-    assert kwargs["channel_binding"] == "require"
-    assert kwargs["host"] == "ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech"
+    conninfo = conninfo_to_dict(libpq_conninfo(async_database_url(NEON_POOLED)))
+    assert conninfo["sslmode"] == "require"
+    assert conninfo["channel_binding"] == "require"
+    assert conninfo["host"] == "ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech"
+    assert conninfo["password"] == "AbC123dEf"
 
 
 async def test_unset_database_url_uses_a_local_sqlite_file(
@@ -101,10 +107,10 @@ async def test_unset_database_url_uses_a_local_sqlite_file(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with caplog.at_level(logging.INFO, logger="todo_api"):
-        engine = create_engine(Settings(_env_file=None))
-    await engine.dispose()
-    assert engine.url.drivername == "sqlite+aiosqlite"
-    assert engine.url.database == str(tmp_path / "todo.sqlite3")
+        database = create_database(Settings(_env_file=None), DatabaseAvailability())
+    await database.close()
+    assert isinstance(database, SqliteDatabase)
+    assert database.path == str(tmp_path / "todo.sqlite3")
     assert any("SQLite" in record.getMessage() for record in caplog.records)
 
 
@@ -155,7 +161,7 @@ async def test_cors_answers_only_configured_origins(database_url: str) -> None:
             other = await client.get("/api/alice/tasks", headers={"origin": "https://evil.test"})
             assert "access-control-allow-origin" not in other.headers
     finally:
-        await dispose_engines(app)
+        await close_databases(app)
 
 
 async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:

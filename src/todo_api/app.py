@@ -22,7 +22,10 @@ from todo_api.api.openapi import build_openapi
 from todo_api.api.problems import install_problem_handlers
 from todo_api.api.routes import health, tasks
 from todo_api.auth.tokens import TokenVerifier
-from todo_api.db.engine import DatabaseAvailability, create_engine, create_readiness_engine
+from todo_api.db import idempotency
+from todo_api.db import tasks as task_queries
+from todo_api.db.database import DatabaseAvailability
+from todo_api.db.setup import create_database, create_readiness_database
 from todo_api.settings import Settings, get_settings
 
 # Headers a browser frontend must be allowed to read on cross-origin responses.
@@ -53,8 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Parsed now, not when the first request builds the middleware: a bad value stops start-up.
     proxies = trusted_proxies(settings.forwarded_allow_ips)
-    engine = create_engine(settings)
-    readiness_engine = create_readiness_engine(settings)
+    availability = DatabaseAvailability()
+    database = create_database(settings, availability)
+    database.precompile(task_queries.statement_shapes())
+    database.precompile(idempotency.statement_shapes(database.dialect.name))
+    readiness_database = create_readiness_database(settings, availability)
     # Fetches the JWKS; redirects are not followed, so the key set comes from the URL given.
     key_client = httpx.AsyncClient(follow_redirects=False) if settings.auth_mode == "jwt" else None
     verifier = None if key_client is None else TokenVerifier(settings, key_client, SUBJECT)
@@ -67,8 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "reach this API can act as any user. Set AUTH_MODE=jwt outside development."
             )
         yield
-        await engine.dispose()
-        await readiness_engine.dispose()
+        await database.close()
+        await readiness_database.close()
         if key_client is not None:
             await key_client.aclose()
 
@@ -82,11 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # install_docs serves /docs and /redoc without a CDN
         redoc_url=None,
     )
-    app.state.engine = engine
-    app.state.readiness_engine = readiness_engine
-    app.state.database_availability = DatabaseAvailability()
-    app.state.database_availability.watch(engine)
-    app.state.database_availability.watch(readiness_engine)
+    app.state.database = database
+    app.state.readiness_database = readiness_database
+    app.state.database_availability = availability
     app.state.settings = settings
     app.state.token_verifier = verifier
     install_problem_handlers(app)

@@ -5,17 +5,17 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_api.api.problems import ProblemError
+from todo_api.db.database import Database
 
 
-async def get_engine(request: Request) -> AsyncEngine:
+async def get_database(request: Request) -> Database:
     # async: a plain function would be run in FastAPI's thread pool on every request.
-    return cast(AsyncEngine, request.app.state.engine)
+    return cast(Database, request.app.state.database)
 
 
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 def _is_json(media_type: str) -> bool:

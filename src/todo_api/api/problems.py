@@ -7,11 +7,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from todo_api.db.engine import describe_database_error, is_outage
+from todo_api.db import database
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
@@ -81,6 +80,17 @@ class DatabaseBusyError(DatabaseUnavailableError):
         super().__init__(
             "The database could not finish this request in time; nothing was changed. "
             "Retry shortly."
+        )
+
+
+class DatabaseNoAnswerError(DatabaseUnavailableError):
+    """A statement was sent and no answer came back in time: a write may have been made."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database did not answer in time; a change this request asked for may or "
+            "may not have been made. Retry shortly: with the same Idempotency-Key for a "
+            "create, with If-Match for a change."
         )
 
 
@@ -192,24 +202,23 @@ async def _handle_http_exception(request: Request, exc: Exception) -> ProblemRes
 
 
 async def _handle_database_error(request: Request, exc: Exception) -> ProblemResponse:
-    if not is_outage(exc):
-        # A statement timeout, a lock wait or a full pool: the database is there but this
-        # request could not be served in time. Not an outage, so nothing to log per request.
-        return await _handle_problem_error(request, DatabaseBusyError())
-    # No traceback and one warning per outage: during one, every request lands here.
-    request.app.state.database_availability.mark_unavailable(describe_database_error(exc))
-    return await _handle_problem_error(request, DatabaseUnavailableError())
+    # No traceback: the data layer logged an outage once when it began, and a statement
+    # timeout, a lock wait or a full pool is the database being busy, not a bug.
+    if isinstance(exc, database.DatabaseBusyError):
+        problem: ProblemError = DatabaseBusyError()
+    elif isinstance(exc, database.DatabaseUnavailableError) and exc.outcome_unknown:
+        problem = DatabaseNoAnswerError()
+    else:
+        problem = DatabaseUnavailableError()
+    return await _handle_problem_error(request, problem)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(ProblemError, _handle_problem_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
-    # OperationalError covers refused and dropped connections, statement timeouts and lock
-    # waits; TimeoutError is the pool's. Anything else is unexpected: see unexpected_errors.
-    app.add_exception_handler(sa_exc.OperationalError, _handle_database_error)
-    app.add_exception_handler(sa_exc.InterfaceError, _handle_database_error)
-    app.add_exception_handler(sa_exc.TimeoutError, _handle_database_error)
+    # Any other error of the database is unexpected: see unexpected_errors.
+    app.add_exception_handler(database.DatabaseError, _handle_database_error)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -10,7 +10,7 @@ response are then written in one transaction, so a task never exists without its
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,11 +31,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import ReturningInsert
 
-from todo_api.db.engine import describe_database_error, transactional_connection
+from todo_api.db.database import Database, DatabaseError, Session
 from todo_api.db.models import UTCDateTime, idempotency_keys_table
 from todo_api.db.tasks import NewTask, TaskRecord, insert_task
 
@@ -134,8 +133,13 @@ _DELETE_EXPIRED = delete(idempotency_keys_table).where(
 )
 
 
+def statement_shapes(dialect_name: str) -> Iterator[ClauseElement]:
+    """Every statement this module runs on a database of `dialect_name`."""
+    yield from (_claim(dialect_name), _LOOKUP, _COMPLETE, _RELEASE, _DELETE_EXPIRED)
+
+
 async def create_task_once(
-    engine: AsyncEngine,
+    database: Database,
     *,
     owner: str,
     key: str,
@@ -158,50 +162,53 @@ async def create_task_once(
         "expired_before": now - KEY_LIFETIME,
         "abandoned_before": now - ABANDONED_AFTER,
     }
+    claim = _claim(database.dialect.name)
     # One connection for claim, create and release: freeing a failed request's key must
-    # not wait for the pool, which may be exactly what is exhausted.
-    async with transactional_connection(engine) as connection:
+    # not wait for the pool, which may be exactly what is exhausted. Claim and lookup are
+    # single statements, each committed on its own.
+    async with database.session() as session:
         # A second round only if the stored key vanished between the two statements (it
         # expired and a clean-up deleted it).
         for _ in range(2):
-            async with connection.begin():
-                claim = _claim(engine.dialect.name)
-                claimed = (await connection.execute(claim, params)).first()
-            if claimed is not None:
-                return await _create_claimed(connection, params, task, encode)
-            async with connection.begin():
-                stored = (await connection.execute(_LOOKUP, params)).first()
+            if await session.fetch_one(claim, params) is not None:
+                return await _create_claimed(database, session, params, task, encode)
+            stored = await session.fetch_one(_LOOKUP, params)
             if stored is None:
                 continue
-            if stored.fingerprint != fingerprint:
+            stored_fingerprint, stored_response = stored
+            if stored_fingerprint != fingerprint:
                 raise KeyReusedError(key)
-            if stored.response is None:
+            if stored_response is None:
                 raise KeyInFlightError(key)
-            return KeyedResponse(body=stored.response, replayed=True)
+            return KeyedResponse(body=stored_response, replayed=True)
     raise KeyInFlightError(key)
 
 
 async def _create_claimed(
-    connection: AsyncConnection,
+    database: Database,
+    session: Session,
     params: dict[str, Any],
     task: NewTask,
     encode: Callable[[TaskRecord], str],
 ) -> KeyedResponse:
+    async def create_and_complete(transaction: Session) -> str:
+        record = await insert_task(transaction, owner=params["owner"], task=task)
+        body = encode(record)
+        completion = params | {"new_task_id": record["id"], "new_response": body}
+        if await transaction.execute(_COMPLETE, completion) != 1:
+            # Our claim was judged abandoned and taken over: the rollback undoes our
+            # task, so only the other request's one exists.
+            raise KeyInFlightError(params["idempotency_key"])
+        return body
+
     try:
-        async with connection.begin():
-            record = await insert_task(connection, owner=params["owner"], task=task)
-            body = encode(record)
-            completion = params | {"new_task_id": record["id"], "new_response": body}
-            if (await connection.execute(_COMPLETE, completion)).rowcount != 1:
-                # Our claim was judged abandoned and taken over: the rollback undoes our
-                # task, so only the other request's one exists.
-                raise KeyInFlightError(params["idempotency_key"])
+        body = await session.transaction(create_and_complete)
     except BaseException:
         # Free the key at once so that the client's retry can proceed, also when this
-        # request was cancelled. A connection broken by the failure is replaced by the
-        # pool; if the database is gone, the claim is taken over once it counts as abandoned.
-        with suppress(SQLAlchemyError):
-            await _despite_cancellation(_release(connection, params))
+        # request was cancelled. If the database is gone, the claim is taken over once it
+        # counts as abandoned.
+        with suppress(DatabaseError):
+            await _despite_cancellation(_release(database, session, params))
         raise
     return KeyedResponse(body=body, replayed=False)
 
@@ -219,12 +226,16 @@ async def _despite_cancellation(work: Coroutine[Any, Any, None]) -> None:
     running.result()
 
 
-async def _release(connection: AsyncConnection, params: dict[str, Any]) -> None:
-    async with connection.begin():
-        await connection.execute(_RELEASE, params)
+async def _release(database: Database, session: Session, params: dict[str, Any]) -> None:
+    if not session.lost:
+        await session.execute(_RELEASE, params)
+        return
+    # The session's connection was left to a query that did not answer in time.
+    async with database.session() as fresh:
+        await fresh.execute(_RELEASE, params)
 
 
-async def delete_expired_keys(engine: AsyncEngine, *, batch_size: int = CLEAN_UP_BATCH) -> int:
+async def delete_expired_keys(database: Database, *, batch_size: int = CLEAN_UP_BATCH) -> int:
     """Delete up to `batch_size` expired keys in a statement of its own; returns how many.
 
     Bounded so that its cost per call stays small whatever backlog has built up. A failure
@@ -233,9 +244,7 @@ async def delete_expired_keys(engine: AsyncEngine, *, batch_size: int = CLEAN_UP
     """
     params = {"expired_before": datetime.now(UTC) - KEY_LIFETIME, "batch_size": batch_size}
     try:
-        async with engine.begin() as connection:
-            result = await connection.execute(_DELETE_EXPIRED, params)
-    except SQLAlchemyError as exc:
-        logger.info("Expired idempotency keys not deleted: %s", describe_database_error(exc))
+        return await database.execute(_DELETE_EXPIRED, params)
+    except DatabaseError as exc:
+        logger.info("Expired idempotency keys not deleted: %s", exc)
         return 0
-    return int(result.rowcount)

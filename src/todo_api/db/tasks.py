@@ -1,19 +1,20 @@
 """Every query on tasks. Each function takes the owner and filters by it in SQL."""
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from itertools import combinations, product
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
     BindParameter,
     Boolean,
+    ClauseElement,
     ColumnElement,
     Integer,
-    Row,
     Select,
     String,
     Update,
@@ -27,9 +28,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningDelete
 
+from todo_api.db.database import Database, Row, Session
 from todo_api.db.models import UTCDateTime, tasks_table
 
 _t = tasks_table.c
@@ -82,19 +83,34 @@ class TaskPage:
     total: int
 
 
-# Statements are built once per shape and take every value as a bind parameter, so
-# SQLAlchemy compiles each shape once and psycopg can prepare it on the server.
+#: The columns of a task, in the order every statement that returns tasks selects them.
+TASK_COLUMNS = tuple(column.name for column in tasks_table.columns)
+
+# Statements are built once per shape and take every value as a bind parameter, so each
+# shape is compiled once (todo_api.db.statements) and psycopg can prepare it on the server.
 _OWNER = bindparam("owner", type_=String())
 _TASK_ID = bindparam("task_id", type_=BigInteger())
 _NOW = bindparam("now", type_=UTCDateTime())
 _ONE_TASK = (_t.user_id == _OWNER, _t.id == _TASK_ID)
-# A conditional write names the versions it may overwrite; checking them in the write's
-# own WHERE makes check and write one atomic step.
-_AT_EXPECTED_VERSION = _t.version.in_(bindparam("versions", expanding=True))
 
 
-def _one_task(conditional: bool) -> tuple[ColumnElement[bool], ...]:
-    return (*_ONE_TASK, _AT_EXPECTED_VERSION) if conditional else _ONE_TASK
+def _expected_version(index: int) -> str:
+    return f"expected_version_{index}"
+
+
+def _one_task(expected_versions: int) -> tuple[ColumnElement[bool], ...]:
+    """The owner's task, and with `expected_versions` > 0 only at one of that many versions.
+
+    A conditional write names the versions it may overwrite; checking them in the write's
+    own WHERE makes check and write one atomic step.
+    """
+    if not expected_versions:
+        return _ONE_TASK
+    versions = [
+        bindparam(_expected_version(index), type_=BigInteger())
+        for index in range(expected_versions)
+    ]
+    return (*_ONE_TASK, _t.version.in_(versions))
 
 
 def _status_filter(status: TaskStatus) -> list[ColumnElement[bool]]:
@@ -152,14 +168,13 @@ def _page_query(status: TaskStatus, sort: TaskSort, searching: bool) -> Select[A
 
 
 _READ = select(tasks_table).where(*_ONE_TASK)
-_INSERT = tasks_table.insert().returning(tasks_table)
 
 
 @cache
-def _toggle_query(conditional: bool) -> Update:
+def _toggle_query(expected_versions: int) -> Update:
     return (
         update(tasks_table)
-        .where(*_one_task(conditional))
+        .where(*_one_task(expected_versions))
         .values(
             completed=not_(_t.completed),
             completed_at=case((_t.completed, null()), else_=_NOW),
@@ -171,8 +186,8 @@ def _toggle_query(conditional: bool) -> Update:
 
 
 @cache
-def _delete_query(conditional: bool) -> ReturningDelete[Any]:
-    return delete(tasks_table).where(*_one_task(conditional)).returning(_t.id)
+def _delete_query(expected_versions: int) -> ReturningDelete[Any]:
+    return delete(tasks_table).where(*_one_task(expected_versions)).returning(_t.id)
 
 
 _STATS = select(
@@ -197,8 +212,25 @@ def _new(name: str) -> BindParameter[Any]:
     return bindparam(f"new_{name}", type_=_t[name].type)
 
 
+# A new task is created and last updated at the same instant.
+_INSERT = (
+    tasks_table.insert()
+    .values(
+        {
+            **{
+                name: _new(name)
+                for name in ("user_id", "title", "description", "completed", "completed_at")
+            },
+            "created_at": _new("created_at"),
+            "updated_at": _new("created_at"),
+        }
+    )
+    .returning(tasks_table)
+)
+
+
 @cache
-def _update_query(fields: frozenset[str], conditional: bool) -> Update:
+def _update_query(fields: frozenset[str], expected_versions: int) -> Update:
     values: dict[str, Any] = {name: _new(name) for name in fields}
     differs = or_(*(_t[name].is_distinct_from(_new(name)) for name in fields))
     values["updated_at"] = case((differs, _NOW), else_=_t.updated_at)
@@ -209,17 +241,54 @@ def _update_query(fields: frozenset[str], conditional: bool) -> Update:
             (_t.completed.is_distinct_from(_new("completed")), becomes_complete),
             else_=_t.completed_at,
         )
-    return update(tasks_table).where(*_one_task(conditional)).values(values).returning(tasks_table)
+    return (
+        update(tasks_table)
+        .where(*_one_task(expected_versions))
+        .values(values)
+        .returning(tasks_table)
+    )
 
 
-def _record(row: Row[Any]) -> TaskRecord:
-    record = dict(row._mapping)
-    record.pop("total", None)
-    return record
+def _record(row: Row) -> TaskRecord:
+    return dict(zip(TASK_COLUMNS, row, strict=False))
+
+
+class _Runner(Protocol):
+    """A database or a session: both run single statements."""
+
+    async def fetch_one(
+        self, statement: ClauseElement, params: Mapping[str, Any]
+    ) -> Row | None: ...
+
+
+async def _fetch_task(
+    runner: _Runner, statement: ClauseElement, params: Mapping[str, Any]
+) -> TaskRecord | None:
+    row = await runner.fetch_one(statement, params)
+    return None if row is None else _record(row)
+
+
+def statement_shapes() -> Iterator[ClauseElement]:
+    """Every statement this module runs, unconditional and with one expected version.
+
+    Compiled at start-up, and checked by tests against SQLAlchemy and for the owner filter.
+    (Conditional writes naming 2, 4, 8... versions are compiled when first used.)
+    """
+    for status, searching in product(TaskStatus, (False, True)):
+        yield _count_query(status, searching)
+        for sort in TaskSort:
+            yield _page_query(status, sort, searching)
+    yield from (_READ, _INSERT, _STATS, _SET_ALL, _DELETE_COMPLETED)
+    for expected_versions in (0, 1):
+        yield _toggle_query(expected_versions)
+        yield _delete_query(expected_versions)
+        for count in range(1, len(EDITABLE_FIELDS) + 1):
+            for fields in combinations(sorted(EDITABLE_FIELDS), count):
+                yield _update_query(frozenset(fields), expected_versions)
 
 
 async def list_tasks(
-    engine: AsyncEngine,
+    database: Database,
     *,
     owner: str,
     status: TaskStatus = TaskStatus.ALL,
@@ -236,22 +305,20 @@ async def list_tasks(
         "offset": offset,
         "search": None if search is None else _like_literal(search),
     }
-    async with engine.connect() as connection:
-        rows = (await connection.execute(_page_query(status, sort, searching), params)).all()
+    async with database.session() as session:
+        rows = await session.fetch_all(_page_query(status, sort, searching), params)
         if rows:
-            total = int(rows[0].total)
+            total = int(rows[0][-1])
         elif offset == 0:
             total = 0
         else:
-            count = _count_query(status, searching)
-            total = (await connection.execute(count, params)).scalar_one()
+            counted = await session.fetch_one(_count_query(status, searching), params)
+            total = int(counted[0]) if counted else 0
     return TaskPage(tasks=[_record(row) for row in rows], total=total)
 
 
-async def get_task(engine: AsyncEngine, *, owner: str, task_id: int) -> TaskRecord | None:
-    async with engine.connect() as connection:
-        row = (await connection.execute(_READ, {"owner": owner, "task_id": task_id})).first()
-    return None if row is None else _record(row)
+async def get_task(database: Database, *, owner: str, task_id: int) -> TaskRecord | None:
+    return await _fetch_task(database, _READ, {"owner": owner, "task_id": task_id})
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,47 +330,62 @@ class NewTask:
     completed: bool = False
 
 
-async def insert_task(connection: AsyncConnection, *, owner: str, task: NewTask) -> TaskRecord:
-    """Insert within the caller's transaction (see `create_task` for one on its own)."""
+async def insert_task(session: Session, *, owner: str, task: NewTask) -> TaskRecord:
+    """Insert within the session's transaction (see `create_task` for one on its own)."""
+    record = await _fetch_task(session, _INSERT, _new_task_values(owner, task))
+    assert record is not None  # an INSERT ... RETURNING returns its row
+    return record
+
+
+def _new_task_values(owner: str, task: NewTask) -> dict[str, Any]:
     now = datetime.now(UTC)
-    values = {
-        "user_id": owner,
-        "title": task.title,
-        "description": task.description,
-        "completed": task.completed,
-        "completed_at": now if task.completed else None,
-        "created_at": now,
-        "updated_at": now,
+    return {
+        "new_user_id": owner,
+        "new_title": task.title,
+        "new_description": task.description,
+        "new_completed": task.completed,
+        "new_completed_at": now if task.completed else None,
+        "new_created_at": now,
     }
-    return _record((await connection.execute(_INSERT, values)).one())
 
 
-async def create_task(engine: AsyncEngine, *, owner: str, task: NewTask) -> TaskRecord:
-    async with engine.begin() as connection:
-        return await insert_task(connection, owner=owner, task=task)
+async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskRecord:
+    # One statement: atomic on its own, no transaction needed around it.
+    record = await _fetch_task(database, _INSERT, _new_task_values(owner, task))
+    assert record is not None
+    return record
 
 
 async def _missed_write(
-    engine: AsyncEngine, *, owner: str, task_id: int, versions: Collection[int] | None
+    database: Database, *, owner: str, task_id: int, versions: Collection[int] | None
 ) -> None:
     """After a write matched no row: raise if that was the version check, not the task."""
     if versions is None:
         return
-    current = await get_task(engine, owner=owner, task_id=task_id)
+    current = await get_task(database, owner=owner, task_id=task_id)
     if current is not None:
         raise VersionMismatchError(current)
 
 
 def _condition(
     params: dict[str, Any], versions: Collection[int] | None
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[dict[str, Any], int]:
+    """`params` with the expected versions, and how many the statement must compare.
+
+    That count is rounded up to a power of two (the last version repeated), so that any
+    number of ETags in If-Match needs only a handful of statement shapes.
+    """
     if versions is None:
-        return params, False
-    return params | {"versions": list(versions)}, True
+        return params, 0
+    # No version at all can match: 0 stands for one, as versions start at 1.
+    expected = sorted(versions) or [0]
+    slots = 1 << (len(expected) - 1).bit_length()
+    expected += [expected[-1]] * (slots - len(expected))
+    return params | {_expected_version(i): v for i, v in enumerate(expected)}, slots
 
 
 async def update_task(
-    engine: AsyncEngine,
+    database: Database,
     *,
     owner: str,
     task_id: int,
@@ -322,24 +404,22 @@ async def update_task(
         raise ValueError(f"not editable: {sorted(unknown)}")
     if not changes or (if_version_in is not None and not if_version_in):
         # Nothing to write, or no version could match: a read decides the answer.
-        task = await get_task(engine, owner=owner, task_id=task_id)
+        task = await get_task(database, owner=owner, task_id=task_id)
         if task is not None and if_version_in is not None and task["version"] not in if_version_in:
             raise VersionMismatchError(task)
         return task
     params = {f"new_{name}": value for name, value in changes.items()}
     params |= {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
-    params, conditional = _condition(params, if_version_in)
-    statement = _update_query(frozenset(changes), conditional)
-    async with engine.begin() as connection:
-        row = (await connection.execute(statement, params)).first()
-    if row is None:
-        await _missed_write(engine, owner=owner, task_id=task_id, versions=if_version_in)
-        return None
-    return _record(row)
+    params, expected_versions = _condition(params, if_version_in)
+    statement = _update_query(frozenset(changes), expected_versions)
+    task = await _fetch_task(database, statement, params)
+    if task is None:
+        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
+    return task
 
 
 async def toggle_task(
-    engine: AsyncEngine,
+    database: Database,
     *,
     owner: str,
     task_id: int,
@@ -349,19 +429,17 @@ async def toggle_task(
 
     `if_version_in` works as in `update_task`.
     """
-    params, conditional = _condition(
+    params, expected_versions = _condition(
         {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}, if_version_in
     )
-    async with engine.begin() as connection:
-        row = (await connection.execute(_toggle_query(conditional), params)).first()
-    if row is None:
-        await _missed_write(engine, owner=owner, task_id=task_id, versions=if_version_in)
-        return None
-    return _record(row)
+    task = await _fetch_task(database, _toggle_query(expected_versions), params)
+    if task is None:
+        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
+    return task
 
 
 async def delete_task(
-    engine: AsyncEngine,
+    database: Database,
     *,
     owner: str,
     task_id: int,
@@ -371,11 +449,10 @@ async def delete_task(
 
     `if_version_in` works as in `update_task`.
     """
-    params, conditional = _condition({"owner": owner, "task_id": task_id}, if_version_in)
-    async with engine.begin() as connection:
-        deleted = (await connection.execute(_delete_query(conditional), params)).first()
+    params, expected_versions = _condition({"owner": owner, "task_id": task_id}, if_version_in)
+    deleted = await database.fetch_one(_delete_query(expected_versions), params)
     if deleted is None:
-        await _missed_write(engine, owner=owner, task_id=task_id, versions=if_version_in)
+        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
         return False
     return True
 
@@ -390,23 +467,19 @@ class TaskCounts:
         return self.total - self.completed
 
 
-async def count_tasks(engine: AsyncEngine, *, owner: str) -> TaskCounts:
+async def count_tasks(database: Database, *, owner: str) -> TaskCounts:
     """How many tasks the owner has, and how many are completed, in one statement."""
-    async with engine.connect() as connection:
-        row = (await connection.execute(_STATS, {"owner": owner})).one()
-    return TaskCounts(total=int(row.total), completed=int(row.completed))
+    row = await database.fetch_one(_STATS, {"owner": owner})
+    assert row is not None  # an aggregate without GROUP BY returns one row
+    return TaskCounts(total=int(row[0]), completed=int(row[1] or 0))
 
 
-async def set_all_completed(engine: AsyncEngine, *, owner: str, completed: bool) -> int:
+async def set_all_completed(database: Database, *, owner: str, completed: bool) -> int:
     """Set every task of the owner to `completed`; returns how many changed state."""
     params = {"owner": owner, "completed": completed, "now": datetime.now(UTC)}
-    async with engine.begin() as connection:
-        result = await connection.execute(_SET_ALL, params)
-    return int(result.rowcount)
+    return await database.execute(_SET_ALL, params)
 
 
-async def delete_completed(engine: AsyncEngine, *, owner: str) -> int:
+async def delete_completed(database: Database, *, owner: str) -> int:
     """Delete the owner's completed tasks; returns how many."""
-    async with engine.begin() as connection:
-        result = await connection.execute(_DELETE_COMPLETED, {"owner": owner})
-    return int(result.rowcount)
+    return await database.execute(_DELETE_COMPLETED, {"owner": owner})

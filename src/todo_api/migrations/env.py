@@ -8,8 +8,8 @@ from sqlalchemy import URL, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from todo_api.db.engine import async_database_url, postgres_connect_args
 from todo_api.db.models import Task
+from todo_api.db.setup import async_database_url
 from todo_api.settings import Settings
 
 config = context.config
@@ -44,9 +44,12 @@ def _run(connection: Connection) -> None:
 
 async def _run_online() -> None:
     url = _database_url()
-    # The same connect timeout and pooler handling as the app.
-    connect_args = (
-        postgres_connect_args(url, Settings()) if url.get_backend_name() == "postgresql" else {}
+    # Unprepared statements and no startup options: migrations work through any pooler,
+    # and a long migration is not cut off by the requests' statement timeout.
+    connect_args: dict[str, object] = (
+        {"prepare_threshold": None, "connect_timeout": Settings().db_connect_timeout}
+        if url.get_backend_name() == "postgresql"
+        else {}
     )
     engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
     async with engine.connect() as connection:

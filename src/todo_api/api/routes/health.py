@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from todo_api.api.problems import DatabaseUnavailableError, problem_responses
-from todo_api.db.engine import READINESS_TIMEOUT_SECONDS, readiness_failure
+from todo_api.db.setup import READINESS_TIMEOUT_SECONDS, readiness_failure
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -33,7 +33,7 @@ async def check_readiness(request: Request) -> HealthStatus:
     Asked over a connection kept apart from the requests' pool, so a busy instance is
     still ready as long as its database is.
     """
-    failure = await readiness_failure(request.app.state.readiness_engine)
+    failure = await readiness_failure(request.app.state.readiness_database)
     if failure is not None:
         request.app.state.database_availability.mark_unavailable(failure)
         raise DatabaseUnavailableError(

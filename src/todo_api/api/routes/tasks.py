@@ -6,7 +6,6 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic_core import to_json
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.background import BackgroundTask
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -22,7 +21,7 @@ from todo_api.api.conditional import (
     task_etag,
 )
 from todo_api.api.dependencies import (
-    EngineDep,
+    DatabaseDep,
     reject_repeated_query_parameters,
     require_json_body,
 )
@@ -52,6 +51,7 @@ from todo_api.api.schemas import (
 )
 from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
+from todo_api.db.database import Database
 from todo_api.db.tasks import NewTask, TaskRecord, TaskSort, TaskStatus, VersionMismatchError
 
 _T = TypeVar("_T")
@@ -135,11 +135,11 @@ def _if_match(request: Request, task_id: int) -> set[int] | None:
 
 
 async def _update(
-    engine: AsyncEngine, owner: str, task_id: int, changes: dict[str, Any], request: Request
+    database: Database, owner: str, task_id: int, changes: dict[str, Any], request: Request
 ) -> Response:
     """PUT, PATCH and the toggle with a body: `update_task`, honouring If-Match."""
     write = task_queries.update_task(
-        engine,
+        database,
         owner=owner,
         task_id=task_id,
         changes=changes,
@@ -211,7 +211,7 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def list_tasks(
     owner: CallerId,
-    engine: EngineDep,
+    database: DatabaseDep,
     request: Request,
     status: Annotated[TaskStatus, Query(description="Which tasks to include.")] = TaskStatus.ALL,
     sort: Annotated[
@@ -234,7 +234,7 @@ async def list_tasks(
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`."""
     page = await task_queries.list_tasks(
-        engine, owner=owner, status=status, sort=sort, limit=limit, offset=offset, search=q
+        database, owner=owner, status=status, sort=sort, limit=limit, offset=offset, search=q
     )
     total = str(page.total)
     body = to_json([_public(task) for task in page.tasks])
@@ -279,7 +279,7 @@ async def list_tasks(
 )
 async def create_task(
     owner: CallerId,
-    engine: EngineDep,
+    database: DatabaseDep,
     task_in: TaskCreate,
     request: Request,
 ) -> Response:
@@ -289,11 +289,11 @@ async def create_task(
     )
     key = idempotency_key(request)
     if key is None:
-        task = _public(await task_queries.create_task(engine, owner=owner, task=new_task))
+        task = _public(await task_queries.create_task(database, owner=owner, task=new_task))
         return _json(task, status.HTTP_201_CREATED, _created_headers(request, owner, task))
     try:
         keyed = await idempotency.create_task_once(
-            engine,
+            database,
             owner=owner,
             key=key,
             fingerprint=request_fingerprint(await request.body()),
@@ -311,7 +311,7 @@ async def create_task(
     if keyed.replayed:
         headers["Idempotent-Replayed"] = "true"
     # After the response is sent, so that no client waits for it.
-    clean_up = BackgroundTask(idempotency.delete_expired_keys, engine)
+    clean_up = BackgroundTask(idempotency.delete_expired_keys, database)
     return Response(
         keyed.body,
         status.HTTP_201_CREATED,
@@ -332,9 +332,9 @@ def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str
     summary="Count the caller's tasks",
     response_model=TaskStats,
 )
-async def get_task_stats(owner: CallerId, engine: EngineDep) -> Response:
+async def get_task_stats(owner: CallerId, database: DatabaseDep) -> Response:
     """Total, pending and completed, from one query."""
-    counts = await task_queries.count_tasks(engine, owner=owner)
+    counts = await task_queries.count_tasks(database, owner=owner)
     return _json({"total": counts.total, "pending": counts.pending, "completed": counts.completed})
 
 
@@ -347,11 +347,11 @@ async def get_task_stats(owner: CallerId, engine: EngineDep) -> Response:
     responses=BODY_PROBLEMS,
 )
 async def complete_all_tasks(
-    owner: CallerId, engine: EngineDep, completion: BulkCompletion
+    owner: CallerId, database: DatabaseDep, completion: BulkCompletion
 ) -> Response:
     """One statement; `updated` counts the tasks whose state changed."""
     updated = await task_queries.set_all_completed(
-        engine, owner=owner, completed=completion.completed
+        database, owner=owner, completed=completion.completed
     )
     return _json({"updated": updated})
 
@@ -362,9 +362,9 @@ async def complete_all_tasks(
     summary="Delete the caller's completed tasks",
     response_model=BulkDeleteResult,
 )
-async def delete_completed_tasks(owner: CallerId, engine: EngineDep) -> Response:
+async def delete_completed_tasks(owner: CallerId, database: DatabaseDep) -> Response:
     """One statement; pending tasks stay."""
-    return _json({"deleted": await task_queries.delete_completed(engine, owner=owner)})
+    return _json({"deleted": await task_queries.delete_completed(database, owner=owner)})
 
 
 @router.get(
@@ -376,9 +376,9 @@ async def delete_completed_tasks(owner: CallerId, engine: EngineDep) -> Response
     openapi_extra={"parameters": [IF_NONE_MATCH]},
 )
 async def read_task(
-    owner: CallerId, engine: EngineDep, task_id: TaskId, request: Request
+    owner: CallerId, database: DatabaseDep, task_id: TaskId, request: Request
 ) -> Response:
-    task = _found(await task_queries.get_task(engine, owner=owner, task_id=task_id), task_id)
+    task = _found(await task_queries.get_task(database, owner=owner, task_id=task_id), task_id)
     if not none_match(_field_list(request, "if-none-match"), task["etag"]):
         return _not_modified(task["etag"])
     return _task_response(task)
@@ -395,13 +395,13 @@ async def read_task(
 )
 async def replace_task(
     owner: CallerId,
-    engine: EngineDep,
+    database: DatabaseDep,
     task_id: TaskId,
     task_in: TaskReplace,
     request: Request,
 ) -> Response:
     """An absent `description` becomes null; an absent `completed` is left as it is."""
-    return await _update(engine, owner, task_id, task_in.changes(), request)
+    return await _update(database, owner, task_id, task_in.changes(), request)
 
 
 @router.patch(
@@ -415,13 +415,13 @@ async def replace_task(
 )
 async def update_task(
     owner: CallerId,
-    engine: EngineDep,
+    database: DatabaseDep,
     task_id: TaskId,
     task_in: TaskUpdate,
     request: Request,
 ) -> Response:
     """Only the fields present change; `description: null` clears the description."""
-    return await _update(engine, owner, task_id, task_in.changes(), request)
+    return await _update(database, owner, task_id, task_in.changes(), request)
 
 
 @router.delete(
@@ -434,10 +434,10 @@ async def update_task(
     openapi_extra={"parameters": [IF_MATCH]},
 )
 async def delete_task(
-    owner: CallerId, engine: EngineDep, task_id: TaskId, request: Request
+    owner: CallerId, database: DatabaseDep, task_id: TaskId, request: Request
 ) -> Response:
     write = task_queries.delete_task(
-        engine, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
+        database, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
     if not await _checking_version(write, task_id):
         raise TaskNotFoundError(task_id)
@@ -455,15 +455,15 @@ async def delete_task(
 )
 async def toggle_task_completion(
     owner: CallerId,
-    engine: EngineDep,
+    database: DatabaseDep,
     task_id: TaskId,
     request: Request,
     completion: Annotated[TaskCompletion | None, Body()] = None,
 ) -> Response:
     """Without a body the state flips; `{"completed": true|false}` sets it (idempotent)."""
     if completion is not None and completion.completed is not None:
-        return await _update(engine, owner, task_id, {"completed": completion.completed}, request)
+        return await _update(database, owner, task_id, {"completed": completion.completed}, request)
     write = task_queries.toggle_task(
-        engine, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
+        database, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
     return _task_response(_found(await _checking_version(write, task_id), task_id))

@@ -1,0 +1,140 @@
+"""Database setup: map a configured URL to a backend and build its connection pool."""
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import URL, make_url
+
+from todo_api.db.database import Database, DatabaseAvailability, DatabaseError
+from todo_api.db.postgres import PostgresDatabase
+from todo_api.db.sqlite import SqliteDatabase
+from todo_api.settings import DEFAULT_SQLITE_FILE, Settings
+
+logger = logging.getLogger(__name__)
+
+POSTGRES_DRIVER = "postgresql+psycopg"
+SQLITE_DRIVER = "sqlite+aiosqlite"
+
+READINESS_TIMEOUT_SECONDS = 2.0
+#: How much longer than the server's statement timeout a statement may take, counted by
+#: us, before the request gives up on it: time for the server's own error to arrive.
+DEADLINE_MARGIN_SECONDS = 0.5
+
+
+class UnsupportedDatabaseError(ValueError):
+    """The URL names a database this service does not run on."""
+
+
+def async_database_url(database_url: str | None) -> URL:
+    """Turn a configured URL (a Neon console string, say) into one for our async drivers.
+
+    Neon and most hosts hand out `postgres://` or `postgresql://` URLs, which SQLAlchemy would
+    pair with psycopg2; we always use psycopg 3, whose libpq understands `sslmode` and
+    `channel_binding` exactly as the console writes them, so the query string passes unchanged.
+    """
+    if database_url is None:
+        return URL.create(SQLITE_DRIVER, database=str(DEFAULT_SQLITE_FILE.resolve()))
+    url = make_url(database_url)
+    backend = url.drivername.split("+", 1)[0]
+    if backend in {"postgres", "postgresql"}:
+        return url.set(drivername=POSTGRES_DRIVER)
+    if backend == "sqlite":
+        return url.set(drivername=SQLITE_DRIVER)
+    raise UnsupportedDatabaseError(
+        f"DATABASE_URL must be a PostgreSQL or SQLite URL, not {backend!r}."
+    )
+
+
+def uses_transaction_pooler(url: URL, settings: Settings) -> bool:
+    """Whether connections are known to go through a transaction-mode pooler.
+
+    Known from the setting, or from Neon's `-pooler` host name. Any other pooler is found
+    out at run time (see todo_api.db.postgres).
+    """
+    if settings.db_transaction_pooler is not None:
+        return settings.db_transaction_pooler
+    return "-pooler" in (url.host or "")
+
+
+def postgres_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for psycopg beyond what the URL already says."""
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = settings.db_connect_timeout
+    if uses_transaction_pooler(url, settings):
+        # PgBouncer in transaction mode hands each transaction to any server connection,
+        # so a statement prepared on one is unknown on the next; it also refuses the
+        # `options` startup parameter, so statements are bounded by our deadline alone.
+        connect_args["prepare_threshold"] = None
+    elif settings.db_statement_timeout_ms and "options" not in url.query:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    return connect_args
+
+
+def libpq_conninfo(url: URL) -> str:
+    """The URL as libpq takes it (no SQLAlchemy driver name)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def statement_deadline(settings: Settings) -> float | None:
+    """Seconds a statement may take, counted by us; None when statement_timeout is off."""
+    if not settings.db_statement_timeout_ms:
+        return None
+    return settings.db_statement_timeout_ms / 1000 + DEADLINE_MARGIN_SECONDS
+
+
+def create_database(settings: Settings, availability: DatabaseAvailability) -> Database:
+    url = async_database_url(settings.database_url)
+    if settings.database_url is None:
+        logger.info("DATABASE_URL is not set; using the embedded SQLite file %s", url.database)
+    return _create_database(url, settings, availability)
+
+
+def create_readiness_database(settings: Settings, availability: DatabaseAvailability) -> Database:
+    """A one-connection pool for the readiness probe, apart from the requests' pool.
+
+    Readiness is about the database: a pool that requests keep busy says nothing about
+    it, and a probe queued behind them would fail exactly when the service is busiest.
+    """
+    reserve = {
+        "db_pool_size": 1,
+        "db_max_overflow": 0,
+        "db_pool_timeout": READINESS_TIMEOUT_SECONDS,
+    }
+    url = async_database_url(settings.database_url)
+    return _create_database(url, settings.model_copy(update=reserve), availability)
+
+
+def _create_database(url: URL, settings: Settings, availability: DatabaseAvailability) -> Database:
+    if url.get_backend_name() == "sqlite":
+        return SqliteDatabase(
+            url.database or "",
+            availability=availability,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+        )
+    return PostgresDatabase(
+        libpq_conninfo(url),
+        connect_options=postgres_connect_args(url, settings),
+        behind_pooler=uses_transaction_pooler(url, settings),
+        availability=availability,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        # Replaced before Neon's idle suspend (5 minutes) or a load balancer's idle cut.
+        pool_recycle=settings.db_pool_recycle,
+        deadline=statement_deadline(settings),
+    )
+
+
+async def readiness_failure(database: Database) -> str | None:
+    """Why the database is not ready (no answer to a trivial query in time), or None."""
+    try:
+        await asyncio.wait_for(database.ping(), timeout=READINESS_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
+    except DatabaseError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,115 @@
+"""The embedded SQLite file (no DATABASE_URL), through aiosqlite."""
+
+import sqlite3
+from collections.abc import Mapping
+from contextlib import suppress
+from typing import Any, cast
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+from todo_api.db.database import (
+    Database,
+    DatabaseAvailability,
+    DatabaseBusyError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    Row,
+    describe_database_error,
+)
+from todo_api.db.pool import ConnectionPool
+
+# How long a SQLite writer waits for another's lock before giving up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
+
+
+class SqliteDatabase(Database):
+    # Named placeholders, so that parameters go to sqlite3 as the same mapping as to psycopg.
+    dialect = SQLiteDialect_pysqlite(paramstyle="named")
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        availability: DatabaseAvailability,
+        pool_size: int,
+        max_overflow: int,
+        pool_timeout: float,
+    ) -> None:
+        pool: ConnectionPool[aiosqlite.Connection] = ConnectionPool(
+            connect=self._connect,
+            close=_close,
+            usable=lambda _connection: True,
+            size=pool_size,
+            overflow=max_overflow,
+            timeout=pool_timeout,
+            recycle=None,
+        )
+        # No deadline: the file is local, and the busy timeout already bounds lock waits.
+        super().__init__(pool, availability=availability, deadline=None)
+        self.path = path
+
+    async def _connect(self) -> aiosqlite.Connection:
+        # isolation_level=None: each statement commits on its own unless inside an
+        # explicit BEGIN, as on PostgreSQL.
+        connection = await aiosqlite.connect(
+            self.path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None
+        )
+        try:
+            # WAL lets readers proceed during a write; FULL syncs every commit so an
+            # acknowledged write survives a crash.
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA synchronous=FULL")
+        except BaseException:
+            await _close(connection)
+            raise
+        return connection
+
+    async def _run(
+        self, connection: aiosqlite.Connection, sql: str, params: Mapping[str, Any]
+    ) -> list[Row]:
+        # Without a row factory, sqlite3's rows are plain tuples.
+        return cast(list[Row], list(await connection.execute_fetchall(sql, params)))
+
+    async def _run_counting(
+        self, connection: aiosqlite.Connection, sql: str, params: Mapping[str, Any]
+    ) -> int:
+        cursor = await connection.execute(sql, params)
+        count = cursor.rowcount
+        await cursor.close()
+        return count
+
+    async def _begin(self, connection: aiosqlite.Connection) -> None:
+        await connection.execute("BEGIN")
+
+    async def _end(self, connection: aiosqlite.Connection, *, commit: bool) -> None:
+        await connection.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _reusable(self, connection: aiosqlite.Connection) -> bool:
+        try:
+            return not connection.in_transaction
+        except ValueError:  # closed
+            return False
+
+    def _in_transaction(self, connection: aiosqlite.Connection) -> bool:
+        try:
+            return connection.in_transaction
+        except ValueError:  # closed
+            return False
+
+    def _classify(self, exc: BaseException) -> DatabaseError | None:
+        if not isinstance(exc, sqlite3.OperationalError):
+            return None
+        reason = describe_database_error(exc)
+        message = str(exc)
+        if "locked" in message or "busy" in message:
+            return DatabaseBusyError(reason)
+        # Anything else (a file it cannot open, a disk error, a table that is not there
+        # because nobody migrated) needs an operator, so it is reported as an outage.
+        return DatabaseUnavailableError(reason)
+
+
+async def _close(connection: aiosqlite.Connection) -> None:
+    # Closing a broken connection has nothing left to save.
+    with suppress(Exception):
+        await connection.close()

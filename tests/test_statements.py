@@ -1,0 +1,85 @@
+"""The compiled statements are SQLAlchemy's own, for each dialect, and filter by owner."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Dialect, bindparam, select
+from sqlalchemy.sql import ClauseElement
+
+from tests.test_ownership import _unfiltered_reads_and_writes
+from todo_api.db import idempotency, tasks
+from todo_api.db.models import tasks_table
+from todo_api.db.postgres import PostgresDatabase
+from todo_api.db.sqlite import SqliteDatabase
+from todo_api.db.statements import compile_statement
+
+DIALECTS = {"postgresql": PostgresDatabase.dialect, "sqlite": SqliteDatabase.dialect}
+# How each driver writes the owner's placeholder.
+OWNER = {"postgresql": "%(owner)s", "sqlite": ":owner"}
+
+
+def _shapes(dialect_name: str) -> list[ClauseElement]:
+    return [*tasks.statement_shapes(), *idempotency.statement_shapes(dialect_name)]
+
+
+@pytest.mark.parametrize("dialect_name", DIALECTS)
+def test_each_statement_is_compiled_exactly_as_sqlalchemy_generates_it(dialect_name: str) -> None:
+    dialect: Dialect = DIALECTS[dialect_name]
+    shapes = _shapes(dialect_name)
+    assert len(shapes) > 60
+    for statement in shapes:
+        compiled = compile_statement(statement, dialect)
+        assert compiled.sql == str(statement.compile(dialect=dialect))
+
+
+@pytest.mark.parametrize("dialect_name", DIALECTS)
+def test_each_statement_on_tasks_still_filters_by_owner(dialect_name: str) -> None:
+    dialect = DIALECTS[dialect_name]
+    for statement in tasks.statement_shapes():
+        sql = compile_statement(statement, dialect).sql
+        assert _unfiltered_reads_and_writes(statement) == [], sql
+        if sql.startswith("INSERT"):
+            assert "new_user_id" in sql  # the owner is what the insert writes
+        else:
+            assert f"tasks.user_id = {OWNER[dialect_name]}" in sql, sql
+
+
+def test_conditional_writes_of_any_number_of_versions_need_few_shapes() -> None:
+    shapes = set()
+    for count in range(1, 40):
+        params, slots = tasks._condition({}, set(range(1, count + 1)))
+        shapes.add(slots)
+        # Padding repeats a version the client named; it never adds another.
+        assert set(params.values()) == set(range(1, count + 1))
+        assert slots >= count
+    assert shapes == {1, 2, 4, 8, 16, 32, 64}
+    params, slots = tasks._condition({}, set())
+    assert (params, slots) == ({"expected_version_0": 0}, 1)  # no version is 0
+
+
+def test_types_are_processed_for_each_driver() -> None:
+    moment = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    statement = select(tasks_table.c.created_at).where(
+        tasks_table.c.created_at > bindparam("since", type_=tasks_table.c.created_at.type)
+    )
+    on_postgres = compile_statement(statement, DIALECTS["postgresql"])
+    on_sqlite = compile_statement(statement, DIALECTS["sqlite"])
+    # psycopg takes and gives aware datetimes; SQLite stores UTC text and gets its zone back.
+    assert on_postgres.parameters({"since": moment})["since"] == moment
+    assert on_sqlite.parameters({"since": moment})["since"] == "2026-12-02 09:30:00.000000"
+    assert on_sqlite.row(("2026-12-02 09:30:00.000000",)) == (moment,)
+
+
+def test_values_sqlalchemy_binds_itself_are_carried_along() -> None:
+    toggle = compile_statement(tasks._toggle_query(0), DIALECTS["postgresql"])
+    # `version + 1`: SQLAlchemy made the 1 a parameter of its own.
+    assert 1 in toggle.fixed_parameters.values()
+    assert toggle.parameters({"owner": "alice"})["owner"] == "alice"
+
+
+def test_a_list_bound_later_is_refused() -> None:
+    statement = select(tasks_table.c.id).where(
+        tasks_table.c.id.in_(bindparam("ids", expanding=True))
+    )
+    with pytest.raises(ValueError, match="expanding"):
+        compile_statement(statement, DIALECTS["postgresql"])
