@@ -56,8 +56,10 @@ test-typescript: install
 
 test: lint test-sqlite test-postgres test-pgbouncer test-typescript
 
-# Issue 4's benchmark: private PostgreSQL, seeded data, wrk and pgbench; writes docs/benchmarks.md.
-# Needs wrk, PostgreSQL's server binaries and root or the postgres user; about 6 minutes.
+# Issues 4 and 12's benchmark: private PostgreSQL, seeded data, wrk against the API and the floor
+# app (bench/todo_bench/floor.py) with 1 worker and one per core, pgbench for the ceiling; writes
+# docs/benchmarks.md. Needs wrk, PostgreSQL's server binaries and root or the postgres user; about
+# 15 minutes. BENCH_ARGS=--quick checks in about 6 that it all works, leaving the doc alone.
 .PHONY: bench
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -83,3 +83,12 @@ def test_a_list_bound_later_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="expanding"):
         compile_statement(statement, DIALECTS["postgresql"])
+
+
+def test_a_value_used_twice_is_processed_once() -> None:
+    # A new task's created_at and updated_at are one parameter.
+    insert = compile_statement(tasks._INSERT, DIALECTS["sqlite"])
+    moment = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    assert insert.parameters({"new_created_at": moment})["new_created_at"] == (
+        "2026-12-02 09:30:00.000000"
+    )

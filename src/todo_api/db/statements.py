@@ -58,10 +58,16 @@ def compile_statement(statement: ClauseElement, dialect: Dialect) -> CompiledSta
     """
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
-    binds: Mapping[str, BindParameter[Any]] = compiled.binds
+    names: Mapping[BindParameter[Any], str] = compiled.bind_names
     bind_processors = []
     fixed = {}
-    for name, parameter in binds.items():
+    seen = set()
+    for parameter, name in names.items():
+        # One name can stand for several parameter objects of one type (the same value
+        # used twice); its value must be processed once.
+        if name in seen:
+            continue
+        seen.add(name)
         if parameter.expanding:
             raise ValueError(f"expanding parameter {name!r}: give each value its own name")
         process = parameter.type.dialect_impl(dialect).bind_processor(dialect)
