@@ -1,0 +1,216 @@
+"""The data set: migrations, the seed, and putting the table back after writes."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from todo_bench.cluster import Database, with_search_path
+from todo_bench.common import ROOT, BenchError, log, run
+
+# The data set. A task id tells its owner (bench/wrk/common.lua relies on it):
+# ids 1..USERS*TASKS_PER_USER belong to user ((id - 1) % USERS) + 1.
+USERS = 10_000
+TASKS_PER_USER = 100
+HEAVY_USER = "heavy"
+HEAVY_TASKS = 10_000
+HEAVY_ID_BASE = USERS * TASKS_PER_USER
+POOL_ID_BASE = 5_000_000  # rows that the delete cells delete: owners gone0001..gone1000
+POOL_OWNERS = 1_000
+CREATED_ID_FLOOR = 10_000_000  # ids the API hands out start above this
+SMALL_SCHEMA = "bench_small"  # the 1,000-row table of the scale check
+SMALL_USERS = 10
+
+LOREM = (
+    "Check the receipts first, then compare them with the statement from last month. "
+    "If anything is missing, call the shop before Friday and ask for a copy. Keep the "
+    "reference number somewhere safe; the last time it took three calls to sort out. "
+    "Bring the blue folder, the spare keys and the charger. Ask Sam whether the meeting "
+    "moved to Thursday, and book the small room if it did. Notes from the call go in the "
+    "shared document under this week's heading."
+)
+
+SEED_SQL = """
+WITH g AS (
+    SELECT n, mod(n - 1, %(users)s) + 1 AS u, (n - 1) / %(users)s AS k
+    FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n
+), r AS (
+    SELECT n, u, k,
+           mod(n * 7 + k, 100) < 35 AS done,
+           mod(n * 17, 72) * interval '1 hour' AS age,
+           %(start)s::timestamptz + k * %(step)s::interval
+               + mod(u * 127, 86400) * interval '1 second' AS created
+    FROM g
+)
+INSERT INTO tasks (id, user_id, title, description, completed, completed_at, created_at,
+                   updated_at)
+SELECT %(id_base)s::bigint + n,
+       %(prefix)s || lpad(u::text, %(width)s, '0'),
+       (ARRAY['Buy', 'Call', 'Email', 'Fix', 'Plan', 'Review', 'Write', 'Book', 'Clean', 'Pay',
+              'Renew', 'Prepare'])[1 + mod(n * 7, 12)]
+           || ' '
+           || (ARRAY['groceries', 'the dentist', 'quarterly report', 'invoice 2291',
+                     'flight to Lisbon', 'car insurance', 'team retro notes',
+                     'birthday present', 'kitchen sink', 'passport', 'project proposal',
+                     'electricity bill'])[1 + mod(n * 13, 12)]
+           || CASE WHEN mod(n, 3) = 0
+                   THEN ' by ' || (ARRAY['Monday', 'Tuesday', 'Wednesday', 'Thursday',
+                                         'Friday', 'Saturday', 'Sunday'])[1 + mod(n, 7)]
+                   ELSE '' END,
+       CASE WHEN mod(n, 10) < 3 THEN NULL ELSE left(%(lorem)s, 20 + mod(n * 31, 380)::int) END,
+       done,
+       CASE WHEN done THEN created + age END,
+       created,
+       created + age
+FROM r
+"""
+
+
+def seed_rows(
+    db: Database,
+    *,
+    prefix: str,
+    width: int,
+    users: int,
+    per_user: int,
+    id_base: int,
+    start: str,
+    step: str,
+    url: str | None = None,
+    skip_existing: bool = False,
+) -> int:
+    """Insert users * per_user tasks: task k (from 0) of user u gets id id_base + k*users + u."""
+    params = {
+        "users": users,
+        "first": 1,
+        "last": users * per_user,
+        "start": start,
+        "step": step,
+        "id_base": id_base,
+        "prefix": prefix,
+        "width": width,
+        "lorem": LOREM,
+    }
+    sql = SEED_SQL + (" ON CONFLICT (id) DO NOTHING" if skip_existing else "")
+    inserted: int = db.execute(sql, params, url=url)
+    return inserted
+
+
+def migrate(url: str, out: Path, name: str) -> None:
+    env = {**os.environ, "DATABASE_URL": url}
+    alembic = Path(sys.executable).with_name("alembic")
+    run([alembic, "upgrade", "head"], cwd=ROOT, env=env, timeout=120, output=out / name)
+
+
+def prepare_data(db: Database, out: Path, *, reset: bool) -> dict[str, float]:
+    timings: dict[str, float] = {}
+    small_url = with_search_path(db.url, SMALL_SCHEMA)
+    db.execute(f"CREATE SCHEMA IF NOT EXISTS {SMALL_SCHEMA}")
+    log("alembic upgrade head (public and the 1,000-row schema)")
+    migrate(db.url, out, "alembic.txt")
+    migrate(small_url, out, "alembic-small.txt")
+    existing = db.execute("SELECT count(*) FROM tasks")[0][0]
+    if existing:
+        if not reset:
+            raise BenchError(
+                f"the tasks table already holds {existing} rows; the benchmark seeds its own "
+                "data. Use a throwaway database, or pass --reset to TRUNCATE it."
+            )
+        db.execute("TRUNCATE tasks RESTART IDENTITY")
+    db.execute("TRUNCATE tasks RESTART IDENTITY", url=small_url)
+
+    began = time.monotonic()
+    log(f"seeding {USERS:,} users x {TASKS_PER_USER} tasks")
+    seed_rows(
+        db,
+        prefix="user",
+        width=5,
+        users=USERS,
+        per_user=TASKS_PER_USER,
+        id_base=0,
+        start="2025-01-01T00:00:00Z",
+        step="3 days",
+    )
+    log(f"seeding user {HEAVY_USER!r} with {HEAVY_TASKS:,} tasks, and the 1,000-row schema")
+    seed_rows(
+        db,
+        prefix=HEAVY_USER,
+        width=0,
+        users=1,
+        per_user=HEAVY_TASKS,
+        id_base=HEAVY_ID_BASE,
+        start="2024-06-01T00:00:00Z",
+        step="1 hour",
+    )
+    seed_rows(
+        db,
+        prefix="user",
+        width=5,
+        users=SMALL_USERS,
+        per_user=TASKS_PER_USER,
+        id_base=0,
+        start="2025-01-01T00:00:00Z",
+        step="3 days",
+        url=small_url,
+    )
+    for url in (db.url, small_url):
+        db.execute(
+            "SELECT setval(pg_get_serial_sequence('tasks', 'id'), %(floor)s)",
+            {"floor": CREATED_ID_FLOOR},
+            url=url,
+        )
+    timings["seed_s"] = time.monotonic() - began
+    began = time.monotonic()
+    log("VACUUM (ANALYZE) and CHECKPOINT")
+    db.execute("VACUUM (ANALYZE) tasks")
+    db.execute("VACUUM (ANALYZE) tasks", url=small_url)
+    checkpoint(db)
+    timings["vacuum_s"] = time.monotonic() - began
+    return timings
+
+
+def checkpoint(db: Database) -> None:
+    try:
+        db.execute("CHECKPOINT")
+    except psycopg.Error as exc:  # needs superuser or pg_checkpoint on a shared server
+        log(f"CHECKPOINT skipped: {exc}")
+
+
+def tidy(db: Database, why: str) -> None:
+    """Put the table back to the seed: drop created rows and the delete pool, then vacuum."""
+    began = time.monotonic()
+    created = db.execute("DELETE FROM tasks WHERE id > %(floor)s", {"floor": CREATED_ID_FLOOR})
+    pool = db.execute(
+        "DELETE FROM tasks WHERE id > %(base)s AND id <= %(floor)s",
+        {"base": POOL_ID_BASE, "floor": CREATED_ID_FLOOR},
+    )
+    db.execute("VACUUM (ANALYZE) tasks")
+    log(
+        f"tidied after {why}: {created} created and {pool} pool rows removed, vacuumed "
+        f"({time.monotonic() - began:.1f}s)"
+    )
+
+
+def top_up_pool(db: Database, pool_size: int) -> None:
+    seed_rows(
+        db,
+        prefix="gone",
+        width=4,
+        users=POOL_OWNERS,
+        per_user=pool_size // POOL_OWNERS,
+        id_base=POOL_ID_BASE,
+        start="2025-03-01T00:00:00Z",
+        step="1 day",
+        skip_existing=True,
+    )
+
+
+def pool_remaining(db: Database, pool_size: int) -> int:
+    rows = db.execute(
+        "SELECT count(*) FROM tasks WHERE id > %(base)s AND id <= %(top)s",
+        {"base": POOL_ID_BASE, "top": POOL_ID_BASE + pool_size},
+    )
+    remaining: int = rows[0][0]
+    return remaining
