@@ -86,6 +86,8 @@ class Database:
     """A pool of connections to one database and the statements compiled for it."""
 
     dialect: Dialect
+    #: Column types whose values the driver already returns as their Python type makes them.
+    loaded_as_is: tuple[type, ...] = ()
 
     def __init__(
         self,
@@ -105,7 +107,8 @@ class Database:
         try:
             return self._compiled[statement]
         except KeyError:
-            compiled = self._compiled[statement] = compile_statement(statement, self.dialect)
+            compiled = compile_statement(statement, self.dialect, loaded_as_is=self.loaded_as_is)
+            self._compiled[statement] = compiled
             return compiled
 
     def precompile(self, statements: Iterable[ClauseElement]) -> None:

@@ -20,6 +20,7 @@ from todo_api.db.database import (
     Row,
     describe_database_error,
 )
+from todo_api.db.models import UTCDateTime
 from todo_api.db.pool import ConnectionPool
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ POOLER_ADVICE = (
 
 class PostgresDatabase(Database):
     dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    # Every connection's session time zone is UTC (see _connect), so psycopg's timestamps
+    # come as UTC already, with the same tzinfo UTCDateTime would give them.
+    loaded_as_is = (UTCDateTime,)
 
     def __init__(
         self,
@@ -75,6 +79,18 @@ class PostgresDatabase(Database):
             self._options["prepare_threshold"] = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        connection = await self._open()
+        try:
+            if connection.info.parameter_status("TimeZone") != "UTC":
+                # A session setting that poolers keep: PgBouncer tracks TimeZone and sets
+                # it on whichever server connection serves this client next.
+                await connection.execute("SET TIME ZONE 'UTC'")
+        except BaseException:
+            await _close(connection)
+            raise
+        return connection
+
+    async def _open(self) -> psycopg.AsyncConnection[Any]:
         try:
             return await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True, **self._options

@@ -50,8 +50,13 @@ class CompiledStatement:
         return tuple(row)
 
 
-def compile_statement(statement: ClauseElement, dialect: Dialect) -> CompiledStatement:
+def compile_statement(
+    statement: ClauseElement, dialect: Dialect, *, loaded_as_is: tuple[type, ...] = ()
+) -> CompiledStatement:
     """Compile `statement` for `dialect`.
+
+    Result columns of the types in `loaded_as_is` skip their result processing: the
+    driver already gives them as the type would make them.
 
     Values come as named bind parameters, each given a value when executed; an expanding
     one (`IN` a list bound later) is refused, as its SQL depends on the list's length.
@@ -79,6 +84,8 @@ def compile_statement(statement: ClauseElement, dialect: Dialect) -> CompiledSta
     columns = getattr(statement, "exported_columns", ())
     result_processors = []
     for index, column in enumerate(columns):
+        if isinstance(column.type, loaded_as_is):
+            continue
         process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
             result_processors.append((index, process))
