@@ -19,27 +19,21 @@ from todo_bench.servers import Server
 
 # A sample belongs to the first phase whose marker appears anywhere in its stack...
 PROFILE_PHASES: tuple[tuple[str, Sequence[str]], ...] = (
-    ("row -> Task (SQLModel model_validate)", ("_to_task (todo_api/db/tasks.py",)),
     (
         "response_model validation + serialization",
         ("serialize_response (fastapi/routing.py", "jsonable_encoder (fastapi/encoders.py"),
     ),
-    ("JSON encoding of the response", ("render (starlette/responses.py",)),
+    ("JSON encoding of the response", ("render (starlette/responses.py", "to_json")),
     (
         "opening/closing DB connections (pool overflow)",
         ("_connect_gen (psycopg", "AsyncConnection.connect (psycopg", "close (psycopg/"),
     ),
-    ("pool: checkout, pre-ping, reset", ("sqlalchemy/pool/",)),
-    (
-        "SQLAlchemy result rows + type processing",
-        ("sqlalchemy/engine/cursor.py", "sqlalchemy/engine/result.py", "sqlalchemy/engine/row"),
-    ),
     ("psycopg (driver, protocol, waiting)", ("psycopg/", "psycopg_binary/")),
     (
-        "SQLAlchemy statement build + compile/cache",
-        ("sqlalchemy/sql/", "list_tasks (todo_api/db/tasks.py", "_one_task (todo_api"),
+        "data layer: pool, deadline, statements, rows (todo_api/db)",
+        ("todo_api/db/",),
     ),
-    ("SQLAlchemy execute, connection, transaction, greenlet", ("sqlalchemy/",)),
+    ("SQLAlchemy (should be start-up only)", ("sqlalchemy/",)),
     ("sync dependency run in the thread pool (anyio)", ("anyio/", "run_in_threadpool")),
     (
         "request parsing + validation (path, query, body)",
