@@ -50,6 +50,11 @@ class BodySizeLimitMiddleware:
             return
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
+        if (declared is None or declared == "0") and "transfer-encoding" not in headers:
+            # No body (the server delivers none without a length or chunking): nothing to
+            # count, so no wrappers, as for most GETs and DELETEs.
+            await self.app(scope, receive, send)
+            return
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             # A client waiting for 100 Continue sends no body after a final answer, and a
             # body longer than the drain bound would be cut off anyway: closing at once
