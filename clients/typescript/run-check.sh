@@ -3,9 +3,13 @@
 #   1. install the pinned npm packages (npm ci);
 #   2. regenerate openapi.json and src/schema.d.ts from the current app; if they differ from
 #      the committed ones, leave the new ones in place and fail, so that they stay in sync;
-#   3. tsc --noEmit, so an API change that breaks the client breaks the build;
-#   4. serve the app (`python -m todo_api`) on a fresh, migrated SQLite file on a free port and
-#      run src/check.ts against it; the server is always stopped afterwards.
+#   3. check that the example in README.md is src/example.ts verbatim;
+#   4. tsc --noEmit, so an API change that breaks the client breaks the build; then build;
+#   5. npm pack the package, install the tarball in a scratch project and compile the README
+#      example and src/check-exports.ts there, importing "todo-api-client" as a user would;
+#   6. serve the app (`python -m todo_api`) on a fresh, migrated SQLite file on a free port and
+#      run src/check.ts against it (the raw API, the package's client, then the example
+#      compiled in step 5); the server is always stopped afterwards.
 # Without node or npm this skips, unless CI=true, where it fails.
 set -euo pipefail
 
@@ -77,9 +81,53 @@ if ((${#stale[@]})); then
     exit 1
 fi
 
+say "checking that README.md's example is src/example.ts"
+# The example is the ```ts block after the marker line. The file is what tsc compiles and the
+# check runs, so the README cannot show code that does not build or does not work.
+readme_example="$(awk '
+    /^<!-- example: src\/example.ts / { marked = 1; next }
+    marked && !inside && /^```ts$/ { inside = 1; next }
+    inside && /^```$/ { exit }
+    inside { print }
+' README.md)"
+if [[ -z "$readme_example" || "$readme_example" != "$(cat src/example.ts)" ]]; then
+    diff -u src/example.ts <(printf '%s\n' "$readme_example") >&2 || true
+    say "FAILED: the example in clients/typescript/README.md is not src/example.ts."
+    exit 1
+fi
+
 say "type-checking (tsc --noEmit)"
 node_modules/.bin/tsc --noEmit
-node_modules/.bin/tsc --noCheck # emit build/ only: the line above did the checking
+npm run --silent build -- --noCheck # emit build/ only: the line above did the checking
+
+say "packing the client and compiling the README example in a project that installs the tarball"
+npm pack --silent --ignore-scripts --pack-destination "$scratch" >/dev/null
+consumer="$scratch/consumer"
+mkdir -p "$consumer/src"
+printf '{ "name": "todo-api-client-consumer", "private": true, "type": "module" }\n' \
+    >"$consumer/package.json"
+# Plain `strict`, without this package's exactOptionalPropertyTypes: what most importers have.
+cat >"$consumer/tsconfig.json" <<JSON
+{
+  "compilerOptions": {
+    "target": "ES2022",
+    "lib": ["ES2022"],
+    "module": "NodeNext",
+    "moduleResolution": "NodeNext",
+    "strict": true,
+    "skipLibCheck": true,
+    "typeRoots": ["$here/node_modules/@types"],
+    "types": ["node"],
+    "rootDir": "src",
+    "outDir": "build"
+  },
+  "include": ["src"]
+}
+JSON
+(cd "$consumer" && npm install --no-audit --no-fund --loglevel=error --prefer-offline \
+    "$scratch"/todo-api-client-*.tgz)
+cp src/example.ts src/check-exports.ts "$consumer/src/"
+node_modules/.bin/tsc -p "$consumer"
 
 # Runs the check against a fresh server: once with the path as the caller, once with tokens.
 check_against_server() {
@@ -131,7 +179,8 @@ with urllib.request.urlopen(sys.argv[1] + "/health", timeout=1) as response:
     done
 
     say "running the client check (AUTH_MODE=$mode)"
-    if ! TODO_API_BASE_URL="$base_url" TODO_API_JWT_SECRET="$jwt_secret" node build/check.js; then
+    if ! TODO_API_BASE_URL="$base_url" TODO_API_JWT_SECRET="$jwt_secret" \
+        TODO_API_EXAMPLE="$consumer/build/example.js" node build/check.js; then
         say "server log:"
         cat "$log" >&2
         exit 1

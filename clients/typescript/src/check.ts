@@ -2,6 +2,9 @@
 //
 // Usage: TODO_API_BASE_URL=http://127.0.0.1:8000 node build/check.js
 //
+// After the raw API, it checks the package's client (check-client.ts) and runs the README's
+// example (build/example.js, or the file TODO_API_EXAMPLE names) against the same server.
+//
 // Against a server run with AUTH_MODE=jwt and AUTH_JWT_SECRET, set TODO_API_JWT_SECRET to the same
 // secret: every request then carries an HS256 token for the user its path names (through the
 // `bearerToken` middleware of ./auth.ts), and the check also proves that a request without a
@@ -12,12 +15,21 @@
 // every status, header and body is compared exactly; the first mismatch throws and the process
 // exits non-zero.
 
-import { createHmac, randomBytes } from "node:crypto";
-import { inspect, isDeepStrictEqual } from "node:util";
+import { randomBytes } from "node:crypto";
 
 import createClient from "openapi-fetch";
 
 import { bearerToken } from "./auth.js";
+import { checkExample, checkTodoClient } from "./check-client.js";
+import {
+  CheckFailure,
+  expectEqual,
+  expectTask,
+  expectTrue,
+  fail,
+  hs256Token,
+  show,
+} from "./check-support.js";
 import type { components, paths } from "./schema.js";
 
 type Task = components["schemas"]["TaskPublic"];
@@ -30,43 +42,6 @@ const PROBLEM_MEDIA_TYPE = "application/problem+json";
 const TASK_NOT_FOUND = "urn:todo-api:task-not-found";
 const VALIDATION_ERROR = "urn:todo-api:validation-error";
 const PRECONDITION_FAILED = "urn:todo-api:precondition-failed";
-const TASK_FIELDS = [
-  "completed",
-  "completed_at",
-  "created_at",
-  "description",
-  "etag",
-  "id",
-  "title",
-  "updated_at",
-  "user_id",
-];
-// 2026-11-24T15:27:06.908932Z: UTC, ISO 8601, `Z` suffix.
-const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
-
-class CheckFailure extends Error {
-  override name = "CheckFailure";
-}
-
-function fail(message: string): never {
-  throw new CheckFailure(message);
-}
-
-function show(value: unknown): string {
-  return inspect(value, { depth: 6, breakLength: 120 });
-}
-
-function expectEqual<T>(actual: T, expected: T, what: string): void {
-  if (!isDeepStrictEqual(actual, expected)) {
-    fail(`${what}: expected ${show(expected)}, got ${show(actual)}`);
-  }
-}
-
-function expectTrue(condition: boolean, what: string): void {
-  if (!condition) {
-    fail(what);
-  }
-}
 
 // The shape openapi-fetch resolves to: either `data` or `error`, always `response`.
 interface Outcome<D, E> {
@@ -142,28 +117,6 @@ function expectValidationProblem<D>(
   return problem;
 }
 
-// A task exactly as the API documents it; `expected` pins the client-visible fields.
-function expectTask(task: Task, expected: Partial<Task>, what: string): Task {
-  expectEqual(Object.keys(task).sort(), TASK_FIELDS, `${what}: task fields`);
-  expectTrue(Number.isSafeInteger(task.id) && task.id >= 1, `${what}: id ${show(task.id)}`);
-  for (const stamp of [task.created_at, task.updated_at]) {
-    expectTrue(TIMESTAMP.test(stamp), `${what}: timestamp ${show(stamp)} is not UTC ISO 8601`);
-  }
-  expectTrue(task.updated_at >= task.created_at, `${what}: updated_at before created_at`);
-  if (task.completed) {
-    expectTrue(
-      task.completed_at !== null && TIMESTAMP.test(task.completed_at),
-      `${what}: a completed task needs completed_at, got ${show(task.completed_at)}`,
-    );
-  } else {
-    expectEqual(task.completed_at, null, `${what}: completed_at of a pending task`);
-  }
-  for (const [key, value] of Object.entries(expected)) {
-    expectEqual(task[key as keyof Task], value, `${what}: ${key}`);
-  }
-  return task;
-}
-
 // The fields a write leaves alone unless it changes them: all but updated_at and etag.
 function stableFields(task: Task): Partial<Task> {
   const fields: Partial<Task> = { ...task };
@@ -186,14 +139,6 @@ function parseLinks(header: string | null): Record<string, URL> {
     links[match[2]] = new URL(match[1]);
   }
   return links;
-}
-
-// An HS256 token for `user`, as a frontend sharing AUTH_JWT_SECRET would make one.
-function hs256Token(user: string, secret: string): string {
-  const encode = (part: object) => Buffer.from(JSON.stringify(part)).toString("base64url");
-  const exp = Math.floor(Date.now() / 1000) + 600;
-  const unsigned = `${encode({ alg: "HS256", typ: "JWT" })}.${encode({ sub: user, exp })}`;
-  return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
 }
 
 // The user a request acts for: the segment after /api/ in its path.
@@ -538,8 +483,15 @@ async function main(): Promise<void> {
     );
   }
 
+  // The package's own client (createTodoClient) and the README's example, on the same server.
+  await checkTodoClient(baseUrl, jwtSecret, run);
+  await checkExample(baseUrl, jwtSecret);
+
   const mode = jwtSecret ? "with tokens" : "the path is the caller";
-  console.log(`TypeScript client check passed against ${baseUrl} (${mode}; users ${alice}, ${bob}).`);
+  console.log(
+    `TypeScript client check passed against ${baseUrl}: the API through openapi-fetch, ` +
+      `createTodoClient and the README example (${mode}; users ${alice}, ${bob}).`,
+  );
 }
 
 main().catch((error: unknown) => {
