@@ -92,3 +92,11 @@ def test_a_value_used_twice_is_processed_once() -> None:
     assert insert.parameters({"new_created_at": moment})["new_created_at"] == (
         "2026-12-02 09:30:00.000000"
     )
+
+
+def test_psycopg_runs_its_c_implementation() -> None:
+    # psycopg[binary] is pinned: the pure-Python protocol code would cost every statement.
+    import psycopg
+
+    assert psycopg.pq.__impl__ in {"binary", "c"}
+    assert psycopg.pq.version() >= 170000  # cancel_safe() cancels without blocking the loop
