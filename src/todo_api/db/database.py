@@ -45,6 +45,10 @@ class DatabaseUnavailableError(DatabaseError):
         self.outcome_unknown = outcome_unknown
 
 
+class DatabaseSchemaError(DatabaseUnavailableError):
+    """The database lacks a table or column this code uses: it was not migrated."""
+
+
 class DatabaseBusyError(DatabaseError):
     """The database is there, but this work did not fit its time limits; nothing was done."""
 
@@ -62,18 +66,33 @@ class StatementFailedError(Exception):
 class DatabaseAvailability:
     """Tracks outages so that each one is logged once, not once per failed request."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, logged: bool = True) -> None:
         self.unavailable = False
+        self._logged = logged
+        self._schema_reported = False
+
+    def report_schema_missing(self, reason: str) -> None:
+        """Log, once per process, that the schema lacks what the code uses."""
+        if not self._schema_reported:
+            self._schema_reported = True
+            if self._logged:
+                logger.error(
+                    "Database schema not migrated (run the migrations: `make migrate`); "
+                    "requests that need it answer 503: %s",
+                    reason,
+                )
 
     def mark_unavailable(self, reason: str) -> None:
         if not self.unavailable:
             self.unavailable = True
-            logger.warning("Database unavailable, answering 503 until it is back: %s", reason)
+            if self._logged:
+                logger.warning("Database unavailable, answering 503 until it is back: %s", reason)
 
     def mark_available(self) -> None:
         if self.unavailable:
             self.unavailable = False
-            logger.warning("Database reachable again")
+            if self._logged:
+                logger.warning("Database reachable again")
 
 
 def describe_database_error(exc: BaseException) -> str:
@@ -200,7 +219,10 @@ class Database:
         kind = self._classify(exc)
         if kind is None:
             return StatementFailedError(sql) if sql else exc
-        if isinstance(kind, DatabaseUnavailableError):
+        if isinstance(kind, DatabaseSchemaError):
+            # Not an outage: the database answers, and nothing but a migration will help.
+            self.availability.report_schema_missing(str(kind))
+        elif isinstance(kind, DatabaseUnavailableError):
             self.availability.mark_unavailable(str(kind))
         return kind
 
@@ -233,10 +255,9 @@ class Database:
         if done:
             return task.result()
         self._abandon(task, on_abandon)
-        raise DatabaseUnavailableError(
-            f"no answer within {self._deadline + 2 * CANCEL_GRACE_SECONDS:g} s",
-            outcome_unknown=True,
-        )
+        reason = f"no answer within {self._deadline + 2 * CANCEL_GRACE_SECONDS:g} s"
+        self.availability.mark_unavailable(reason)
+        raise DatabaseUnavailableError(reason, outcome_unknown=True)
 
     def _abandon(
         self, task: "asyncio.Future[T]", on_abandon: Callable[["asyncio.Future[T]"], None]
