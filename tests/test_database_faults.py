@@ -295,16 +295,20 @@ async def test_a_successful_query_ends_an_outage(
     assert [r.getMessage() for r in caplog.records] == ["Database reachable again"]
 
 
-async def test_an_unmigrated_sqlite_file_is_a_logged_outage(
+async def test_an_unmigrated_sqlite_file_is_logged_once_and_is_no_outage(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A file of its own on every pass: PostgreSQL reports a missing table otherwise.
     async with app_client(f"sqlite:///{tmp_path / 'empty.sqlite3'}") as client:
         with caplog.at_level(logging.WARNING):
-            response = await client.get(tasks_url("alice"))
-    assert_problem(response, 503)
-    [warning] = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
-    assert "no such table" in warning
+            responses = [await client.get(tasks_url("alice")) for _ in range(3)]
+    for response in responses:
+        assert assert_problem(response, 503)["type"] == "urn:todo-api:schema-not-migrated"
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("todo_api")]
+    [error] = [m for m in messages if "not migrated" in m]
+    assert "no such table" in error
+    # The database answers: nothing says it went away or came back.
+    assert not [m for m in messages if "unavailable" in m or "reachable again" in m]
 
 
 async def test_any_transaction_pooler_works_without_being_declared(

@@ -1,11 +1,15 @@
 """`python -m todo_api`: serve on HOST:PORT with the configured database."""
 
+import asyncio
 import signal
 import sys
 
 import uvicorn
 from pydantic import ValidationError
 
+from todo_api.db.database import DatabaseAvailability, DatabaseError
+from todo_api.db.schema_version import SchemaMismatch, schema_mismatch
+from todo_api.db.setup import READINESS_TIMEOUT_SECONDS, create_readiness_database
 from todo_api.log_config import log_config
 from todo_api.settings import Settings, get_settings
 
@@ -26,8 +30,40 @@ def _settings_or_exit() -> Settings:
         sys.exit(2)
 
 
+def _check_schema_or_exit(settings: Settings) -> None:
+    """Exit with one line (status 3) when the database is not at this code's migration.
+
+    A database that cannot be reached now is no reason not to start: the service answers
+    503 until it can, and /health/ready says whether its schema is right.
+    """
+
+    async def mismatch() -> SchemaMismatch | None:
+        # Its own verdict is printed below; the outage log is for the running service.
+        database = create_readiness_database(settings, DatabaseAvailability(logged=False))
+        try:
+            return await asyncio.wait_for(
+                schema_mismatch(database), settings.db_connect_timeout + READINESS_TIMEOUT_SECONDS
+            )
+        finally:
+            await database.close()
+
+    try:
+        found = asyncio.run(mismatch())
+    except (DatabaseError, TimeoutError) as exc:
+        reason = str(exc) or "no answer in time"
+        print(
+            f"todo_api: the database schema could not be checked ({reason}); starting anyway.",
+            file=sys.stderr,
+        )
+        return
+    if found is not None:
+        print(f"todo_api: {found.message}", file=sys.stderr)
+        sys.exit(3)
+
+
 def main() -> None:
     settings = _settings_or_exit()
+    _check_schema_or_exit(settings)
     # Uvicorn drains in-flight requests on SIGTERM, then raises the signal again with the
     # previous handler in place; with the default one the process would die as -SIGTERM
     # although the shutdown was clean. This handler makes that clean shutdown exit 0.

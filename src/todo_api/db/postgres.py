@@ -16,6 +16,7 @@ from todo_api.db.database import (
     DatabaseAvailability,
     DatabaseBusyError,
     DatabaseError,
+    DatabaseSchemaError,
     DatabaseUnavailableError,
     Row,
     describe_database_error,
@@ -33,6 +34,8 @@ _CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
 # exists", or a Bind that meets another statement of the same name. None of them ran.
 _PREPARED_STATEMENT_STATES = frozenset({"26000", "42P05"})
 _PROTOCOL_VIOLATION = "08P01"
+# Undefined table, undefined column: the schema is behind the code.
+_SCHEMA_MISSING_STATES = frozenset({"42P01", "42703"})
 
 POOLER_ADVICE = (
     "set DB_TRANSACTION_POOLER=true when DATABASE_URL goes through a transaction-mode "
@@ -172,6 +175,8 @@ class PostgresDatabase(Database):
         reason = describe_database_error(exc)
         if is_connection_failure(exc):
             return DatabaseUnavailableError(reason)
+        if exc.sqlstate in _SCHEMA_MISSING_STATES:
+            return DatabaseSchemaError(reason)
         if isinstance(exc, psycopg.OperationalError):
             # A statement timeout, a lock wait, too many connections: busy, not gone.
             return DatabaseBusyError(reason)

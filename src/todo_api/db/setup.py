@@ -1,12 +1,11 @@
 """Database setup: map a configured URL to a backend and build its connection pool."""
 
-import asyncio
 import logging
 from typing import Any
 
 from sqlalchemy import URL, make_url
 
-from todo_api.db.database import Database, DatabaseAvailability, DatabaseError
+from todo_api.db.database import Database, DatabaseAvailability
 from todo_api.db.postgres import PostgresDatabase
 from todo_api.db.sqlite import SqliteDatabase
 from todo_api.settings import DEFAULT_SQLITE_FILE, Settings
@@ -16,6 +15,7 @@ logger = logging.getLogger(__name__)
 POSTGRES_DRIVER = "postgresql+psycopg"
 SQLITE_DRIVER = "sqlite+aiosqlite"
 
+#: The readiness pool's wait for its one connection.
 READINESS_TIMEOUT_SECONDS = 2.0
 #: How much longer than the server's statement timeout a statement may take, counted by
 #: us, before the request gives up on it: time for the server's own error to arrive.
@@ -127,14 +127,3 @@ def _create_database(url: URL, settings: Settings, availability: DatabaseAvailab
         pool_recycle=settings.db_pool_recycle,
         deadline=statement_deadline(settings),
     )
-
-
-async def readiness_failure(database: Database) -> str | None:
-    """Why the database is not ready (no answer to a trivial query in time), or None."""
-    try:
-        await asyncio.wait_for(database.ping(), timeout=READINESS_TIMEOUT_SECONDS)
-    except TimeoutError:
-        return f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
-    except DatabaseError as exc:
-        return str(exc)
-    return None

@@ -13,6 +13,7 @@ from todo_api.db.database import (
     DatabaseAvailability,
     DatabaseBusyError,
     DatabaseError,
+    DatabaseSchemaError,
     DatabaseUnavailableError,
     Row,
     describe_database_error,
@@ -104,6 +105,8 @@ class SqliteDatabase(Database):
         message = str(exc)
         if "locked" in message or "busy" in message:
             return DatabaseBusyError(reason)
+        if message.startswith(("no such table", "no such column")):
+            return DatabaseSchemaError(reason)
         # Anything else (a file it cannot open, a disk error, a table that is not there
         # because nobody migrated) needs an operator, so it is reported as an outage.
         return DatabaseUnavailableError(reason)
