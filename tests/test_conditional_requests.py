@@ -383,3 +383,23 @@ async def test_if_none_match_lines_are_one_list_so_a_later_line_can_match(
     )
     assert response.status_code == 304
     assert response.headers["etag"] == etag
+
+
+async def test_an_unquoted_etag_in_if_match_is_412_saying_so(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    task = await create(client, "alice")
+    etag = await _etag(client, "alice", task["id"])
+    before = await _stored(engine, task["id"])
+
+    response = await client.patch(
+        task_url("alice", task["id"]), json={"title": "no"}, headers={"If-Match": etag.strip('"')}
+    )
+
+    body = assert_problem(response, 412)
+    # Not "the task has changed": it has not. The detail shows the header as it should be.
+    assert "double quotes" in body["detail"]
+    assert f"If-Match: {etag}" in body["detail"]
+    assert "has changed" not in body["detail"]
+    assert response.headers["etag"] == etag
+    assert await _stored(engine, task["id"]) == before

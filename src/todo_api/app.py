@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from todo_api import __version__
 from todo_api.api.caller import SUBJECT
 from todo_api.api.docs import install_docs
 from todo_api.api.middleware.body_limit import BodySizeLimitMiddleware
+from todo_api.api.middleware.cors import ProblemCORSMiddleware
 from todo_api.api.middleware.forwarded import ForwardedHeadersMiddleware, trusted_proxies
 from todo_api.api.middleware.head import HeadAsGetMiddleware
 from todo_api.api.middleware.request_limits import RequestHeadLimitMiddleware
@@ -118,11 +118,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_url_bytes=settings.max_url_bytes,
         max_header_bytes=settings.max_header_bytes,
     )
-    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HeadAsGetMiddleware)  # inside CORS and the request log: they see HEAD
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=ALLOWED_HEADERS,
@@ -131,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials="*" not in settings.cors_origins,
             expose_headers=EXPOSED_HEADERS,
         )
+    # Outside CORS, so that the answers to preflights carry these headers too.
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)  # last added = outermost: sees every response
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

@@ -88,5 +88,10 @@ def matching_versions(header: str | None, task_id: int) -> set[int] | None:
     return versions
 
 
+def malformed(header: str | None) -> bool:
+    """Whether a conditional header holds no entity tag at all: `6.3` for `"6.3"`, say."""
+    return header is not None and header.strip() != "*" and not _entity_tags(header)
+
+
 def etag_header(description: str) -> dict[str, Any]:
     return {"ETag": {"description": description, "schema": {"type": "string"}}}
