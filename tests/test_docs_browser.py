@@ -351,6 +351,108 @@ def test_swagger_ui_lists_every_operation_id(browser: DevTools, server_url: str)
     assert len(ids) == len(published)
 
 
+# What "Try it out" starts from, and the screenshot the README can show of it.
+CREATE_EXAMPLE = ['"title": "Buy milk"', '"description": "2 litres"']
+CREATE_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "swagger-create.png"
+# Each button is clicked once: clicking again while Swagger UI renders would close it again.
+EXPAND = """(() => {{
+  const block = document.getElementById("operations-tasks-{operation}");
+  if (!block) return "";
+  if (!block.dataset.opened) {{
+    block.dataset.opened = "yes";
+    const summary =
+      block.querySelector(".opblock-summary-control") || block.querySelector(".opblock-summary");
+    if (!block.classList.contains("is-open")) summary.click();
+  }}
+  const tryOut = block.querySelector(".try-out__btn");
+  if ({try_out} && tryOut && !block.dataset.tried) {{
+    block.dataset.tried = "yes";
+    if (tryOut.textContent.trim() === "Try it out") tryOut.click();
+  }}
+  return block.innerText;
+}})()"""
+BODY_TEXT = """(() => {
+  const body = document.querySelector("#operations-tasks-create_task textarea.body-param__text");
+  return body ? body.value : "";
+})()"""
+
+
+def _expanded(browser: DevTools, page: Page, operation: str, *, try_out: bool = False) -> str:
+    """Opens an operation (and its "Try it out"); its text once rendered."""
+    script = EXPAND.format(operation=operation, try_out=str(try_out).lower())
+    deadline = time.monotonic() + RENDER_TIMEOUT_SECONDS
+    text = ""
+    while time.monotonic() < deadline:
+        text = browser.evaluate(page, script) or ""
+        if "Responses" in text and (not try_out or "Execute" in text):
+            break
+        browser.pump(0.1)
+    return str(text)
+
+
+def test_try_it_out_starts_from_a_realistic_task(
+    browser: DevTools, server_url: str, tmp_path: Path
+) -> None:
+    """The create operation's body, responses and errors show what the API really takes and
+    sends, not text generated from patterns; a screenshot of it goes to docs/ on request."""
+    page = browser.open_page()
+    browser.load(page, f"{server_url}/docs#/tasks/create_task", until=shows_every_operation)
+    text = _expanded(browser, page, "create_task", try_out=True)
+    body = browser.evaluate(page, BODY_TEXT)
+    assert all(field in body for field in CREATE_EXAMPLE), body
+    assert json.loads(body) == {"title": "Buy milk", "description": "2 litres"}
+    # The responses: the created task, then a problem per status with its real type.
+    for shown in [
+        '"etag": "\\"1.1\\""',
+        "urn:todo-api:validation-error",
+        "String should have at least 1 character",
+        "urn:todo-api:idempotency-key-in-flight",
+        "urn:todo-api:database-unavailable",
+        "Retry-After",
+    ]:
+        assert shown in text, shown
+    assert '"title": "string"' not in text
+    assert '"status": 0' not in text
+
+    block = browser.evaluate(
+        page,
+        """(() => {
+          const block = document.getElementById("operations-tasks-create_task");
+          block.scrollIntoView();
+          const top = block.getBoundingClientRect().top + window.scrollY;
+          const request = block.querySelector(".opblock-section-request-body");
+          const bottom = request.getBoundingClientRect().bottom + window.scrollY;
+          return {top: top, height: bottom - top + 24, width: block.offsetWidth};
+        })()""",
+    )
+    browser.pump(0.3)
+    clip = {"x": 0, "y": block["top"], "width": WIDTH, "height": block["height"], "scale": 1}
+    shot = browser.call(
+        "Page.captureScreenshot",
+        {"format": "png", "clip": clip, "captureBeyondViewport": True},
+        page.session_id,
+    )
+    png = base64.b64decode(shot["data"])
+    assert png.startswith(b"\x89PNG")
+    (tmp_path / "swagger-create.png").write_bytes(png)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
+        CREATE_SCREENSHOT.write_bytes(png)
+    assert page.exceptions == []
+
+
+def test_swagger_ui_shows_64_bit_ids_unrounded(browser: DevTools, server_url: str) -> None:
+    page = browser.open_page()
+    browser.load(page, f"{server_url}/docs#/tasks/read_task", until=shows_every_operation)
+    text = _expanded(browser, page, "read_task")
+    assert "integer($int64)" in text
+    assert "9223372036854775807" in text  # the range, in words
+    assert "9223372036854776000" not in text
+    listing = _expanded(browser, page, "list_tasks")
+    assert "offset" in listing
+    assert "integer($int64)" in listing
+    assert "9223372036854776000" not in listing
+
+
 def test_recorder_sees_and_blocks_other_hosts(browser: DevTools) -> None:
     """The checks above can fail: a page that wants a CDN is caught, and gets nothing."""
     page = browser.open_page()

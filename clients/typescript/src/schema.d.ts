@@ -162,8 +162,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: the database answers a trivial query in time
-         * @description `200` when the database answers `SELECT 1` within 2 seconds.
+         * Readiness: the database answers, at the schema this code needs
+         * @description `200` when the database answers within 2 seconds and is migrated to this code's
+         *     revision; `503` otherwise (`urn:todo-api:schema-not-migrated` for the second).
          *
          *     Asked over a connection kept apart from the requests' pool, so a busy instance is
          *     still ready as long as its database is.
@@ -181,23 +182,40 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** BulkCompletion */
+        /**
+         * BulkCompletion
+         * @example {
+         *       "completed": true
+         *     }
+         */
         BulkCompletion: {
             /** Completed */
             completed: boolean;
         };
-        /** BulkDeleteResult */
+        /**
+         * BulkDeleteResult
+         * @example {
+         *       "deleted": 2
+         *     }
+         */
         BulkDeleteResult: {
             /**
              * Deleted
+             * Format: int64
              * @description Tasks deleted.
              */
             deleted: number;
         };
-        /** BulkUpdateResult */
+        /**
+         * BulkUpdateResult
+         * @example {
+         *       "updated": 3
+         *     }
+         */
         BulkUpdateResult: {
             /**
              * Updated
+             * Format: int64
              * @description Tasks whose completion state changed.
              */
             updated: number;
@@ -250,12 +268,21 @@ export interface components {
         /**
          * TaskCompletion
          * @description Body of the toggle: `completed` sets the state; without it the state flips.
+         * @example {
+         *       "completed": true
+         *     }
          */
         TaskCompletion: {
             /** Completed */
             completed?: boolean;
         };
-        /** TaskCreate */
+        /**
+         * TaskCreate
+         * @example {
+         *       "title": "Buy milk",
+         *       "description": "2 litres"
+         *     }
+         */
         TaskCreate: {
             /** Title */
             title: string;
@@ -267,7 +294,20 @@ export interface components {
              */
             completed?: boolean;
         };
-        /** TaskPublic */
+        /**
+         * TaskPublic
+         * @example {
+         *       "title": "Buy milk",
+         *       "description": "2 litres",
+         *       "completed": false,
+         *       "id": 1,
+         *       "user_id": "alice",
+         *       "completed_at": null,
+         *       "created_at": "2026-11-24T15:27:06.908932Z",
+         *       "updated_at": "2026-11-24T15:27:06.908932Z",
+         *       "etag": "\"1.1\""
+         *     }
+         */
         TaskPublic: {
             /** Title */
             title: string;
@@ -278,7 +318,10 @@ export interface components {
              * @default false
              */
             completed: boolean;
-            /** Id */
+            /**
+             * Id
+             * Format: int64
+             */
             id: number;
             /** User Id */
             user_id: string;
@@ -303,6 +346,11 @@ export interface components {
         /**
          * TaskReplace
          * @description A whole task: an absent description becomes null, an absent `completed` stays.
+         * @example {
+         *       "title": "Buy milk",
+         *       "description": "2 litres, semi-skimmed",
+         *       "completed": false
+         *     }
          */
         TaskReplace: {
             /** Title */
@@ -320,13 +368,27 @@ export interface components {
         /**
          * TaskStats
          * @description The counters a todo list shows ("3 items left").
+         * @example {
+         *       "total": 5,
+         *       "pending": 3,
+         *       "completed": 2
+         *     }
          */
         TaskStats: {
-            /** Total */
+            /**
+             * Total
+             * Format: int64
+             */
             total: number;
-            /** Pending */
+            /**
+             * Pending
+             * Format: int64
+             */
             pending: number;
-            /** Completed */
+            /**
+             * Completed
+             * Format: int64
+             */
             completed: number;
         };
         /**
@@ -337,6 +399,15 @@ export interface components {
         /**
          * TaskUpdate
          * @description Any subset of the editable fields; `description: null` clears the description.
+         * @example {
+         *       "description": "2 litres, semi-skimmed"
+         *     }
+         * @example {
+         *       "completed": true
+         *     }
+         * @example {
+         *       "description": null
+         *     }
          */
         TaskUpdate: {
             /** Title */
@@ -390,7 +461,7 @@ export interface operations {
                 sort?: components["schemas"]["TaskSort"];
                 /** @description Page size. */
                 limit?: number;
-                /** @description Tasks to skip. */
+                /** @description Tasks to skip. At most 9223372036854775807 (2^63 - 1). */
                 offset?: number;
                 /** @description Only tasks whose title or description contains this text, ignoring case; `%` and `_` match themselves. */
                 q?: string | null;
@@ -400,7 +471,10 @@ export interface operations {
                 "If-None-Match"?: string;
             };
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -440,9 +514,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -459,7 +535,10 @@ export interface operations {
                 "Idempotency-Key"?: string;
             };
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -494,9 +573,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A request with the same `Idempotency-Key` is still in progress. */
+            /** @description A request with the same `Idempotency-Key` is still in progress; retry after `Retry-After` seconds to get its response. */
             409: {
                 headers: {
+                    /** @description Seconds to wait before retrying with the same key. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -530,9 +611,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -546,7 +629,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -571,9 +657,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -587,7 +675,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -643,9 +734,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -659,7 +752,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -684,9 +780,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -703,9 +801,12 @@ export interface operations {
                 "If-None-Match"?: string;
             };
             path: {
-                /** @description The task's id, a positive 64-bit integer. */
+                /** @description The task's id, a positive 64-bit integer. At most 9223372036854775807 (2^63 - 1). */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -750,9 +851,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -769,9 +872,12 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
-                /** @description The task's id, a positive 64-bit integer. */
+                /** @description The task's id, a positive 64-bit integer. At most 9223372036854775807 (2^63 - 1). */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -849,9 +955,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -868,9 +976,12 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
-                /** @description The task's id, a positive 64-bit integer. */
+                /** @description The task's id, a positive 64-bit integer. At most 9223372036854775807 (2^63 - 1). */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -913,9 +1024,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -932,9 +1045,12 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
-                /** @description The task's id, a positive 64-bit integer. */
+                /** @description The task's id, a positive 64-bit integer. At most 9223372036854775807 (2^63 - 1). */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -1012,9 +1128,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1031,9 +1149,12 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
-                /** @description The task's id, a positive 64-bit integer. */
+                /** @description The task's id, a positive 64-bit integer. At most 9223372036854775807 (2^63 - 1). */
                 task_id: number;
-                /** @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`. */
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
                 user_id: string;
             };
             cookie?: never;
@@ -1111,9 +1232,11 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1160,9 +1283,11 @@ export interface operations {
                     "application/json": components["schemas"]["HealthStatus"];
                 };
             };
-            /** @description The database is unavailable; retry after `Retry-After` seconds. */
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -1,5 +1,6 @@
 """One error shape for every failure: RFC 9457 problem details as `application/problem+json`."""
 
+import copy
 from http import HTTPStatus
 from typing import Any
 
@@ -11,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from todo_api.db import database
+from todo_api.settings import Settings
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
@@ -94,6 +96,20 @@ class DatabaseNoAnswerError(DatabaseUnavailableError):
         )
 
 
+class SchemaNotMigratedError(ProblemError):
+    """The database's schema is not the one this code needs: only an operator can fix it."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            503,
+            detail
+            or "The database schema is not migrated to what this version of the service "
+            "needs; retrying will not help until an operator runs the migrations "
+            "(`make migrate`).",
+            type_="urn:todo-api:schema-not-migrated",
+        )
+
+
 class TaskNotFoundError(ProblemError):
     """Also what a caller sees for another user's task: the two must be indistinguishable."""
 
@@ -104,11 +120,20 @@ class TaskNotFoundError(ProblemError):
 class PreconditionFailedError(ProblemError):
     """If-Match named other versions; the current ETag goes back so the client can catch up."""
 
-    def __init__(self, task_id: int, current_etag: str) -> None:
+    def __init__(self, task_id: int, current_etag: str, *, unquoted: bool = False) -> None:
+        if unquoted:
+            detail = (
+                "If-Match holds no entity tag: send the ETag exactly as it was given, double "
+                f"quotes included (If-Match: {current_etag}); nothing was changed."
+            )
+        else:
+            detail = (
+                f"Task {task_id} has changed since the ETag in If-Match; nothing was changed. "
+                "Read it again and retry."
+            )
         super().__init__(
             412,
-            f"Task {task_id} has changed since the ETag in If-Match; nothing was changed. "
-            "Read it again and retry.",
+            detail,
             type_="urn:todo-api:precondition-failed",
             headers={"ETag": current_etag},
         )
@@ -204,8 +229,10 @@ async def _handle_http_exception(request: Request, exc: Exception) -> ProblemRes
 async def _handle_database_error(request: Request, exc: Exception) -> ProblemResponse:
     # No traceback: the data layer logged an outage once when it began, and a statement
     # timeout, a lock wait or a full pool is the database being busy, not a bug.
-    if isinstance(exc, database.DatabaseBusyError):
-        problem: ProblemError = DatabaseBusyError()
+    if isinstance(exc, database.DatabaseSchemaError):
+        problem: ProblemError = SchemaNotMigratedError()
+    elif isinstance(exc, database.DatabaseBusyError):
+        problem = DatabaseBusyError()
     elif isinstance(exc, database.DatabaseUnavailableError) and exc.outcome_unknown:
         problem = DatabaseNoAnswerError()
     else:
@@ -221,22 +248,188 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(database.DatabaseError, _handle_database_error)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses an operation can answer."""
-    descriptions = {
-        400: "The request body is not UTF-8 JSON.",
-        404: "The task does not exist or belongs to someone else.",
-        409: "A request with the same `Idempotency-Key` is still in progress.",
-        412: "`If-Match` does not name the task's current ETag, which is sent back in `ETag`.",
-        413: "The request body is larger than the configured limit.",
-        415: "The request body is not declared as JSON.",
-        422: "The request is invalid; `errors` says where.",
-        503: "The database is unavailable; retry after `Retry-After` seconds.",
-    }
+ExampleSet = dict[str, dict[str, Any]]
+"""OpenAPI Example objects by name, as a media type's `examples` holds them."""
+
+
+def problem_example(problem: ProblemError, summary: str) -> dict[str, Any]:
+    """An OpenAPI Example object: the body that answers `problem`, as the handler sends it."""
+    body = Problem(
+        type=problem.type,
+        title=HTTPStatus(problem.status).phrase,
+        status=problem.status,
+        detail=problem.detail,
+    )
+    return {"summary": summary, "value": body.model_dump()}
+
+
+def validation_example(
+    summary: str, loc: list[str | int], msg: str, error_type: str
+) -> dict[str, Any]:
+    """An OpenAPI Example object of a 422 with one error, as `_handle_validation_error` says it.
+
+    The published document keeps it only on operations that have the input `loc` names
+    (`todo_api.api.openapi`).
+    """
+    body = ValidationProblem(
+        type="urn:todo-api:validation-error",
+        title=HTTPStatus(422).phrase,
+        status=422,
+        detail=f"{_describe_location(tuple(loc))}: {msg}.",
+        errors=[FieldError(loc=loc, msg=msg, type=error_type)],
+    )
+    return {"summary": summary, "value": body.model_dump()}
+
+
+def retry_after_header(description: str) -> dict[str, Any]:
     return {
-        status: {
-            "model": ValidationProblem if status == 422 else Problem,
-            "description": descriptions.get(status, HTTPStatus(status).phrase),
-        }
-        for status in statuses
+        "Retry-After": {"description": description, "schema": {"type": "integer", "minimum": 1}}
     }
+
+
+_BODY_LIMIT_BYTES: int = Settings.model_fields["max_body_bytes"].default
+
+# What the API sends for each status an operation declares, first the most common. The bodies
+# come from the errors the handlers raise; tests/test_openapi.py provokes them and compares.
+PROBLEM_EXAMPLES: dict[int, ExampleSet] = {
+    400: {
+        "not-utf8-json": problem_example(
+            ProblemError(400, _DEFAULT_DETAILS[400]), "The body is not UTF-8 (UTF-16, say)"
+        ),
+    },
+    404: {
+        "task-not-found": problem_example(
+            TaskNotFoundError(1), "No such task, or it belongs to another user"
+        ),
+    },
+    409: {
+        "idempotency-key-in-flight": problem_example(
+            IdempotencyKeyInFlightError(), "The first request with this key is not done yet"
+        ),
+    },
+    412: {
+        "precondition-failed": problem_example(
+            PreconditionFailedError(1, '"1.3"'), "The task changed since the client read it"
+        ),
+        "unquoted-etag": problem_example(
+            PreconditionFailedError(1, '"1.3"', unquoted=True),
+            "If-Match without the ETag's double quotes (`If-Match: 1.3`)",
+        ),
+    },
+    413: {
+        "body-too-large": problem_example(
+            ProblemError(
+                413, f"The request body is larger than the limit of {_BODY_LIMIT_BYTES} bytes."
+            ),
+            "Over MAX_BODY_BYTES (64 KiB unless configured)",
+        ),
+    },
+    415: {
+        "not-json": problem_example(
+            ProblemError(
+                415,
+                "The request body must be JSON, sent with Content-Type: application/json.",
+                type_="urn:todo-api:unsupported-media-type",
+            ),
+            "A body sent without Content-Type: application/json",
+        ),
+    },
+    422: {
+        "invalid-body": validation_example(
+            "An empty title",
+            ["body", "title"],
+            "String should have at least 1 character",
+            "string_too_short",
+        ),
+        "invalid-completed": validation_example(
+            "`completed` as a string",
+            ["body", "completed"],
+            "Input should be a valid boolean",
+            "bool_type",
+        ),
+        "invalid-task-id": validation_example(
+            "A task id that is not an integer",
+            ["path", "task_id"],
+            "Input should be a valid integer, unable to parse string as an integer",
+            "int_parsing",
+        ),
+        "invalid-query": validation_example(
+            "A page larger than 200",
+            ["query", "limit"],
+            "Input should be less than or equal to 200",
+            "less_than_equal",
+        ),
+        "idempotency-key-reused": validation_example(
+            "An Idempotency-Key already used with another body",
+            ["header", "Idempotency-Key"],
+            "Key was already used with a different request body",
+            "idempotency_key_reused",
+        ),
+        "invalid-user-id": validation_example(
+            "A user id longer than 128 characters",
+            ["path", "user_id"],
+            "String should have at most 128 characters",
+            "string_too_long",
+        ),
+    },
+    503: {
+        "database-unavailable": problem_example(
+            DatabaseUnavailableError(), "The database cannot be reached"
+        ),
+        "database-busy": problem_example(
+            DatabaseBusyError(), "The database did not finish in time; nothing was changed"
+        ),
+        "database-no-answer": problem_example(
+            DatabaseNoAnswerError(), "A write was sent but no answer came back in time"
+        ),
+        "schema-not-migrated": problem_example(
+            SchemaNotMigratedError(), "The database is not migrated (no Retry-After)"
+        ),
+    },
+}
+
+_DESCRIPTIONS = {
+    400: "The request body is not UTF-8 JSON.",
+    404: "The task does not exist or belongs to someone else.",
+    409: "A request with the same `Idempotency-Key` is still in progress; retry after "
+    "`Retry-After` seconds to get its response.",
+    412: "`If-Match` does not name the task's current ETag, which is sent back in `ETag`.",
+    413: "The request body is larger than the configured limit.",
+    415: "The request body is not declared as JSON.",
+    422: "The request is invalid; `errors` says where.",
+    503: "The database is unavailable or busy: retry after `Retry-After` seconds. Or its "
+    "schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): "
+    "retrying will not help until an operator runs the migrations.",
+}
+_HEADERS = {
+    409: retry_after_header("Seconds to wait before retrying with the same key."),
+    503: retry_after_header(
+        "Seconds to wait before retrying. Not sent when the schema is not migrated."
+    ),
+}
+
+
+def problem_responses(
+    *statuses: int, examples: dict[int, ExampleSet] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an operation can answer.
+
+    Each has examples of what is sent (`examples` replaces the defaults of a status) and
+    declares the headers that come with it. `todo_api.api.openapi` moves the content to
+    `application/problem+json`.
+    """
+    chosen = PROBLEM_EXAMPLES | (examples or {})
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response: dict[str, Any] = {
+            "model": ValidationProblem if status == 422 else Problem,
+            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        }
+        if status in chosen:
+            # A copy each time: FastAPI adds the schema to the media type in place.
+            content = {"examples": copy.deepcopy(chosen[status])}
+            response["content"] = {"application/json": content}
+        if status in _HEADERS:
+            response["headers"] = copy.deepcopy(_HEADERS[status])
+        responses[status] = response
+    return responses

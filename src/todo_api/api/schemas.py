@@ -99,8 +99,38 @@ def _refuse_null(value: Any) -> Any:
     return value
 
 
+# Ids and counts are 64-bit in the database. JavaScript numbers hold integers exactly only up
+# to 2^53, so the format tells generated clients and Swagger UI what width to expect.
+Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
+
+
+def examples(*values: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema `examples` of a body: what Swagger UI's "Try it out" starts from.
+
+    Each must be valid for its model (tests/test_openapi.py checks it); the first is shown.
+    """
+    return {"examples": list(values)}
+
+
+# A task as the API sends it, just created (fields in the order they are sent).
+TASK_EXAMPLE: dict[str, Any] = {
+    "title": "Buy milk",
+    "description": "2 litres",
+    "completed": False,
+    "id": 1,
+    "user_id": "alice",
+    "completed_at": None,
+    "created_at": "2026-11-24T15:27:06.908932Z",
+    "updated_at": "2026-11-24T15:27:06.908932Z",
+    "etag": '"1.1"',
+}
+
+
 class TaskCreate(TaskBase):
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra=examples({"title": "Buy milk", "description": "2 litres"}),
+    )
 
     title: TaskTitle
     description: TaskDescription | None = None
@@ -110,7 +140,12 @@ class TaskCreate(TaskBase):
 class TaskReplace(SQLModel):
     """A whole task: an absent description becomes null, an absent `completed` stays."""
 
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra=examples(
+            {"title": "Buy milk", "description": "2 litres, semi-skimmed", "completed": False}
+        ),
+    )
 
     title: TaskTitle
     description: TaskDescription | None = None
@@ -126,7 +161,14 @@ class TaskReplace(SQLModel):
 class TaskUpdate(SQLModel):
     """Any subset of the editable fields; `description: null` clears the description."""
 
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra=examples(
+            {"description": "2 litres, semi-skimmed"},
+            {"completed": True},
+            {"description": None},
+        ),
+    )
 
     title: TaskTitle | None = omittable()
     description: TaskDescription | None = None
@@ -141,7 +183,9 @@ class TaskUpdate(SQLModel):
 class TaskCompletion(SQLModel):
     """Body of the toggle: `completed` sets the state; without it the state flips."""
 
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid", json_schema_extra=examples({"completed": True})
+    )
 
     completed: StrictBool | None = omittable()
 
@@ -150,9 +194,12 @@ class TaskCompletion(SQLModel):
 
 class TaskPublic(TaskBase):
     # Every field is always sent, so the response schema marks them all required.
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra=examples(TASK_EXAMPLE),
+    )
 
-    id: int
+    id: Int64
     user_id: str
     completed_at: AwareDatetime | None
     created_at: AwareDatetime
@@ -166,20 +213,30 @@ class TaskPublic(TaskBase):
 class TaskStats(SQLModel):
     """The counters a todo list shows ("3 items left")."""
 
-    total: int
-    pending: int
-    completed: int
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra=examples({"total": 5, "pending": 3, "completed": 2})
+    )
+
+    total: Int64
+    pending: Int64
+    completed: Int64
 
 
 class BulkCompletion(SQLModel):
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid", json_schema_extra=examples({"completed": True})
+    )
 
     completed: StrictBool
 
 
 class BulkUpdateResult(SQLModel):
-    updated: int = Field(description="Tasks whose completion state changed.")
+    model_config = ConfigDict(json_schema_extra=examples({"updated": 3}))  # type: ignore[assignment]
+
+    updated: Int64 = Field(description="Tasks whose completion state changed.")
 
 
 class BulkDeleteResult(SQLModel):
-    deleted: int = Field(description="Tasks deleted.")
+    model_config = ConfigDict(json_schema_extra=examples({"deleted": 2}))  # type: ignore[assignment]
+
+    deleted: Int64 = Field(description="Tasks deleted.")

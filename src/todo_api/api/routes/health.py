@@ -1,12 +1,20 @@
 """Liveness and readiness probes."""
 
+import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from todo_api.api.problems import DatabaseUnavailableError, problem_responses
-from todo_api.db.setup import READINESS_TIMEOUT_SECONDS, readiness_failure
+from todo_api.api.problems import (
+    DatabaseUnavailableError,
+    SchemaNotMigratedError,
+    problem_example,
+    problem_responses,
+)
+from todo_api.db.database import DatabaseError
+from todo_api.db.schema_version import code_revision, schema_mismatch
+from todo_api.db.setup import READINESS_TIMEOUT_SECONDS
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -24,20 +32,46 @@ async def check_liveness() -> HealthStatus:
 @router.get(
     "/ready",
     operation_id="check_readiness",
-    summary="Readiness: the database answers a trivial query in time",
-    responses=problem_responses(503),
+    summary="Readiness: the database answers, at the schema this code needs",
+    responses=problem_responses(
+        503,
+        examples={
+            503: {
+                "database-unavailable": problem_example(
+                    DatabaseUnavailableError(
+                        f"The database did not answer within {READINESS_TIMEOUT_SECONDS:g} seconds."
+                    ),
+                    "The database cannot be reached",
+                ),
+                "schema-not-migrated": problem_example(
+                    SchemaNotMigratedError(
+                        f"The database has no schema yet (this code needs revision "
+                        f"{code_revision()}): run `make migrate` (or `alembic upgrade head`) "
+                        "first."
+                    ),
+                    "The database is not migrated (no Retry-After)",
+                ),
+            }
+        },
+    ),
 )
 async def check_readiness(request: Request) -> HealthStatus:
-    """`200` when the database answers `SELECT 1` within 2 seconds.
+    """`200` when the database answers within 2 seconds and is migrated to this code's
+    revision; `503` otherwise (`urn:todo-api:schema-not-migrated` for the second).
 
     Asked over a connection kept apart from the requests' pool, so a busy instance is
     still ready as long as its database is.
     """
-    failure = await readiness_failure(request.app.state.readiness_database)
-    if failure is not None:
+    try:
+        mismatch = await asyncio.wait_for(
+            schema_mismatch(request.app.state.readiness_database), READINESS_TIMEOUT_SECONDS
+        )
+    except (TimeoutError, DatabaseError) as exc:
+        failure = str(exc) or f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
         request.app.state.database_availability.mark_unavailable(failure)
         raise DatabaseUnavailableError(
-            f"The database did not answer a trivial query within "
-            f"{READINESS_TIMEOUT_SECONDS:g} seconds."
-        )
+            f"The database did not answer within {READINESS_TIMEOUT_SECONDS:g} seconds."
+        ) from None
+    if mismatch is not None:
+        raise SchemaNotMigratedError(mismatch.message)
     return HealthStatus()

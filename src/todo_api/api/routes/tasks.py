@@ -16,6 +16,7 @@ from todo_api.api.conditional import (
     IF_NONE_MATCH,
     content_etag,
     etag_header,
+    malformed,
     matching_versions,
     none_match,
     task_etag,
@@ -116,12 +117,14 @@ def _task_response(task: TaskRecord) -> Response:
     return _json(task, headers={"ETag": task["etag"]})
 
 
-async def _checking_version(write: Awaitable[_T], task_id: int) -> _T:
+async def _checking_version(write: Awaitable[_T], task_id: int, request: Request) -> _T:
     try:
         return await write
     except VersionMismatchError as mismatch:
         current = task_etag(task_id, mismatch.current["version"])
-        raise PreconditionFailedError(task_id, current) from None
+        # `If-Match: 6.3` is a common slip: say so, rather than that the task changed.
+        unquoted = malformed(_field_list(request, "if-match"))
+        raise PreconditionFailedError(task_id, current, unquoted=unquoted) from None
 
 
 def _field_list(request: Request, name: str) -> str | None:
@@ -145,7 +148,7 @@ async def _update(
         changes=changes,
         if_version_in=_if_match(request, task_id),
     )
-    return _task_response(_found(await _checking_version(write, task_id), task_id))
+    return _task_response(_found(await _checking_version(write, task_id, request), task_id))
 
 
 def _not_modified(etag: str) -> Response:
@@ -201,7 +204,7 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
                 **etag_header("Entity tag of this page (its tasks and the total count)."),
                 "X-Total-Count": {
                     "description": "How many tasks match the filter, over all pages.",
-                    "schema": {"type": "integer"},
+                    "schema": {"type": "integer", "format": "int64", "minimum": 0},
                 },
                 "Link": _header('RFC 8288 links to the `rel="next"` and `rel="prev"` pages.'),
             },
@@ -439,7 +442,7 @@ async def delete_task(
     write = task_queries.delete_task(
         database, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
-    if not await _checking_version(write, task_id):
+    if not await _checking_version(write, task_id, request):
         raise TaskNotFoundError(task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -466,4 +469,4 @@ async def toggle_task_completion(
     write = task_queries.toggle_task(
         database, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
-    return _task_response(_found(await _checking_version(write, task_id), task_id))
+    return _task_response(_found(await _checking_version(write, task_id, request), task_id))
