@@ -2,20 +2,27 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+# What serving needs, and what developing needs on top (tests, linters, the benchmark's tools).
+INSTALLED := $(VENV)/.installed-runtime
+INSTALLED_DEV := $(VENV)/.installed-dev
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export TEST_DATABASE_URL
 # The browser test of /docs needs chromium: installed in CI, or by `make test INSTALL_CHROMIUM=1`.
 INSTALL_CHROMIUM ?= $(CI)
 
-.PHONY: install migrate run lint format test test-sqlite test-postgres test-pgbouncer test-typescript serve clean
+.PHONY: install install-dev migrate run lint format test test-sqlite test-postgres test-pgbouncer test-typescript serve clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e .
+	@touch $@
+
+$(INSTALLED_DEV): $(INSTALLED)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
 
 install: $(INSTALLED)
+install-dev: $(INSTALLED_DEV)
 
 migrate: install
 	$(BIN)/alembic upgrade head
@@ -28,30 +35,30 @@ run: migrate
 serve: migrate
 	WORKERS=$(or $(WORKERS),$(shell nproc 2>/dev/null || echo 1)) $(BIN)/python -m todo_api
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format: install
+format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test-sqlite: install
+test-sqlite: install-dev
 	$(if $(filter 1 true TRUE True yes YES,$(INSTALL_CHROMIUM)),bash scripts/ensure-chromium.sh)
 	$(BIN)/pytest --db=sqlite
 
 # Its fault tests also run through a PgBouncer of their own (skipped outside CI without one).
-test-postgres: install
+test-postgres: install-dev
 	bash scripts/ensure-pgbouncer.sh || [ $$? = 2 ]
 	$(BIN)/pytest --db=postgres
 
 # The whole suite again, through PgBouncer in transaction mode (what Neon's -pooler is).
-test-pgbouncer: install
+test-pgbouncer: install-dev
 	scripts/with-pgbouncer.sh $(BIN)/pytest --db=postgres
 
 # The generated TypeScript client: schema in sync, tsc --noEmit, then a run against the server.
-test-typescript: install
+test-typescript: install-dev
 	bash clients/typescript/run-check.sh
 
 test: lint test-sqlite test-postgres test-pgbouncer test-typescript
@@ -61,13 +68,13 @@ test: lint test-sqlite test-postgres test-pgbouncer test-typescript
 # docs/benchmarks.md. Needs wrk, PostgreSQL's server binaries and root or the postgres user; about
 # 15 minutes. BENCH_ARGS=--quick checks in about 6 that it all works, leaving the doc alone.
 .PHONY: bench
-bench: install
+bench: install-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth_cost.py
 
 # Issue 11's cost of verifying tokens alone: read with AUTH_MODE=jwt against none (about a minute).
 .PHONY: bench-auth
-bench-auth: install
+bench-auth: install-dev
 	$(BIN)/python bench/auth_cost.py
 
 clean:

@@ -49,7 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=_worker_counts,
-        # BENCH_WORKERS, which the README documents, still names the one count to run.
+        # BENCH_WORKERS, as before --workers existed, still names the one count to run.
         default=_worker_counts(os.environ.get("BENCH_WORKERS") or f"1,{cores}"),
         help=f"comma-separated worker counts (default BENCH_WORKERS, else 1,{cores}: `make run` "
         "and `make serve`), each with every endpoint against the API and the floor; the largest "
