@@ -1,6 +1,7 @@
 """`python -m todo_api`: serve on HOST:PORT with the configured database."""
 
 import asyncio
+import logging
 import signal
 import sys
 
@@ -38,8 +39,7 @@ def _check_schema_or_exit(settings: Settings) -> None:
     """
 
     async def mismatch() -> SchemaMismatch | None:
-        # Its own verdict is printed below; the outage log is for the running service.
-        database = create_readiness_database(settings, DatabaseAvailability(logged=False))
+        database = create_readiness_database(settings, DatabaseAvailability())
         try:
             return await asyncio.wait_for(
                 schema_mismatch(database), settings.db_connect_timeout + READINESS_TIMEOUT_SECONDS
@@ -47,15 +47,21 @@ def _check_schema_or_exit(settings: Settings) -> None:
         finally:
             await database.close()
 
+    # Logging is not configured yet, and what the check would log (an outage, a pooler found
+    # out) the service logs again, properly formatted, when it meets it; its verdict is the
+    # one line printed below.
+    logging.disable(logging.CRITICAL)
     try:
         found = asyncio.run(mismatch())
     except (DatabaseError, TimeoutError) as exc:
+        found = None
         reason = str(exc) or "no answer in time"
         print(
             f"todo_api: the database schema could not be checked ({reason}); starting anyway.",
             file=sys.stderr,
         )
-        return
+    finally:
+        logging.disable(logging.NOTSET)
     if found is not None:
         print(f"todo_api: {found.message}", file=sys.stderr)
         sys.exit(3)

@@ -66,33 +66,29 @@ class StatementFailedError(Exception):
 class DatabaseAvailability:
     """Tracks outages so that each one is logged once, not once per failed request."""
 
-    def __init__(self, *, logged: bool = True) -> None:
+    def __init__(self) -> None:
         self.unavailable = False
-        self._logged = logged
         self._schema_reported = False
 
     def report_schema_missing(self, reason: str) -> None:
         """Log, once per process, that the schema lacks what the code uses."""
         if not self._schema_reported:
             self._schema_reported = True
-            if self._logged:
-                logger.error(
-                    "Database schema not migrated (run the migrations: `make migrate`); "
-                    "requests that need it answer 503: %s",
-                    reason,
-                )
+            logger.error(
+                "Database schema not migrated (run the migrations: `make migrate`); "
+                "requests that need it answer 503: %s",
+                reason,
+            )
 
     def mark_unavailable(self, reason: str) -> None:
         if not self.unavailable:
             self.unavailable = True
-            if self._logged:
-                logger.warning("Database unavailable, answering 503 until it is back: %s", reason)
+            logger.warning("Database unavailable, answering 503 until it is back: %s", reason)
 
     def mark_available(self) -> None:
         if self.unavailable:
             self.unavailable = False
-            if self._logged:
-                logger.warning("Database reachable again")
+            logger.warning("Database reachable again")
 
 
 def describe_database_error(exc: BaseException) -> str:
