@@ -28,6 +28,7 @@ TASK_FIELDS = frozenset(
         "completed_at",
         "created_at",
         "updated_at",
+        "priority",
         "etag",
     }
 )

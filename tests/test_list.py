@@ -192,7 +192,9 @@ async def test_default_page_size_is_100_and_max_is_200(
     ("params", "location"),
     [
         ({"status": "done"}, ["query", "status"]),
-        ({"sort": "priority"}, ["query", "sort"]),
+        ({"sort": "urgency"}, ["query", "sort"]),
+        ({"priority": "urgent"}, ["query", "priority"]),
+        ({"priority": "high,"}, ["query", "priority"]),
         ({"sort": "id; DROP TABLE tasks"}, ["query", "sort"]),
         ({"limit": 0}, ["query", "limit"]),
         ({"limit": 201}, ["query", "limit"]),

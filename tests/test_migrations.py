@@ -36,6 +36,7 @@ CHECK_CONSTRAINTS = {
     "ck_tasks_title_length",
     "ck_tasks_description_length",
     "ck_tasks_completed_at_matches_completed",
+    "ck_tasks_priority_known",
 }
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -115,13 +116,17 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         "created_at": False,
         "updated_at": False,
         "version": False,
+        "priority": False,
     }
     assert inspector.get_pk_constraint("tasks")["constrained_columns"] == ["id"]
     indexes = [
         (index["name"], index["column_names"], bool(index["unique"]))
         for index in inspector.get_indexes("tasks")
     ]
-    assert indexes == [(INDEX_NAME, ["user_id", "created_at", "id"], False)]
+    assert sorted(indexes) == [
+        (INDEX_NAME, ["user_id", "created_at", "id"], False),
+        ("ix_tasks_user_id_priority_id", ["user_id", "priority", "id"], False),
+    ]
     names = {check["name"] for check in inspector.get_check_constraints("tasks")}
     assert names == CHECK_CONSTRAINTS
     with migrated_engine.connect() as connection:
@@ -221,7 +226,9 @@ def test_downgrade_base_then_upgrade_head_round_trips(
 
     inspector = inspect(engine)
     assert set(inspector.get_table_names()) == TABLES
-    assert [index["name"] for index in inspector.get_indexes("tasks")] == [INDEX_NAME]
+    assert sorted(str(index["name"]) for index in inspector.get_indexes("tasks")) == sorted(
+        [INDEX_NAME, "ix_tasks_user_id_priority_id"]
+    )
     with engine.begin() as connection:
         assert current_revision(connection) == head_revision()
         assert schema_diff(connection) == []
@@ -255,6 +262,40 @@ def test_upgrade_to_versions_keeps_existing_tasks_at_version_one(
     with engine.connect() as connection:
         titles = connection.execute(text("SELECT title FROM tasks")).scalars().all()
     assert titles == ["Made before ETags"]
+
+
+def test_upgrade_to_priorities_makes_existing_tasks_medium(
+    fresh_database: tuple[str, Engine],
+) -> None:
+    url, engine = fresh_database
+    config = alembic_config(url)
+    command.upgrade(config, "0002")
+    with engine.begin() as connection:
+        insert_task(connection, title="Made before priorities")
+
+    command.upgrade(config, "head")
+
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT title, priority, version FROM tasks")).all()
+    # Rank 2 is "medium"; the version (and so the ETag) is untouched.
+    assert [tuple(row) for row in rows] == [("Made before priorities", 2, 1)]
+    with engine.begin() as connection, pytest.raises(DBAPIError, match="priority_known"):
+        connection.execute(text("UPDATE tasks SET priority = 4"))
+    # The table kept AUTOINCREMENT on SQLite: a deleted task's id is never handed out again.
+    with engine.begin() as connection:
+        insert_task(connection, title="Deleted")
+        deleted = connection.execute(text("SELECT max(id) FROM tasks")).scalar_one()
+        connection.execute(text("DELETE FROM tasks WHERE id = :id"), {"id": deleted})
+        insert_task(connection, title="After")
+        assert connection.execute(text("SELECT max(id) FROM tasks")).scalar_one() > deleted
+        connection.execute(text("DELETE FROM tasks WHERE title = 'After'"))
+
+    command.downgrade(config, "0002")
+
+    assert "priority" not in {column["name"] for column in inspect(engine).get_columns("tasks")}
+    with engine.connect() as connection:
+        titles = connection.execute(text("SELECT title FROM tasks")).scalars().all()
+    assert titles == ["Made before priorities"]
 
 
 def test_idempotency_keys_keep_a_response_and_its_task_together(

@@ -27,7 +27,7 @@ export async function exportsAreTyped(
   // @ts-expect-error a task's etag is a string
   const etag: number = created.task.etag;
   // @ts-expect-error `sort` takes only the listed keys
-  const sort: ListQuery["sort"] = "priority";
+  const sort: ListQuery["sort"] = "urgency";
   // @ts-expect-error a page holds tasks
   const tasks: string[] = page.tasks;
   // @ts-expect-error stats are counts

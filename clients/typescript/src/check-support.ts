@@ -15,6 +15,7 @@ const TASK_FIELDS = [
   "description",
   "etag",
   "id",
+  "priority",
   "title",
   "updated_at",
   "user_id",

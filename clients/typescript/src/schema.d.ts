@@ -293,6 +293,13 @@ export interface components {
              * @default false
              */
             completed?: boolean;
+            /**
+             * Priority
+             * @description How urgent the task is; `sort=-priority` lists high first.
+             * @default medium
+             * @enum {string}
+             */
+            priority?: "low" | "medium" | "high";
         };
         /**
          * TaskPublic
@@ -305,6 +312,7 @@ export interface components {
          *       "completed_at": null,
          *       "created_at": "2026-11-24T15:27:06.908932Z",
          *       "updated_at": "2026-11-24T15:27:06.908932Z",
+         *       "priority": "medium",
          *       "etag": "\"1.1\""
          *     }
          */
@@ -338,6 +346,12 @@ export interface components {
              */
             updated_at: string;
             /**
+             * Priority
+             * @description How urgent the task is; `sort=-priority` lists high first.
+             * @enum {string}
+             */
+            priority: "low" | "medium" | "high";
+            /**
              * Etag
              * @description The task's current ETag, as in the `ETag` header: send it in `If-Match` to change the task only if nobody else has since.
              */
@@ -345,7 +359,8 @@ export interface components {
         };
         /**
          * TaskReplace
-         * @description A whole task: an absent description becomes null, an absent `completed` stays.
+         * @description A whole task: an absent description becomes null; an absent `completed` or
+         *     `priority` stays as it is, so a client that does not know a field cannot wipe it.
          * @example {
          *       "title": "Buy milk",
          *       "description": "2 litres, semi-skimmed",
@@ -359,12 +374,18 @@ export interface components {
             description?: string | null;
             /** Completed */
             completed?: boolean;
+            /**
+             * Priority
+             * @description How urgent the task is; `sort=-priority` lists high first.
+             * @enum {string}
+             */
+            priority?: "low" | "medium" | "high";
         };
         /**
          * TaskSort
          * @enum {string}
          */
-        TaskSort: "-created_at" | "created_at" | "-updated_at" | "updated_at" | "title" | "-title";
+        TaskSort: "-created_at" | "created_at" | "-updated_at" | "updated_at" | "title" | "-title" | "priority" | "-priority";
         /**
          * TaskStats
          * @description The counters a todo list shows ("3 items left").
@@ -416,6 +437,12 @@ export interface components {
             description?: string | null;
             /** Completed */
             completed?: boolean;
+            /**
+             * Priority
+             * @description How urgent the task is; `sort=-priority` lists high first.
+             * @enum {string}
+             */
+            priority?: "low" | "medium" | "high";
         };
         /** ValidationProblem */
         ValidationProblem: {
@@ -465,6 +492,11 @@ export interface operations {
                 offset?: number;
                 /** @description Only tasks whose title or description contains this text, ignoring case; `%` and `_` match themselves. */
                 q?: string | null;
+                /**
+                 * @description Only tasks of these priorities: one of `low`, `medium`, `high`, or several separated by commas (`high,medium`).
+                 * @example high
+                 */
+                priority?: string | null;
             };
             header?: {
                 /** @description ETags the client already holds: if the current one is among them, the answer is 304 with no body. */

@@ -1,7 +1,7 @@
 """Request and response bodies of the task endpoints."""
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -15,7 +15,12 @@ from pydantic import field_validator as validates
 from pydantic_core import PydanticCustomError
 from sqlmodel import SQLModel
 
-from todo_api.db.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, TaskBase
+from todo_api.db.models import (
+    DEFAULT_PRIORITY,
+    DESCRIPTION_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    TaskBase,
+)
 
 # PostgreSQL cannot store NUL, and an unpaired surrogate cannot even be encoded as UTF-8.
 # Other control characters are refused too; descriptions may still span lines. The rules
@@ -99,6 +104,11 @@ def _refuse_null(value: Any) -> Any:
     return value
 
 
+TaskPriority = Annotated[
+    Literal["low", "medium", "high"],
+    Field(description="How urgent the task is; `sort=-priority` lists high first."),
+]
+
 # Ids and counts are 64-bit in the database. JavaScript numbers hold integers exactly only up
 # to 2^53, so the format tells generated clients and Swagger UI what width to expect.
 Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
@@ -122,6 +132,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "completed_at": None,
     "created_at": "2026-11-24T15:27:06.908932Z",
     "updated_at": "2026-11-24T15:27:06.908932Z",
+    "priority": "medium",
     "etag": '"1.1"',
 }
 
@@ -135,10 +146,12 @@ class TaskCreate(TaskBase):
     title: TaskTitle
     description: TaskDescription | None = None
     completed: StrictBool = False
+    priority: TaskPriority = DEFAULT_PRIORITY
 
 
 class TaskReplace(SQLModel):
-    """A whole task: an absent description becomes null, an absent `completed` stays."""
+    """A whole task: an absent description becomes null; an absent `completed` or
+    `priority` stays as it is, so a client that does not know a field cannot wipe it."""
 
     model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",
@@ -150,11 +163,12 @@ class TaskReplace(SQLModel):
     title: TaskTitle
     description: TaskDescription | None = None
     completed: StrictBool | None = omittable()
+    priority: TaskPriority | None = omittable()
 
-    _completed_not_null = validates("completed", mode="before")(_refuse_null)
+    _kept_when_absent_not_null = validates("completed", "priority", mode="before")(_refuse_null)
 
     def changes(self) -> dict[str, Any]:
-        fields = {"title", "description"} | (self.model_fields_set & {"completed"})
+        fields = {"title", "description"} | (self.model_fields_set & {"completed", "priority"})
         return self.model_dump(include=fields)
 
 
@@ -173,8 +187,9 @@ class TaskUpdate(SQLModel):
     title: TaskTitle | None = omittable()
     description: TaskDescription | None = None
     completed: StrictBool | None = omittable()
+    priority: TaskPriority | None = omittable()
 
-    _title_and_completed_not_null = validates("title", "completed", mode="before")(_refuse_null)
+    _not_null = validates("title", "completed", "priority", mode="before")(_refuse_null)
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -204,6 +219,7 @@ class TaskPublic(TaskBase):
     completed_at: AwareDatetime | None
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    priority: TaskPriority
     etag: str = Field(
         description="The task's current ETag, as in the `ETag` header: send it in `If-Match` "
         "to change the task only if nobody else has since."

@@ -1,7 +1,7 @@
 """Table models. The schema itself changes only through Alembic migrations."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -59,6 +60,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
+#: A task's priority, lowest first: the order `sort=priority` lists them in.
+PRIORITIES = ("low", "medium", "high")
+DEFAULT_PRIORITY: Final = "medium"
+
+
+class Priority(TypeDecorator[str]):
+    """`low`, `medium` or `high` in Python; their rank (1-3) in the database.
+
+    Stored as a number so that sorting by priority is sorting by the column, which an
+    index can serve, rather than by a CASE over text.
+    """
+
+    impl = SmallInteger()
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> int | None:
+        return None if value is None else PRIORITIES.index(value) + 1
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> str | None:
+        return None if value is None else PRIORITIES[value - 1]
+
+
 class TaskBase(SQLModel):
     title: str = Field(min_length=1, max_length=TITLE_MAX_LENGTH)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
@@ -81,6 +104,9 @@ class Task(TaskBase, table=True):
         CheckConstraint(
             "(completed_at IS NULL) = (NOT completed)", name="completed_at_matches_completed"
         ),
+        CheckConstraint(f"priority BETWEEN 1 AND {len(PRIORITIES)}", name="priority_known"),
+        # Serves sort=priority and sort=-priority (read backwards) within one user's tasks.
+        Index("ix_tasks_user_id_priority_id", "user_id", "priority", "id"),
         {"sqlite_autoincrement": True},
     )
 
@@ -94,6 +120,10 @@ class Task(TaskBase, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    priority: str = Field(
+        default=DEFAULT_PRIORITY,
+        sa_column=Column(Priority(), nullable=False, server_default=text("2")),
+    )
     # Raised by every write that changes the task; the ETag is built from it, and a
     # conditional write compares it in its WHERE clause.
     version: int = Field(

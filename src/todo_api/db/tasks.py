@@ -31,12 +31,12 @@ from sqlalchemy import (
 from sqlalchemy.sql.dml import ReturningDelete
 
 from todo_api.db.database import Database, Row, Session
-from todo_api.db.models import UTCDateTime, tasks_table
+from todo_api.db.models import DEFAULT_PRIORITY, UTCDateTime, tasks_table
 
 _t = tasks_table.c
 
 #: Fields a client may change; everything else is owned by the server.
-EDITABLE_FIELDS = frozenset({"title", "description", "completed"})
+EDITABLE_FIELDS = frozenset({"title", "description", "completed", "priority"})
 
 
 class TaskStatus(StrEnum):
@@ -52,6 +52,8 @@ class TaskSort(StrEnum):
     LEAST_RECENTLY_UPDATED = "updated_at"
     TITLE = "title"
     TITLE_DESCENDING = "-title"
+    PRIORITY = "priority"
+    PRIORITY_DESCENDING = "-priority"
 
 
 # Every ordering ends with the id so that equal keys still page deterministically.
@@ -62,6 +64,9 @@ _ORDERINGS: dict[TaskSort, tuple[ColumnElement[Any], ...]] = {
     TaskSort.LEAST_RECENTLY_UPDATED: (_t.updated_at.asc(), _t.id.asc()),
     TaskSort.TITLE: (func.lower(_t.title).asc(), _t.id.asc()),
     TaskSort.TITLE_DESCENDING: (func.lower(_t.title).desc(), _t.id.desc()),
+    # Lowest first; `-priority` is high first. The column holds the rank (models.Priority).
+    TaskSort.PRIORITY: (_t.priority.asc(), _t.id.asc()),
+    TaskSort.PRIORITY_DESCENDING: (_t.priority.desc(), _t.id.desc()),
 }
 
 
@@ -144,23 +149,45 @@ def _like_literal(text: str) -> str:
     return text
 
 
-def _filters(status: TaskStatus, searching: bool) -> list[ColumnElement[bool]]:
-    return [_t.user_id == _OWNER, *_status_filter(status), *_matches(searching)]
+def _priority_parameter(index: int) -> str:
+    return f"priority_{index}"
+
+
+def _priority_filter(priorities: int) -> list[ColumnElement[bool]]:
+    """Tasks of one of `priorities` priorities (0: any), each value a parameter of its own."""
+    if not priorities:
+        return []
+    ranks = [
+        bindparam(_priority_parameter(index), type_=_t.priority.type) for index in range(priorities)
+    ]
+    return [_t.priority.in_(ranks)]
+
+
+def _filters(status: TaskStatus, searching: bool, priorities: int) -> list[ColumnElement[bool]]:
+    return [
+        _t.user_id == _OWNER,
+        *_status_filter(status),
+        *_matches(searching),
+        *_priority_filter(priorities),
+    ]
 
 
 @cache
-def _count_query(status: TaskStatus, searching: bool) -> Select[Any]:
-    return select(func.count()).select_from(tasks_table).where(*_filters(status, searching))
+def _count_query(status: TaskStatus, searching: bool, priorities: int = 0) -> Select[Any]:
+    filters = _filters(status, searching, priorities)
+    return select(func.count()).select_from(tasks_table).where(*filters)
 
 
 @cache
-def _page_query(status: TaskStatus, sort: TaskSort, searching: bool) -> Select[Any]:
+def _page_query(
+    status: TaskStatus, sort: TaskSort, searching: bool, priorities: int = 0
+) -> Select[Any]:
     # The count rides along as a scalar subquery: one round trip, and the page and the
     # total come from the same snapshot.
-    count = _count_query(status, searching).scalar_subquery().label("total")
+    count = _count_query(status, searching, priorities).scalar_subquery().label("total")
     return (
         select(tasks_table, count)
-        .where(*_filters(status, searching))
+        .where(*_filters(status, searching, priorities))
         .order_by(*_ORDERINGS[sort])
         .limit(bindparam("limit", type_=Integer()))
         .offset(bindparam("offset", type_=BigInteger()))
@@ -219,7 +246,14 @@ _INSERT = (
         {
             **{
                 name: _new(name)
-                for name in ("user_id", "title", "description", "completed", "completed_at")
+                for name in (
+                    "user_id",
+                    "title",
+                    "description",
+                    "completed",
+                    "completed_at",
+                    "priority",
+                )
             },
             "created_at": _new("created_at"),
             "updated_at": _new("created_at"),
@@ -274,10 +308,10 @@ def statement_shapes() -> Iterator[ClauseElement]:
     Compiled at start-up, and checked by tests against SQLAlchemy and for the owner filter.
     (Conditional writes naming 2, 4, 8... versions are compiled when first used.)
     """
-    for status, searching in product(TaskStatus, (False, True)):
-        yield _count_query(status, searching)
+    for status, searching, priorities in product(TaskStatus, (False, True), (0, 1)):
+        yield _count_query(status, searching, priorities)
         for sort in TaskSort:
-            yield _page_query(status, sort, searching)
+            yield _page_query(status, sort, searching, priorities)
     yield from (_READ, _INSERT, _STATS, _SET_ALL, _DELETE_COMPLETED)
     for expected_versions in (0, 1):
         yield _toggle_query(expected_versions)
@@ -296,6 +330,7 @@ async def list_tasks(
     limit: int,
     offset: int = 0,
     search: str | None = None,
+    priorities: Collection[str] = (),
 ) -> TaskPage:
     """A page of the owner's tasks; `search` keeps those whose title or description has it."""
     searching = search is not None
@@ -304,15 +339,17 @@ async def list_tasks(
         "limit": limit,
         "offset": offset,
         "search": None if search is None else _like_literal(search),
+        **{_priority_parameter(i): value for i, value in enumerate(sorted(set(priorities)))},
     }
     async with database.session() as session:
-        rows = await session.fetch_all(_page_query(status, sort, searching), params)
+        wanted = len(set(priorities))
+        rows = await session.fetch_all(_page_query(status, sort, searching, wanted), params)
         if rows:
             total = int(rows[0][-1])
         elif offset == 0:
             total = 0
         else:
-            counted = await session.fetch_one(_count_query(status, searching), params)
+            counted = await session.fetch_one(_count_query(status, searching, wanted), params)
             total = int(counted[0]) if counted else 0
     return TaskPage(tasks=[_record(row) for row in rows], total=total)
 
@@ -328,6 +365,7 @@ class NewTask:
     title: str
     description: str | None = None
     completed: bool = False
+    priority: str = DEFAULT_PRIORITY
 
 
 async def insert_task(session: Session, *, owner: str, task: NewTask) -> TaskRecord:
@@ -345,6 +383,7 @@ def _new_task_values(owner: str, task: NewTask) -> dict[str, Any]:
         "new_description": task.description,
         "new_completed": task.completed,
         "new_completed_at": now if task.completed else None,
+        "new_priority": task.priority,
         "new_created_at": now,
     }
 

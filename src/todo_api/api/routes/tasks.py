@@ -61,6 +61,8 @@ MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 100
 MAX_BIGINT = 2**63 - 1
 SEARCH_MAX_LENGTH = 200
+_PRIORITY = "(?:low|medium|high)"
+PRIORITY_LIST_PATTERN = rf"^{_PRIORITY}(?:,{_PRIORITY})*$"
 
 TaskId = Annotated[
     int, Path(ge=1, le=MAX_BIGINT, description="The task's id, a positive 64-bit integer.")
@@ -234,10 +236,26 @@ async def list_tasks(
             "ignoring case; `%` and `_` match themselves.",
         ),
     ] = None,
+    priority: Annotated[
+        str | None,
+        Query(
+            pattern=PRIORITY_LIST_PATTERN,
+            description="Only tasks of these priorities: one of `low`, `medium`, `high`, or "
+            "several separated by commas (`high,medium`).",
+            examples=["high"],
+        ),
+    ] = None,
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`."""
     page = await task_queries.list_tasks(
-        database, owner=owner, status=status, sort=sort, limit=limit, offset=offset, search=q
+        database,
+        owner=owner,
+        status=status,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+        search=q,
+        priorities=() if priority is None else priority.split(","),
     )
     total = str(page.total)
     body = to_json([_public(task) for task in page.tasks])
@@ -288,7 +306,10 @@ async def create_task(
 ) -> Response:
     """The title is trimmed; `completed` defaults to false."""
     new_task = NewTask(
-        title=task_in.title, description=task_in.description, completed=task_in.completed
+        title=task_in.title,
+        description=task_in.description,
+        completed=task_in.completed,
+        priority=task_in.priority,
     )
     key = idempotency_key(request)
     if key is None:
