@@ -28,6 +28,8 @@ TASK_FIELDS = frozenset(
         "completed_at",
         "created_at",
         "updated_at",
+        "due_date",
+        "due_at",
         "priority",
         "etag",
     }

@@ -37,6 +37,7 @@ CHECK_CONSTRAINTS = {
     "ck_tasks_description_length",
     "ck_tasks_completed_at_matches_completed",
     "ck_tasks_priority_known",
+    "ck_tasks_one_due",
 }
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -117,6 +118,8 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         "updated_at": False,
         "version": False,
         "priority": False,
+        "due_date": True,
+        "due_at": True,
     }
     assert inspector.get_pk_constraint("tasks")["constrained_columns"] == ["id"]
     indexes = [
@@ -125,6 +128,8 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
     ]
     assert sorted(indexes) == [
         (INDEX_NAME, ["user_id", "created_at", "id"], False),
+        ("ix_tasks_user_id_due_at", ["user_id", "due_at"], False),
+        ("ix_tasks_user_id_due_date", ["user_id", "due_date"], False),
         ("ix_tasks_user_id_priority_id", ["user_id", "priority", "id"], False),
     ]
     names = {check["name"] for check in inspector.get_check_constraints("tasks")}
@@ -227,7 +232,12 @@ def test_downgrade_base_then_upgrade_head_round_trips(
     inspector = inspect(engine)
     assert set(inspector.get_table_names()) == TABLES
     assert sorted(str(index["name"]) for index in inspector.get_indexes("tasks")) == sorted(
-        [INDEX_NAME, "ix_tasks_user_id_priority_id"]
+        [
+            INDEX_NAME,
+            "ix_tasks_user_id_priority_id",
+            "ix_tasks_user_id_due_date",
+            "ix_tasks_user_id_due_at",
+        ]
     )
     with engine.begin() as connection:
         assert current_revision(connection) == head_revision()
@@ -296,6 +306,33 @@ def test_upgrade_to_priorities_makes_existing_tasks_medium(
     with engine.connect() as connection:
         titles = connection.execute(text("SELECT title FROM tasks")).scalars().all()
     assert titles == ["Made before priorities"]
+
+
+def test_upgrade_to_due_dates_leaves_existing_tasks_without_one(
+    fresh_database: tuple[str, Engine],
+) -> None:
+    url, engine = fresh_database
+    config = alembic_config(url)
+    command.upgrade(config, "0003")
+    with engine.begin() as connection:
+        insert_task(connection, title="Made before due dates")
+
+    command.upgrade(config, "head")
+
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT title, due_date, due_at FROM tasks")).all()
+    assert [tuple(row) for row in rows] == [("Made before due dates", None, None)]
+    both = "UPDATE tasks SET due_date = '2026-12-03', due_at = '2026-12-03 09:00:00'"
+    with engine.begin() as connection, pytest.raises(DBAPIError, match="one_due"):
+        connection.execute(text(both))
+
+    command.downgrade(config, "0003")
+
+    columns = {column["name"] for column in inspect(engine).get_columns("tasks")}
+    assert {"due_date", "due_at"}.isdisjoint(columns)
+    with engine.connect() as connection:
+        titles = connection.execute(text("SELECT title FROM tasks")).scalars().all()
+    assert titles == ["Made before due dates"]
 
 
 def test_idempotency_keys_keep_a_response_and_its_task_together(

@@ -79,6 +79,8 @@ async def test_stats_count_the_callers_tasks(client: httpx.AsyncClient) -> None:
         "total": 0,
         "pending": 0,
         "completed": 0,
+        "overdue": 0,
+        "due_today": 0,
     }
     for i in range(5):
         await create(client, "alice", title=f"t{i}", completed=i < 2)
@@ -87,7 +89,13 @@ async def test_stats_count_the_callers_tasks(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{tasks_url('alice')}/stats")
 
     assert response.status_code == 200
-    assert response.json() == {"total": 5, "pending": 3, "completed": 2}
+    assert response.json() == {
+        "total": 5,
+        "pending": 3,
+        "completed": 2,
+        "overdue": 0,
+        "due_today": 0,
+    }
 
 
 async def test_complete_all_sets_every_task_and_counts_changes(

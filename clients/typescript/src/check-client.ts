@@ -331,14 +331,14 @@ export async function checkTodoClient(
   expectEqual(polled.etag, polled.page.etag, "listIfChanged(): the etag is the page's");
 
   // The bulk operations and the counters they change.
-  expectEqual(await erin.stats(), { total: 5, pending: 5, completed: 0 }, "stats()");
+  expectEqual(await erin.stats(), { total: 5, pending: 5, completed: 0, overdue: 0, due_today: 0 }, "stats()");
   await erin.setCompleted(made[1]?.id ?? 0, true);
   expectEqual(await erin.completeAll(true), { updated: 4 }, "completeAll(true)");
-  expectEqual(await erin.stats(), { total: 5, pending: 0, completed: 5 }, "stats() after completeAll");
+  expectEqual(await erin.stats(), { total: 5, pending: 0, completed: 5, overdue: 0, due_today: 0 }, "stats() after completeAll");
   expectEqual(await erin.completeAll(false), { updated: 5 }, "completeAll(false)");
   await erin.toggle(made[0]?.id ?? 0);
   expectEqual(await erin.deleteCompleted(), { deleted: 1 }, "deleteCompleted()");
-  expectEqual(await erin.stats(), { total: 4, pending: 4, completed: 0 }, "after deleteCompleted");
+  expectEqual(await erin.stats(), { total: 4, pending: 4, completed: 0, overdue: 0, due_today: 0 }, "after deleteCompleted");
   await erin.completeAll(true);
   expectEqual(await erin.deleteCompleted(), { deleted: 4 }, "deleteCompleted() of the rest");
 
@@ -373,7 +373,7 @@ export async function checkExample(baseUrl: string, jwtSecret: string | undefine
   const taskId = Number(conflict?.[1] ?? fail(`the example did not report the 412: ${show(stdout)}`));
   expectTrue(stdout.includes(`\n${taskId} Buy milk\n`), `the example lists its task: ${show(stdout)}`);
   expectTrue(
-    /^\{ total: \d+, pending: \d+, completed: \d+ \}$/m.test(stdout),
+    /^\{ total: \d+, pending: \d+, completed: \d+, overdue: \d+, due_today: \d+ \}$/m.test(stdout),
     `the example prints the stats: ${show(stdout)}`,
   );
   const alice = createTodoClient({ baseUrl, userId: "alice", token });

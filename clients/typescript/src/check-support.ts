@@ -13,6 +13,8 @@ const TASK_FIELDS = [
   "completed_at",
   "created_at",
   "description",
+  "due_at",
+  "due_date",
   "etag",
   "id",
   "priority",

@@ -37,7 +37,8 @@ export interface paths {
         };
         /**
          * Count the caller's tasks
-         * @description Total, pending and completed, from one query.
+         * @description Total, pending and completed, and the pending ones overdue or due today in `tz`,
+         *     from one query.
          */
         get: operations["get_task_stats"];
         put?: never;
@@ -293,6 +294,10 @@ export interface components {
              * @default false
              */
             completed?: boolean;
+            /** Due Date */
+            due_date?: string | null;
+            /** Due At */
+            due_at?: string | null;
             /**
              * Priority
              * @description How urgent the task is; `sort=-priority` lists high first.
@@ -312,6 +317,8 @@ export interface components {
          *       "completed_at": null,
          *       "created_at": "2026-11-24T15:27:06.908932Z",
          *       "updated_at": "2026-11-24T15:27:06.908932Z",
+         *       "due_date": null,
+         *       "due_at": null,
          *       "priority": "medium",
          *       "etag": "\"1.1\""
          *     }
@@ -345,6 +352,10 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+            /** Due Date */
+            due_date: string | null;
+            /** Due At */
+            due_at: string | null;
             /**
              * Priority
              * @description How urgent the task is; `sort=-priority` lists high first.
@@ -374,6 +385,10 @@ export interface components {
             description?: string | null;
             /** Completed */
             completed?: boolean;
+            /** Due Date */
+            due_date?: string | null;
+            /** Due At */
+            due_at?: string | null;
             /**
              * Priority
              * @description How urgent the task is; `sort=-priority` lists high first.
@@ -392,7 +407,9 @@ export interface components {
          * @example {
          *       "total": 5,
          *       "pending": 3,
-         *       "completed": 2
+         *       "completed": 2,
+         *       "overdue": 1,
+         *       "due_today": 1
          *     }
          */
         TaskStats: {
@@ -411,6 +428,18 @@ export interface components {
              * Format: int64
              */
             completed: number;
+            /**
+             * Overdue
+             * Format: int64
+             * @description Pending tasks past due (in `tz`).
+             */
+            overdue: number;
+            /**
+             * Due Today
+             * Format: int64
+             * @description Pending tasks due today (in `tz`).
+             */
+            due_today: number;
         };
         /**
          * TaskStatus
@@ -437,6 +466,10 @@ export interface components {
             description?: string | null;
             /** Completed */
             completed?: boolean;
+            /** Due Date */
+            due_date?: string | null;
+            /** Due At */
+            due_at?: string | null;
             /**
              * Priority
              * @description How urgent the task is; `sort=-priority` lists high first.
@@ -497,6 +530,19 @@ export interface operations {
                  * @example high
                  */
                 priority?: string | null;
+                /**
+                 * @description An IANA time zone (`Europe/Paris`): what `today`, a date range and an all-day task's end mean for this request.
+                 * @example Europe/Paris
+                 */
+                tz?: string;
+                /** @description Only tasks due on this day or later (`YYYY-MM-DD`, in `tz`). */
+                due_from?: string | null;
+                /** @description Only tasks due on this day or earlier (`YYYY-MM-DD`, in `tz`). */
+                due_to?: string | null;
+                /** @description `true`: only pending tasks past due (a day that has ended in `tz`, or an instant that has passed); `false`: all others. */
+                overdue?: boolean | null;
+                /** @description `true`: only tasks with a due; `false`: without. */
+                has_due?: boolean | null;
             };
             header?: {
                 /** @description ETags the client already holds: if the current one is among them, the answer is 304 with no body. */
@@ -658,7 +704,13 @@ export interface operations {
     };
     get_task_stats: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description An IANA time zone (`Europe/Paris`): what `today`, a date range and an all-day task's end mean for this request.
+                 * @example Europe/Paris
+                 */
+                tz?: string;
+            };
             header?: never;
             path: {
                 /**

@@ -1,15 +1,18 @@
 """Request and response bodies of the task endpoints."""
 
 import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StringConstraints,
+    model_validator,
 )
 from pydantic import field_validator as validates
 from pydantic_core import PydanticCustomError
@@ -104,6 +107,78 @@ def _refuse_null(value: Any) -> Any:
     return value
 
 
+def _in_utc(value: datetime) -> datetime:
+    # 0001-01-01T00:00:00+05:00 is a valid date-time but no UTC one: refuse it here, not
+    # with a 500 when it is stored.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_out_of_range", "Date-time must fall within years 1 to 9999 in UTC"
+        ) from None
+
+
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date_text(value: Any) -> Any:
+    # Pydantic would also take a number (as a Unix time) or a date-time at midnight.
+    if not (isinstance(value, str) and _DATE_TEXT.fullmatch(value)):
+        raise PydanticCustomError("date_format", "Date must be given as YYYY-MM-DD")
+    return value
+
+
+def _datetime_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "Date-time must be an RFC 3339 string")
+    return value
+
+
+TaskDueDate = Annotated[
+    date,
+    BeforeValidator(_date_text),
+    Field(
+        description="An all-day task's day, `YYYY-MM-DD`: the same date in every time zone.",
+        json_schema_extra={"pattern": r"^\d{4}-\d{2}-\d{2}$"},
+    ),
+]
+TaskDueAt = Annotated[
+    AwareDatetime,
+    BeforeValidator(_datetime_text),
+    AfterValidator(_in_utc),
+    Field(
+        description="A timed task's instant, with its UTC offset "
+        "(`2026-12-03T09:00:00+05:00`); answered in UTC (`Z`)."
+    ),
+]
+
+
+def _one_due(model: Any) -> Any:
+    if getattr(model, "due_date", None) is not None and getattr(model, "due_at", None) is not None:
+        raise PydanticCustomError(
+            "due_conflict", "A task is due on a day (due_date) or at a time (due_at), not both"
+        )
+    return model
+
+
+# The same rule as _one_due, published: both may be absent or null, not both given.
+ONE_DUE_SCHEMA: dict[str, Any] = {
+    "not": {
+        "required": ["due_date", "due_at"],
+        "properties": {"due_date": {"type": "string"}, "due_at": {"type": "string"}},
+    }
+}
+
+
+def _due_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Setting one kind of due clears the other."""
+    if changes.get("due_date") is not None:
+        changes["due_at"] = None
+    elif changes.get("due_at") is not None:
+        changes["due_date"] = None
+    return changes
+
+
 TaskPriority = Annotated[
     Literal["low", "medium", "high"],
     Field(description="How urgent the task is; `sort=-priority` lists high first."),
@@ -132,6 +207,8 @@ TASK_EXAMPLE: dict[str, Any] = {
     "completed_at": None,
     "created_at": "2026-11-24T15:27:06.908932Z",
     "updated_at": "2026-11-24T15:27:06.908932Z",
+    "due_date": None,
+    "due_at": None,
     "priority": "medium",
     "etag": '"1.1"',
 }
@@ -140,13 +217,18 @@ TASK_EXAMPLE: dict[str, Any] = {
 class TaskCreate(TaskBase):
     model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",
-        json_schema_extra=examples({"title": "Buy milk", "description": "2 litres"}),
+        json_schema_extra=examples({"title": "Buy milk", "description": "2 litres"})
+        | ONE_DUE_SCHEMA,
     )
 
     title: TaskTitle
     description: TaskDescription | None = None
     completed: StrictBool = False
+    due_date: TaskDueDate | None = None
+    due_at: TaskDueAt | None = None
     priority: TaskPriority = DEFAULT_PRIORITY
+
+    _one_due = model_validator(mode="after")(_one_due)
 
 
 class TaskReplace(SQLModel):
@@ -157,19 +239,24 @@ class TaskReplace(SQLModel):
         extra="forbid",
         json_schema_extra=examples(
             {"title": "Buy milk", "description": "2 litres, semi-skimmed", "completed": False}
-        ),
+        )
+        | ONE_DUE_SCHEMA,
     )
 
     title: TaskTitle
     description: TaskDescription | None = None
     completed: StrictBool | None = omittable()
+    due_date: TaskDueDate | None = None
+    due_at: TaskDueAt | None = None
     priority: TaskPriority | None = omittable()
 
     _kept_when_absent_not_null = validates("completed", "priority", mode="before")(_refuse_null)
+    _one_due = model_validator(mode="after")(_one_due)
 
     def changes(self) -> dict[str, Any]:
-        fields = {"title", "description"} | (self.model_fields_set & {"completed", "priority"})
-        return self.model_dump(include=fields)
+        kept_when_absent = {"completed", "priority", "due_date", "due_at"}
+        fields = {"title", "description"} | (self.model_fields_set & kept_when_absent)
+        return _due_changes(self.model_dump(include=fields))
 
 
 class TaskUpdate(SQLModel):
@@ -181,18 +268,22 @@ class TaskUpdate(SQLModel):
             {"description": "2 litres, semi-skimmed"},
             {"completed": True},
             {"description": None},
-        ),
+        )
+        | ONE_DUE_SCHEMA,
     )
 
     title: TaskTitle | None = omittable()
     description: TaskDescription | None = None
     completed: StrictBool | None = omittable()
+    due_date: TaskDueDate | None = None
+    due_at: TaskDueAt | None = None
     priority: TaskPriority | None = omittable()
 
     _not_null = validates("title", "completed", "priority", mode="before")(_refuse_null)
+    _one_due = model_validator(mode="after")(_one_due)
 
     def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True)
+        return _due_changes(self.model_dump(exclude_unset=True))
 
 
 class TaskCompletion(SQLModel):
@@ -219,6 +310,8 @@ class TaskPublic(TaskBase):
     completed_at: AwareDatetime | None
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    due_date: date | None
+    due_at: AwareDatetime | None
     priority: TaskPriority
     etag: str = Field(
         description="The task's current ETag, as in the `ETag` header: send it in `If-Match` "
@@ -230,12 +323,16 @@ class TaskStats(SQLModel):
     """The counters a todo list shows ("3 items left")."""
 
     model_config = ConfigDict(  # type: ignore[assignment]
-        json_schema_extra=examples({"total": 5, "pending": 3, "completed": 2})
+        json_schema_extra=examples(
+            {"total": 5, "pending": 3, "completed": 2, "overdue": 1, "due_today": 1}
+        )
     )
 
     total: Int64
     pending: Int64
     completed: Int64
+    overdue: Int64 = Field(description="Pending tasks past due (in `tz`).")
+    due_today: Int64 = Field(description="Pending tasks due today (in `tz`).")
 
 
 class BulkCompletion(SQLModel):

@@ -1,12 +1,13 @@
 """Table models. The schema itself changes only through Alembic migrations."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
     Identity,
@@ -105,6 +106,10 @@ class Task(TaskBase, table=True):
             "(completed_at IS NULL) = (NOT completed)", name="completed_at_matches_completed"
         ),
         CheckConstraint(f"priority BETWEEN 1 AND {len(PRIORITIES)}", name="priority_known"),
+        # A task is due on a day (all day) or at an instant, not both.
+        CheckConstraint("due_date IS NULL OR due_at IS NULL", name="one_due"),
+        Index("ix_tasks_user_id_due_date", "user_id", "due_date"),
+        Index("ix_tasks_user_id_due_at", "user_id", "due_at"),
         # Serves sort=priority and sort=-priority (read backwards) within one user's tasks.
         Index("ix_tasks_user_id_priority_id", "user_id", "priority", "id"),
         {"sqlite_autoincrement": True},
@@ -120,6 +125,10 @@ class Task(TaskBase, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    #: An all-day task's day: the same date wherever the user is, stored as sent.
+    due_date: date | None = Field(default=None, sa_type=Date)
+    #: A timed task's instant.
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     priority: str = Field(
         default=DEFAULT_PRIORITY,
         sa_column=Column(Priority(), nullable=False, server_default=text("2")),

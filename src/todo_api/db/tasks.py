@@ -2,7 +2,7 @@
 
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import cache
 from itertools import combinations, product
@@ -14,10 +14,12 @@ from sqlalchemy import (
     Boolean,
     ClauseElement,
     ColumnElement,
+    Date,
     Integer,
     Select,
     String,
     Update,
+    and_,
     bindparam,
     case,
     delete,
@@ -36,7 +38,7 @@ from todo_api.db.models import DEFAULT_PRIORITY, UTCDateTime, tasks_table
 _t = tasks_table.c
 
 #: Fields a client may change; everything else is owned by the server.
-EDITABLE_FIELDS = frozenset({"title", "description", "completed", "priority"})
+EDITABLE_FIELDS = frozenset({"title", "description", "completed", "priority", "due_date", "due_at"})
 
 
 class TaskStatus(StrEnum):
@@ -163,31 +165,97 @@ def _priority_filter(priorities: int) -> list[ColumnElement[bool]]:
     return [_t.priority.in_(ranks)]
 
 
-def _filters(status: TaskStatus, searching: bool, priorities: int) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True, slots=True)
+class DueFilter:
+    """Which due-date conditions a listing has (their values are parameters)."""
+
+    has_due: bool | None = None
+    due_from: bool = False
+    due_to: bool = False
+    overdue: bool | None = None
+
+
+_NO_DUE_FILTER = DueFilter()
+_TODAY = bindparam("today", type_=Date())
+_HAS_DUE = or_(_t.due_date.is_not(None), _t.due_at.is_not(None))
+# Past due and not done: a timed task once its instant has passed, an all-day one once its
+# day has ended where the user is (`today` is the user's date). Written so that a missing
+# due is false, never NULL, so that NOT of it is well defined.
+_OVERDUE = and_(
+    _t.completed.is_(False),
+    or_(
+        and_(_t.due_at.is_not(None), _t.due_at < _NOW),
+        and_(_t.due_date.is_not(None), _t.due_date < _TODAY),
+    ),
+)
+# Due on the user's today: that date, or an instant within that day in the user's zone.
+_DUE_TODAY = and_(
+    _t.completed.is_(False),
+    or_(
+        _t.due_date == _TODAY,
+        and_(
+            _t.due_at >= bindparam("today_starts", type_=UTCDateTime()),
+            _t.due_at < bindparam("tomorrow_starts", type_=UTCDateTime()),
+        ),
+    ),
+)
+
+
+def _due_filter(due: DueFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if due.has_due is not None:
+        conditions.append(_HAS_DUE if due.has_due else not_(_HAS_DUE))
+    if due.due_from or due.due_to:
+        # Inclusive dates in the user's zone: a date for all-day tasks, the instants from
+        # the first day's start to the next day's start after the last for timed ones.
+        on_day: list[ColumnElement[bool]] = [_t.due_date.is_not(None)]
+        at_time: list[ColumnElement[bool]] = [_t.due_at.is_not(None)]
+        if due.due_from:
+            on_day.append(_t.due_date >= bindparam("due_from_date", type_=Date()))
+            at_time.append(_t.due_at >= bindparam("due_from_starts", type_=UTCDateTime()))
+        if due.due_to:
+            on_day.append(_t.due_date <= bindparam("due_to_date", type_=Date()))
+            at_time.append(_t.due_at < bindparam("due_to_ends", type_=UTCDateTime()))
+        conditions.append(or_(and_(*on_day), and_(*at_time)))
+    if due.overdue is not None:
+        conditions.append(_OVERDUE if due.overdue else not_(_OVERDUE))
+    return conditions
+
+
+def _filters(
+    status: TaskStatus, searching: bool, priorities: int, due: DueFilter
+) -> list[ColumnElement[bool]]:
     return [
         _t.user_id == _OWNER,
         *_status_filter(status),
         *_matches(searching),
         *_priority_filter(priorities),
+        *_due_filter(due),
     ]
 
 
 @cache
-def _count_query(status: TaskStatus, searching: bool, priorities: int = 0) -> Select[Any]:
-    filters = _filters(status, searching, priorities)
+def _count_query(
+    status: TaskStatus, searching: bool, priorities: int = 0, due: DueFilter = _NO_DUE_FILTER
+) -> Select[Any]:
+    filters = _filters(status, searching, priorities, due)
     return select(func.count()).select_from(tasks_table).where(*filters)
 
 
 @cache
 def _page_query(
-    status: TaskStatus, sort: TaskSort, searching: bool, priorities: int = 0
+    status: TaskStatus,
+    sort: TaskSort,
+    searching: bool,
+    priorities: int = 0,
+    due: DueFilter = _NO_DUE_FILTER,
 ) -> Select[Any]:
     # The count rides along as a scalar subquery: one round trip, and the page and the
     # total come from the same snapshot.
-    count = _count_query(status, searching, priorities).scalar_subquery().label("total")
+    count = _count_query(status, searching, priorities, due).scalar_subquery().label("total")
     return (
         select(tasks_table, count)
-        .where(*_filters(status, searching, priorities))
+        .where(*_filters(status, searching, priorities, due))
         .order_by(*_ORDERINGS[sort])
         .limit(bindparam("limit", type_=Integer()))
         .offset(bindparam("offset", type_=BigInteger()))
@@ -218,7 +286,10 @@ def _delete_query(expected_versions: int) -> ReturningDelete[Any]:
 
 
 _STATS = select(
-    func.count().label("total"), func.count().filter(_t.completed).label("completed")
+    func.count().label("total"),
+    func.count().filter(_t.completed).label("completed"),
+    func.count().filter(_OVERDUE).label("overdue"),
+    func.count().filter(_DUE_TODAY).label("due_today"),
 ).where(_t.user_id == _OWNER)
 _NEW_STATE = bindparam("completed", type_=Boolean())
 _SET_ALL = (
@@ -253,6 +324,8 @@ _INSERT = (
                     "completed",
                     "completed_at",
                     "priority",
+                    "due_date",
+                    "due_at",
                 )
             },
             "created_at": _new("created_at"),
@@ -302,6 +375,40 @@ async def _fetch_task(
     return None if row is None else _record(row)
 
 
+def _day_starts(day: date, zone: tzinfo) -> datetime:
+    """The instant `day` begins in `zone` (the first instant of it, across a DST change)."""
+    return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DueQuery:
+    """The due-date conditions of a listing, with their values."""
+
+    zone: tzinfo = UTC
+    has_due: bool | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+    overdue: bool | None = None
+
+    def shape(self) -> DueFilter:
+        return DueFilter(
+            has_due=self.has_due,
+            due_from=self.due_from is not None,
+            due_to=self.due_to is not None,
+            overdue=self.overdue,
+        )
+
+    def parameters(self, now: datetime) -> dict[str, Any]:
+        params: dict[str, Any] = {"now": now, "today": now.astimezone(self.zone).date()}
+        if self.due_from is not None:
+            params["due_from_date"] = self.due_from
+            params["due_from_starts"] = _day_starts(self.due_from, self.zone)
+        if self.due_to is not None:
+            params["due_to_date"] = self.due_to
+            params["due_to_ends"] = _day_starts(self.due_to + timedelta(days=1), self.zone)
+        return params
+
+
 def statement_shapes() -> Iterator[ClauseElement]:
     """Every statement this module runs, unconditional and with one expected version.
 
@@ -331,6 +438,7 @@ async def list_tasks(
     offset: int = 0,
     search: str | None = None,
     priorities: Collection[str] = (),
+    due: DueQuery | None = None,
 ) -> TaskPage:
     """A page of the owner's tasks; `search` keeps those whose title or description has it."""
     searching = search is not None
@@ -340,16 +448,21 @@ async def list_tasks(
         "offset": offset,
         "search": None if search is None else _like_literal(search),
         **{_priority_parameter(i): value for i, value in enumerate(sorted(set(priorities)))},
+        **(due.parameters(datetime.now(UTC)) if due is not None else {}),
     }
     async with database.session() as session:
         wanted = len(set(priorities))
-        rows = await session.fetch_all(_page_query(status, sort, searching, wanted), params)
+        shape = _NO_DUE_FILTER if due is None else due.shape()
+        page = _page_query(status, sort, searching, wanted, shape)
+        rows = await session.fetch_all(page, params)
         if rows:
             total = int(rows[0][-1])
         elif offset == 0:
             total = 0
         else:
-            counted = await session.fetch_one(_count_query(status, searching, wanted), params)
+            counted = await session.fetch_one(
+                _count_query(status, searching, wanted, shape), params
+            )
             total = int(counted[0]) if counted else 0
     return TaskPage(tasks=[_record(row) for row in rows], total=total)
 
@@ -366,6 +479,8 @@ class NewTask:
     description: str | None = None
     completed: bool = False
     priority: str = DEFAULT_PRIORITY
+    due_date: date | None = None
+    due_at: datetime | None = None
 
 
 async def insert_task(session: Session, *, owner: str, task: NewTask) -> TaskRecord:
@@ -384,6 +499,8 @@ def _new_task_values(owner: str, task: NewTask) -> dict[str, Any]:
         "new_completed": task.completed,
         "new_completed_at": now if task.completed else None,
         "new_priority": task.priority,
+        "new_due_date": task.due_date,
+        "new_due_at": task.due_at,
         "new_created_at": now,
     }
 
@@ -500,17 +617,28 @@ async def delete_task(
 class TaskCounts:
     total: int
     completed: int
+    overdue: int
+    due_today: int
 
     @property
     def pending(self) -> int:
         return self.total - self.completed
 
 
-async def count_tasks(database: Database, *, owner: str) -> TaskCounts:
-    """How many tasks the owner has, and how many are completed, in one statement."""
-    row = await database.fetch_one(_STATS, {"owner": owner})
+async def count_tasks(database: Database, *, owner: str, zone: tzinfo = UTC) -> TaskCounts:
+    """How many tasks the owner has, completed, overdue and due today in `zone`: one statement."""
+    now = datetime.now(UTC)
+    today = now.astimezone(zone).date()
+    params = {
+        "owner": owner,
+        "now": now,
+        "today": today,
+        "today_starts": _day_starts(today, zone),
+        "tomorrow_starts": _day_starts(today + timedelta(days=1), zone),
+    }
+    row = await database.fetch_one(_STATS, params)
     assert row is not None  # an aggregate without GROUP BY returns one row
-    return TaskCounts(total=int(row[0]), completed=int(row[1] or 0))
+    return TaskCounts(*(int(value or 0) for value in row))
 
 
 async def set_all_completed(database: Database, *, owner: str, completed: bool) -> int:

@@ -3,8 +3,10 @@
 import json
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic_core import to_json
 from starlette.background import BackgroundTask
 from starlette.convertors import Convertor, register_url_convertor
@@ -45,6 +47,7 @@ from todo_api.api.schemas import (
     BulkUpdateResult,
     TaskCompletion,
     TaskCreate,
+    TaskDueDate,
     TaskPublic,
     TaskReplace,
     TaskStats,
@@ -61,6 +64,33 @@ MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 100
 MAX_BIGINT = 2**63 - 1
 SEARCH_MAX_LENGTH = 200
+TimeZoneName = Annotated[
+    str,
+    Query(
+        max_length=64,
+        description="An IANA time zone (`Europe/Paris`): what `today`, a date range and an "
+        "all-day task's end mean for this request.",
+        examples=["Europe/Paris"],
+    ),
+]
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The zone named, or 422 (`query.tz`)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "tz"),
+                    "msg": "Unknown time zone; use an IANA name such as Europe/Paris or UTC",
+                    "type": "time_zone",
+                }
+            ]
+        ) from None
+
+
 _PRIORITY = "(?:low|medium|high)"
 PRIORITY_LIST_PATTERN = rf"^{_PRIORITY}(?:,{_PRIORITY})*$"
 
@@ -245,8 +275,34 @@ async def list_tasks(
             examples=["high"],
         ),
     ] = None,
+    tz: TimeZoneName = "UTC",
+    due_from: Annotated[
+        TaskDueDate | None,
+        Query(description="Only tasks due on this day or later (`YYYY-MM-DD`, in `tz`)."),
+    ] = None,
+    due_to: Annotated[
+        TaskDueDate | None,
+        Query(description="Only tasks due on this day or earlier (`YYYY-MM-DD`, in `tz`)."),
+    ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(
+            description="`true`: only pending tasks past due (a day that has ended in `tz`, "
+            "or an instant that has passed); `false`: all others."
+        ),
+    ] = None,
+    has_due: Annotated[
+        bool | None, Query(description="`true`: only tasks with a due; `false`: without.")
+    ] = None,
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`."""
+    due = task_queries.DueQuery(
+        zone=time_zone(tz),
+        has_due=has_due,
+        due_from=due_from,
+        due_to=due_to,
+        overdue=overdue,
+    )
     page = await task_queries.list_tasks(
         database,
         owner=owner,
@@ -256,6 +312,7 @@ async def list_tasks(
         offset=offset,
         search=q,
         priorities=() if priority is None else priority.split(","),
+        due=due,
     )
     total = str(page.total)
     body = to_json([_public(task) for task in page.tasks])
@@ -310,6 +367,8 @@ async def create_task(
         description=task_in.description,
         completed=task_in.completed,
         priority=task_in.priority,
+        due_date=task_in.due_date,
+        due_at=task_in.due_at,
     )
     key = idempotency_key(request)
     if key is None:
@@ -356,10 +415,21 @@ def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str
     summary="Count the caller's tasks",
     response_model=TaskStats,
 )
-async def get_task_stats(owner: CallerId, database: DatabaseDep) -> Response:
-    """Total, pending and completed, from one query."""
-    counts = await task_queries.count_tasks(database, owner=owner)
-    return _json({"total": counts.total, "pending": counts.pending, "completed": counts.completed})
+async def get_task_stats(
+    owner: CallerId, database: DatabaseDep, tz: TimeZoneName = "UTC"
+) -> Response:
+    """Total, pending and completed, and the pending ones overdue or due today in `tz`,
+    from one query."""
+    counts = await task_queries.count_tasks(database, owner=owner, zone=time_zone(tz))
+    return _json(
+        {
+            "total": counts.total,
+            "pending": counts.pending,
+            "completed": counts.completed,
+            "overdue": counts.overdue,
+            "due_today": counts.due_today,
+        }
+    )
 
 
 @router.post(
