@@ -198,3 +198,20 @@ async def test_query_dates_must_be_dates(client: httpx.AsyncClient) -> None:
 def test_the_zones_used_here_are_a_day_apart() -> None:
     now = datetime.now(UTC)
     assert now.astimezone(EARLIEST).date() - now.astimezone(LATEST).date() >= timedelta(days=1)
+
+
+async def test_sorting_by_due_goes_by_the_users_day(client: httpx.AsyncClient) -> None:
+    await create(client, "alice", title="A", due_date="2026-03-08")
+    await create(client, "alice", title="B", due_at="2026-03-08T04:30:00Z")  # NY: 7th, 23:30
+    await create(client, "alice", title="C", due_at="2026-03-08T05:30:00Z")  # NY: 8th, 00:30
+    await create(client, "alice", title="D")
+    await create(client, "alice", title="E", due_date="2026-03-07")
+    await create(client, "alice", title="F", due_at="2026-03-08T02:00:00Z")  # NY: 7th, 21:00
+
+    new_york = {"tz": "America/New_York"}
+    # Day by day; all-day tasks first within a day; no due last in both directions.
+    assert await _listed(client, sort="due", **new_york) == ["E", "F", "B", "A", "C", "D"]
+    assert await _listed(client, sort="due") == ["E", "A", "F", "B", "C", "D"]
+    assert await _listed(client, sort="-due", **new_york) == ["A", "C", "E", "B", "F", "D"]
+    # Combines with the filters; the page holds what the total counts.
+    assert await _listed(client, sort="due", due_to="2026-03-07", **new_york) == ["E", "F", "B"]

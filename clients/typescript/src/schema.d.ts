@@ -400,7 +400,7 @@ export interface components {
          * TaskSort
          * @enum {string}
          */
-        TaskSort: "-created_at" | "created_at" | "-updated_at" | "updated_at" | "title" | "-title" | "priority" | "-priority";
+        TaskSort: "-created_at" | "created_at" | "-updated_at" | "updated_at" | "title" | "-title" | "priority" | "-priority" | "due" | "-due";
         /**
          * TaskStats
          * @description The counters a todo list shows ("3 items left").

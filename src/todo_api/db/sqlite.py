@@ -18,6 +18,7 @@ from todo_api.db.database import (
     Row,
     describe_database_error,
 )
+from todo_api.db.local_date import SQLITE_FUNCTION, sqlite_local_date
 from todo_api.db.pool import ConnectionPool
 
 # How long a SQLite writer waits for another's lock before giving up.
@@ -61,6 +62,10 @@ class SqliteDatabase(Database):
             # acknowledged write survives a crash.
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=FULL")
+            # SQLite knows no time zones: sorting by due day uses Python's.
+            await connection.create_function(
+                SQLITE_FUNCTION, 2, sqlite_local_date, deterministic=True
+            )
         except BaseException:
             await _close(connection)
             raise

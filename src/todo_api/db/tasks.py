@@ -7,6 +7,7 @@ from enum import StrEnum
 from functools import cache
 from itertools import combinations, product
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.dml import ReturningDelete
 
 from todo_api.db.database import Database, Row, Session
+from todo_api.db.local_date import local_date
 from todo_api.db.models import DEFAULT_PRIORITY, UTCDateTime, tasks_table
 
 _t = tasks_table.c
@@ -56,7 +58,13 @@ class TaskSort(StrEnum):
     TITLE_DESCENDING = "-title"
     PRIORITY = "priority"
     PRIORITY_DESCENDING = "-priority"
+    DUE = "due"
+    DUE_DESCENDING = "-due"
 
+
+UTC_ZONE = ZoneInfo("UTC")
+_ZONE = bindparam("tz", type_=String())
+_NO_DUE_LAST = case((and_(_t.due_date.is_(None), _t.due_at.is_(None)), 1), else_=0).asc()
 
 # Every ordering ends with the id so that equal keys still page deterministically.
 _ORDERINGS: dict[TaskSort, tuple[ColumnElement[Any], ...]] = {
@@ -69,6 +77,22 @@ _ORDERINGS: dict[TaskSort, tuple[ColumnElement[Any], ...]] = {
     # Lowest first; `-priority` is high first. The column holds the rank (models.Priority).
     TaskSort.PRIORITY: (_t.priority.asc(), _t.id.asc()),
     TaskSort.PRIORITY_DESCENDING: (_t.priority.desc(), _t.id.desc()),
+    # By the day the task is due where the user is (`tz`); within a day all-day tasks
+    # before timed ones; tasks without a due last in both directions.
+    TaskSort.DUE: (
+        _NO_DUE_LAST,
+        func.coalesce(_t.due_date, local_date(_t.due_at, _ZONE)).asc(),
+        _t.due_at.is_not(None).asc(),
+        _t.due_at.asc(),
+        _t.id.asc(),
+    ),
+    TaskSort.DUE_DESCENDING: (
+        _NO_DUE_LAST,
+        func.coalesce(_t.due_date, local_date(_t.due_at, _ZONE)).desc(),
+        _t.due_at.is_not(None).asc(),
+        _t.due_at.desc(),
+        _t.id.desc(),
+    ),
 }
 
 
@@ -384,7 +408,7 @@ def _day_starts(day: date, zone: tzinfo) -> datetime:
 class DueQuery:
     """The due-date conditions of a listing, with their values."""
 
-    zone: tzinfo = UTC
+    zone: ZoneInfo = UTC_ZONE
     has_due: bool | None = None
     due_from: date | None = None
     due_to: date | None = None
@@ -399,7 +423,11 @@ class DueQuery:
         )
 
     def parameters(self, now: datetime) -> dict[str, Any]:
-        params: dict[str, Any] = {"now": now, "today": now.astimezone(self.zone).date()}
+        params: dict[str, Any] = {
+            "now": now,
+            "today": now.astimezone(self.zone).date(),
+            "tz": self.zone.key,
+        }
         if self.due_from is not None:
             params["due_from_date"] = self.due_from
             params["due_from_starts"] = _day_starts(self.due_from, self.zone)
