@@ -158,10 +158,6 @@ class Database:
         async with self.session() as session:
             return await session.execute(statement, params)
 
-    async def ping(self) -> None:
-        async with self.session() as session:
-            await session.ping()
-
     async def close(self) -> None:
         await self._pool.close()
         if self._abandoned:
@@ -308,9 +304,6 @@ class Session:
         count = await self._send(compiled.sql, compiled.parameters(params), counting=True)
         assert isinstance(count, int)
         return count
-
-    async def ping(self) -> None:
-        await self._send("SELECT 1", {}, counting=False)
 
     async def transaction(self, work: Callable[["Session"], Awaitable[T]]) -> T:
         """Run `work` in one transaction: committed if it returns, rolled back if it raises.

@@ -16,9 +16,14 @@ _CURRENT_REVISION: Select[tuple[str]] = select(column("version_num")).select_fro
 
 
 @cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory(str(MIGRATIONS))
+
+
+@cache
 def code_revision() -> str:
     """The newest migration in this code: what the database must be at."""
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    head = _scripts().get_current_head()
     if head is None:
         raise RuntimeError(f"no Alembic migrations in {MIGRATIONS}")
     return head
@@ -26,9 +31,7 @@ def code_revision() -> str:
 
 @cache
 def _known_revisions() -> frozenset[str]:
-    return frozenset(
-        script.revision for script in ScriptDirectory(str(MIGRATIONS)).walk_revisions()
-    )
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 @dataclass(frozen=True, slots=True)
