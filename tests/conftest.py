@@ -140,6 +140,8 @@ async def engine(app: FastAPI, _inspection_engine: AsyncEngine) -> AsyncEngine:
     the tasks and idempotency keys emptied for this test."""
     engine = _inspection_engine
     async with engine.begin() as connection:
+        # Tag rows first: SQLAlchemy's SQLite connections do not enforce the cascade.
+        await connection.execute(text("DELETE FROM task_tags"))
         await connection.execute(text("DELETE FROM tasks"))
         await connection.execute(text("DELETE FROM idempotency_keys"))
     return engine

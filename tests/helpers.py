@@ -31,6 +31,7 @@ TASK_FIELDS = frozenset(
         "due_date",
         "due_at",
         "priority",
+        "tags",
         "etag",
     }
 )

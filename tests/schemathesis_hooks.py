@@ -24,5 +24,16 @@ def before_call(context: Any, case: Any, **kwargs: Any) -> None:
     # tests/test_due.py). Names that fit the schema but are no zone become one that is.
     query = case.query or {}
     tz = query.get("tz")
-    if isinstance(tz, str) and len(tz) <= 64 and tz not in zoneinfo.available_timezones():
+    zones = zoneinfo.available_timezones() - {"localtime"}
+    if isinstance(tz, str) and len(tz) <= 64 and tz not in zones:
         query["tz"] = "Europe/Paris"
+    # Nor can it say that tags differing only by case or by surrounding spaces are one
+    # tag, which the API refuses (422, tested in tests/test_tags.py): keep the first.
+    # A list with other items than strings is invalid anyway and stays as generated.
+    body = case.body
+    tags = body.get("tags") if isinstance(body, dict) else None
+    if isinstance(tags, list) and all(isinstance(name, str) for name in tags):
+        distinct: dict[str, str] = {}
+        for name in tags:
+            distinct.setdefault(name.strip().casefold(), name)
+        body["tags"] = list(distinct.values())

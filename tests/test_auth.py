@@ -305,6 +305,8 @@ async def test_another_users_path_is_403_on_every_operation_and_nothing_changes(
         ("GET", tasks_url("bob"), None),
         ("POST", tasks_url("bob"), {"title": "planted"}),
         ("GET", f"{tasks_url('bob')}/stats", None),
+        ("GET", "/api/bob/tags", None),
+        ("PATCH", task, {"tags": ["planted"]}),
         ("POST", f"{tasks_url('bob')}/complete-all", {"completed": True}),
         ("DELETE", f"{tasks_url('bob')}/completed", None),
         ("GET", task, None),

@@ -99,7 +99,7 @@ def migrated_engine(new_database: Callable[[], str]) -> Iterator[Engine]:
     engine.dispose()
 
 
-TABLES = {"alembic_version", "tasks", "idempotency_keys"}
+TABLES = {"alembic_version", "tasks", "task_tags", "idempotency_keys"}
 
 
 def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
@@ -120,6 +120,7 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         "priority": False,
         "due_date": True,
         "due_at": True,
+        "tags": False,
     }
     assert inspector.get_pk_constraint("tasks")["constrained_columns"] == ["id"]
     indexes = [
@@ -369,3 +370,46 @@ def test_migrations_use_the_migration_url_when_set(
         assert "tasks" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_upgrade_to_tags_gives_existing_tasks_none_and_deletes_tags_with_their_task(
+    fresh_database: tuple[str, Engine],
+) -> None:
+    url, engine = fresh_database
+    config = alembic_config(url)
+    command.upgrade(config, "0004")
+    with engine.begin() as connection:
+        insert_task(connection, title="Made before tags")
+
+    command.upgrade(config, "head")
+
+    inspector = inspect(engine)
+    assert inspector.get_pk_constraint("task_tags")["constrained_columns"] == ["task_id", "key"]
+    assert [
+        (index["name"], index["column_names"]) for index in inspector.get_indexes("task_tags")
+    ] == [("ix_task_tags_user_id_key_task_id", ["user_id", "key", "task_id"])]
+    with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        rows = connection.execute(text("SELECT id, title, tags, version FROM tasks")).all()
+        [(task_id, *rest)] = rows
+        assert rest == ["Made before tags", "[]", 1]
+        add_tag = text(
+            "INSERT INTO task_tags (task_id, key, user_id, name) VALUES (:id, :key, 'alice', :name)"
+        )
+        connection.execute(add_tag, {"id": task_id, "key": "work", "name": "Work"})
+        with pytest.raises(DBAPIError, match="name_length"), connection.begin_nested():
+            connection.execute(add_tag, {"id": task_id, "key": "x" * 41, "name": "x" * 41})
+        with pytest.raises(DBAPIError), connection.begin_nested():  # no such task
+            connection.execute(add_tag, {"id": task_id + 1, "key": "home", "name": "home"})
+        connection.execute(text("DELETE FROM tasks"))
+        assert connection.execute(text("SELECT count(*) FROM task_tags")).scalar_one() == 0
+        insert_task(connection, title="Kept on the way down")
+
+    command.downgrade(config, "0004")
+
+    assert "task_tags" not in inspect(engine).get_table_names()
+    assert "tags" not in {column["name"] for column in inspect(engine).get_columns("tasks")}
+    with engine.connect() as connection:
+        titles = connection.execute(text("SELECT title FROM tasks")).scalars().all()
+    assert titles == ["Kept on the way down"]

@@ -35,6 +35,7 @@ EXPECTED_OPERATIONS = {
     ("patch", "/api/{user_id}/tasks/{task_id}"): "update_task",
     ("delete", "/api/{user_id}/tasks/{task_id}"): "delete_task",
     ("patch", "/api/{user_id}/tasks/{task_id}/complete"): "toggle_task_completion",
+    ("get", "/api/{user_id}/tags"): "list_tags",
     ("get", "/health"): "check_liveness",
     ("get", "/health/ready"): "check_readiness",
 }
@@ -510,7 +511,8 @@ async def test_retry_after_is_declared_where_it_is_sent(schema: dict[str, Any]) 
     create_task = schema["paths"]["/api/{user_id}/tasks"]["post"]["responses"]
     assert "Retry-After" in create_task["409"]["headers"]
     assert "Retry-After" in schema["paths"]["/health/ready"]["get"]["responses"]["503"]["headers"]
-    assert declared == 12  # every task operation's 503, the create's 409, readiness' 503
+    # Every task and tag operation's 503, the create's 409, readiness' 503.
+    assert declared == 13
 
 
 def _integer_schemas(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:

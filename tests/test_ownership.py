@@ -12,6 +12,7 @@ from sqlalchemy import (
     Delete,
     Insert,
     Select,
+    Table,
     Update,
     bindparam,
     func,
@@ -33,13 +34,14 @@ from tests.helpers import (
     tasks_url,
 )
 from todo_api.app import create_app
-from todo_api.db.models import tasks_table
+from todo_api.db.models import task_tags_table, tasks_table
 from todo_api.settings import Settings
 
 OPERATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "", None),
     ("PUT", "", {"title": "hijacked", "completed": True}),
     ("PATCH", "", {"title": "hijacked"}),
+    ("PATCH", "", {"tags": ["hijacked"]}),
     ("PATCH", "/complete", None),
     ("PATCH", "/complete", {"completed": True}),
     ("DELETE", "", None),
@@ -48,8 +50,9 @@ OPERATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
 
 async def _snapshot(engine: AsyncEngine) -> list[tuple[Any, ...]]:
     async with engine.connect() as connection:
-        rows = await connection.execute(text("SELECT * FROM tasks ORDER BY id"))
-        return [tuple(row) for row in rows]
+        tasks = await connection.execute(text("SELECT * FROM tasks ORDER BY id"))
+        tags = await connection.execute(text("SELECT * FROM task_tags ORDER BY task_id, key"))
+        return [tuple(row) for row in [*tasks, *tags]]
 
 
 @pytest.fixture(scope="module", params=["none", "jwt"], ids=["path-is-caller", "tokens"])
@@ -79,7 +82,7 @@ async def test_another_users_task_looks_exactly_like_a_missing_one(
     suffix: str,
     body: dict[str, Any] | None,
 ) -> None:
-    alices = await create(client, "alice", title="private")
+    alices = await create(client, "alice", title="private", tags=["secret"])
     missing_id = alices["id"] + 1000
     before = await _snapshot(engine)
 
@@ -140,27 +143,26 @@ def constructs(
     return seen
 
 
-def _is_owner_filter(condition: ClauseElement) -> bool:
+def _is_owner_filter(condition: ClauseElement, table: Table) -> bool:
     return (
         isinstance(condition, BinaryExpression)
         and condition.operator is operators.eq
-        and condition.left is tasks_table.c.user_id
+        and condition.left is table.c.user_id
         and isinstance(condition.right, BindParameter)
     )
 
 
 def _unfiltered_reads_and_writes(statement: ClauseElement) -> list[str]:
     """Each SELECT, UPDATE or DELETE in `statement`, subqueries included, that touches tasks
-    without `tasks.user_id = :owner` as one of the conditions its own WHERE requires."""
+    or tag rows without `<table>.user_id = :owner` for each of those tables as one of the
+    conditions its own WHERE requires."""
     missing = []
     for node in visitors.iterate(statement):
         if isinstance(node, Select):
-            touches_tasks = tasks_table in node.get_final_froms()
+            touched = [t for t in (tasks_table, task_tags_table) if t in node.get_final_froms()]
         elif isinstance(node, Update | Delete):
-            touches_tasks = node.table is tasks_table
+            touched = [node.table] if node.table in (tasks_table, task_tags_table) else []
         else:
-            continue
-        if not touches_tasks:
             continue
         where = node.whereclause
         required = (
@@ -168,8 +170,9 @@ def _unfiltered_reads_and_writes(statement: ClauseElement) -> list[str]:
             if isinstance(where, BooleanClauseList) and where.operator is operators.and_
             else [where]
         )
-        if not any(c is not None and _is_owner_filter(c) for c in required):
-            missing.append(str(node))
+        for table in touched:
+            if not any(c is not None and _is_owner_filter(c, table) for c in required):
+                missing.append(str(node))
     return missing
 
 
@@ -206,7 +209,24 @@ async def test_every_statement_on_tasks_filters_by_owner(
     await client.post(tasks_url("alice"), json={"title": "k"}, headers={"Idempotency-Key": "k"})
     await client.post(tasks_url("alice"), json={"title": "k"}, headers={"Idempotency-Key": "k"})
     await client.delete(url, headers={"If-Match": "*"})
+    tagged = await create(client, "alice", title="t", tags=["Work", "home"])
+    url = task_url("alice", tagged["id"])
+    await client.get(tasks_url("alice"), params={"tags": "work,HOME", "sort": "due"})
+    await client.get(tasks_url("alice"), params={"tags": "work", "offset": 5})
+    await client.patch(url, json={"tags": ["errands"]})
+    await client.put(url, json={"title": "t", "tags": []}, headers={"If-Match": '"0.0"'})
+    await client.patch(task_url("bob", tagged["id"]), json={"tags": ["stolen"]})
+    await client.get("/api/alice/tags")
+    await client.delete(url)
 
+    on_tags = [sql for sql in statements if re.search(r"\btask_tags\b", sql)]
+    assert len(on_tags) >= 6
+    for sql in on_tags:
+        flat = " ".join(sql.split())
+        if flat.startswith("INSERT"):
+            assert "user_id" in flat, flat
+        else:
+            assert re.search(r"\bWHERE\b.*\btask_tags\.user_id = ", flat), flat
     on_tasks = [sql for sql in statements if re.search(r"\btasks\b", sql)]
     assert len(on_tasks) >= 45
     for sql in on_tasks:
@@ -231,3 +251,14 @@ def test_the_audit_sees_a_missing_owner_filter_beside_a_filtered_subquery() -> N
         or_(tasks_table.c.user_id == bindparam("owner"), tasks_table.c.id == 1)
     )
     assert len(_unfiltered_reads_and_writes(weakened)) == 1
+
+
+def test_the_audit_sees_a_tag_lookup_without_the_owner() -> None:
+    tags = task_tags_table.c
+    lookup = select(tasks_table).where(
+        tasks_table.c.user_id == bindparam("owner"),
+        tasks_table.c.id.in_(select(tags.task_id).where(tags.key == "work")),
+    )
+    assert len(_unfiltered_reads_and_writes(lookup)) == 1
+    scoped = select(tags.task_id).where(tags.key == "work", tags.user_id == bindparam("owner"))
+    assert _unfiltered_reads_and_writes(scoped) == []

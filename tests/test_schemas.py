@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from tests.helpers import create, error_locations, task_url, tasks_url
 from todo_api.api.schemas import (
     DESCRIPTION_PATTERN,
+    TAG_LIST_PATTERN,
+    TAG_PATTERN,
     TITLE_PATTERN,
     TaskCreate,
     TaskReplace,
@@ -61,6 +63,32 @@ def test_description_pattern_and_length_match_validation(description: str) -> No
         DESCRIPTION_PATTERN, description
     )
     assert _accepts(title="t", description=description) == bool(documented)
+
+
+# Tags are short: mostly letters, with the special characters frequent.
+tag_text = st.lists(
+    st.one_of(
+        st.sampled_from("aB, \t\n\x00\x7f\x85\xa0\u3000" + INVISIBLE + "\U000e0020"),
+        st.characters(exclude_categories=["Cs"]),
+    ),
+    max_size=45,
+).map("".join)
+
+
+@settings(max_examples=600)
+@given(tag=tag_text)
+def test_tag_pattern_matches_validation(tag: str) -> None:
+    documented = re.fullmatch(TAG_PATTERN, tag) is not None
+    assert _accepts(title="t", tags=[tag]) == documented
+    # The filter's pattern takes the same tags, comma-separated.
+    if "," not in tag:
+        assert (re.fullmatch(TAG_LIST_PATTERN, f"{tag},work") is not None) == documented
+
+
+def test_tag_list_pattern_takes_one_to_twenty_tags() -> None:
+    assert re.fullmatch(TAG_LIST_PATTERN, ",".join(["work"] * 20))
+    assert not re.fullmatch(TAG_LIST_PATTERN, ",".join(["work"] * 21))
+    assert not re.fullmatch(TAG_LIST_PATTERN, "")
 
 
 def test_schema_publishes_the_rules() -> None:

@@ -7,7 +7,7 @@ from sqlalchemy import Dialect, bindparam, select
 from sqlalchemy.sql import ClauseElement
 
 from tests.test_ownership import _unfiltered_reads_and_writes
-from todo_api.db import idempotency, tasks
+from todo_api.db import idempotency, tags, tasks
 from todo_api.db.models import tasks_table
 from todo_api.db.postgres import PostgresDatabase
 from todo_api.db.sqlite import SqliteDatabase
@@ -19,7 +19,11 @@ OWNER = {"postgresql": "%(owner)s", "sqlite": ":owner"}
 
 
 def _shapes(dialect_name: str) -> list[ClauseElement]:
-    return [*tasks.statement_shapes(), *idempotency.statement_shapes(dialect_name)]
+    return [
+        *tasks.statement_shapes(),
+        *tags.statement_shapes(),
+        *idempotency.statement_shapes(dialect_name),
+    ]
 
 
 @pytest.mark.parametrize("dialect_name", DIALECTS)
@@ -42,6 +46,19 @@ def test_each_statement_on_tasks_still_filters_by_owner(dialect_name: str) -> No
             assert "new_user_id" in sql  # the owner is what the insert writes
         else:
             assert f"tasks.user_id = {OWNER[dialect_name]}" in sql, sql
+
+
+@pytest.mark.parametrize("dialect_name", DIALECTS)
+def test_each_statement_on_tag_rows_filters_by_or_writes_the_owner(dialect_name: str) -> None:
+    dialect = DIALECTS[dialect_name]
+    owner = OWNER[dialect_name]
+    for statement in tags.statement_shapes():
+        sql = compile_statement(statement, dialect).sql
+        assert _unfiltered_reads_and_writes(statement) == [], sql
+        if sql.startswith("INSERT"):
+            assert sql.count(owner) == sql.count("tag_name_"), sql  # each row the owner's
+        else:
+            assert f"task_tags.user_id = {owner}" in sql, sql
 
 
 def test_conditional_writes_of_any_number_of_versions_need_few_shapes() -> None:

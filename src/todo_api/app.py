@@ -21,9 +21,10 @@ from todo_api.api.middleware.response_headers import SecurityHeadersMiddleware
 from todo_api.api.middleware.unexpected_errors import UnexpectedErrorMiddleware
 from todo_api.api.openapi import build_openapi
 from todo_api.api.problems import install_problem_handlers
-from todo_api.api.routes import health, tasks
+from todo_api.api.routes import health, tags, tasks
 from todo_api.auth.tokens import TokenVerifier
 from todo_api.db import idempotency
+from todo_api.db import tags as tag_rows
 from todo_api.db import tasks as task_queries
 from todo_api.db.database import DatabaseAvailability
 from todo_api.db.setup import create_database, create_readiness_database
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     availability = DatabaseAvailability()
     database = create_database(settings, availability)
     database.precompile(task_queries.statement_shapes())
+    database.precompile(tag_rows.statement_shapes())
     database.precompile(idempotency.statement_shapes(database.dialect.name))
     readiness_database = create_readiness_database(settings, availability)
     # Fetches the JWKS; redirects are not followed, so the key set comes from the URL given.
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_verifier = verifier
     install_problem_handlers(app)
     app.include_router(tasks.router)
+    app.include_router(tags.router)
     app.include_router(health.router)
     install_docs(app)
     # Added first, so innermost: its 500 passes through every other middleware below.

@@ -23,6 +23,10 @@ import {
 import { expectEqual, expectTask, expectTrue, fail, hs256Token, show } from "./check-support.js";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// 25 hours apart (UTC+14 and UTC-11): a day that is still today in Pago Pago has always ended
+// in Kiritimati, whatever the time of the run.
+const AHEAD = "Pacific/Kiritimati";
+const BEHIND = "Pacific/Pago_Pago";
 
 interface Exchange {
   method: string;
@@ -45,6 +49,18 @@ function recordingFetch(log: Exchange[]): (request: Request) => Promise<Response
     });
     return response;
   };
+}
+
+// Today in `timeZone`, as YYYY-MM-DD.
+function dayIn(timeZone: string): string {
+  const format = new Intl.DateTimeFormat("en-US", {
+    timeZone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+  });
+  const parts = Object.fromEntries(format.formatToParts(new Date()).map((p) => [p.type, p.value]));
+  return `${parts["year"]}-${parts["month"]}-${parts["day"]}`;
 }
 
 function last(log: Exchange[], what: string): Exchange {
@@ -341,6 +357,137 @@ export async function checkTodoClient(
   expectEqual(await erin.stats(), { total: 4, pending: 4, completed: 0, overdue: 0, due_today: 0 }, "after deleteCompleted");
   await erin.completeAll(true);
   expectEqual(await erin.deleteCompleted(), { deleted: 4 }, "deleteCompleted() of the rest");
+
+  // Tags and the other filters: array options go out as one comma-separated parameter.
+  const frankId = `ts.frank_${run}`;
+  const frank = createTodoClient({
+    baseUrl,
+    userId: frankId,
+    token: tokenFor(frankId),
+    fetch: recordingFetch(exchanges),
+  });
+  const sentQuery = (what: string) => Object.fromEntries(last(exchanges, what).url.searchParams);
+  const report = expectTask(
+    (await frank.create({ title: "Report", priority: "high", tags: ["Work", " urgent "] })).task,
+    { title: "Report", priority: "high", tags: ["Work", "urgent"] },
+    "create() with tags: trimmed, in order",
+  );
+  const groceries = (await frank.create({ title: "Shop", priority: "low", tags: ["home"] })).task;
+  const boss = (await frank.create({ title: "Call the boss", tags: ["work"] })).task;
+  const nap = (await frank.create({ title: "Nap" })).task;
+  expectEqual(
+    [groceries.tags, boss.tags, nap.tags],
+    [["home"], ["work"], []],
+    "create(): the tags given, none by default",
+  );
+  const oldest = { sort: "created_at" } as const;
+  const tagged = await frank.list({ ...oldest, tags: ["WORK"] });
+  expectEqual([tagged.tasks, tagged.total], [[report, boss], 2], "list({ tags }) ignores case");
+  expectEqual(
+    (await frank.list({ ...oldest, tags: ["work", "URGENT"] })).tasks,
+    [report],
+    "list({ tags }): tasks carrying every one of them",
+  );
+  expectEqual(
+    sentQuery("list({ tags })"),
+    { sort: "created_at", tags: "work,URGENT" },
+    "list({ tags }): one comma-separated parameter",
+  );
+  expectEqual((await frank.list({ tags: "home" })).tasks, [groceries], "list({ tags: string })");
+  expectEqual(
+    (await frank.list({ ...oldest, tags: [] })).tasks,
+    [report, groceries, boss, nap],
+    "list({ tags: [] }): no filter",
+  );
+  expectEqual(sentQuery("list({ tags: [] })"), { sort: "created_at" }, "tags: [] is not sent");
+  expectEqual(
+    (await frank.list({ sort: "-priority", priority: ["high", "low"] })).tasks,
+    [report, groceries],
+    "list({ priority: [high, low] })",
+  );
+  expectEqual(
+    sentQuery("list({ priority })"),
+    { sort: "-priority", priority: "high,low" },
+    "list({ priority }): one comma-separated parameter",
+  );
+  expectEqual(
+    await frank.tags(),
+    [
+      { name: "home", count: 1 },
+      { name: "urgent", count: 1 },
+      { name: "Work", count: 2 },
+    ],
+    "tags(): by name ignoring case, Work and work as one tag",
+  );
+
+  const retags = { tags: ["home", "Later"] };
+  const retagged = await frank.update(report.id, retags, { ifMatch: report.etag });
+  expectTask(retagged, { title: "Report", ...retags }, "update({ tags })");
+  expectTrue(retagged.etag !== report.etag, "update({ tags }): the ETag changes");
+  const retitled = await frank.update(report.id, { title: "Quarterly report" });
+  expectEqual(retitled.tags, retagged.tags, "update() without tags keeps them");
+  const restored = await frank.replace(report.id, { title: "Report" });
+  expectTask(restored, { priority: "high", tags: retagged.tags }, "replace() keeps absent tags");
+  expectEqual(
+    await frank.tags(),
+    [
+      { name: "home", count: 2 },
+      { name: "Later", count: 1 },
+      { name: "work", count: 1 },
+    ],
+    "tags() after update({ tags }): urgent is gone, work is named by the spelling left",
+  );
+  for (const [name, write] of [
+    ["create", () => frank.create({ title: "Twice", tags: ["Work", "work"] })],
+    ["update", () => frank.update(report.id, { tags: ["Work", "work"] })],
+  ] as const) {
+    const what = `${name}() with tags Work and work`;
+    const twice = await expectRejects(write(), TodoApiError, what);
+    expectApiError(twice, 422, ProblemType.ValidationError, what);
+    expectEqual(twice.errors.map((error) => error.loc), [["body", "tags"]], `${what}: errors`);
+  }
+  expectEqual(await frank.get(report.id), restored, "the refused update changed nothing");
+  expectEqual((await frank.list()).total, 4, "the refused create created nothing");
+
+  // Due dates and `tz`: the day that is today in Pago Pago is over in Kiritimati.
+  const dueChecks = async (day: string) => {
+    const due = await frank.update(nap.id, { due_date: day });
+    const behind = await frank.stats({ tz: BEHIND });
+    const sent = sentQuery("stats({ tz })");
+    return {
+      due,
+      behind,
+      sent,
+      ahead: await frank.stats({ tz: AHEAD }),
+      overdueBehind: (await frank.list({ overdue: true, tz: BEHIND })).tasks,
+      overdueAhead: (await frank.list({ overdue: true, tz: AHEAD })).tasks,
+    };
+  };
+  let day = dayIn(BEHIND);
+  let seen = await dueChecks(day);
+  if (dayIn(BEHIND) !== day) {
+    // Midnight passed in Pago Pago meanwhile: once more, on the new day.
+    day = dayIn(BEHIND);
+    seen = await dueChecks(day);
+  }
+  expectTask(seen.due, { due_date: day, due_at: null }, "update({ due_date })");
+  expectEqual(seen.sent, { tz: BEHIND }, "stats({ tz }): the tz parameter");
+  const counts = { total: 4, pending: 4, completed: 0 };
+  expectEqual(seen.behind, { ...counts, overdue: 0, due_today: 1 }, `stats({ tz: ${BEHIND} })`);
+  expectEqual(seen.ahead, { ...counts, overdue: 1, due_today: 0 }, `stats({ tz: ${AHEAD} })`);
+  expectEqual(seen.overdueBehind, [], `list({ overdue: true, tz: ${BEHIND} })`);
+  expectEqual(seen.overdueAhead, [seen.due], `list({ overdue: true, tz: ${AHEAD} })`);
+  expectEqual(
+    (await frank.list({ has_due: true, due_from: day, due_to: day, tz: BEHIND })).tasks,
+    [seen.due],
+    "list({ has_due, due_from, due_to, tz })",
+  );
+  expectEqual((await frank.list({ has_due: false })).total, 3, "list({ has_due: false })");
+  expectEqual(
+    (await frank.list({ sort: "due" })).tasks[0],
+    seen.due,
+    "list({ sort: due }): the task with a due first",
+  );
 
   if (jwtSecret) {
     const anonymous = createTodoClient({ baseUrl, userId: carolId, token: async () => undefined });

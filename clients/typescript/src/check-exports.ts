@@ -40,5 +40,13 @@ export async function exportsAreTyped(
   const errors: string[] = problem.errors;
   // @ts-expect-error a title is required
   await todos.create({ description: "no title" });
-  return [etag, sort, tasks, stats, task, current, errors];
+  // @ts-expect-error tags are strings
+  await todos.create({ title: "Buy milk", tags: [1] });
+  // @ts-expect-error a priority is low, medium or high
+  await todos.list({ priority: ["urgent"] });
+  // @ts-expect-error a tag's count is a number
+  const count: string | undefined = (await todos.tags())[0]?.count;
+  // @ts-expect-error tz names a zone
+  await todos.stats({ tz: 2 });
+  return [etag, sort, tasks, stats, task, current, errors, count];
 }

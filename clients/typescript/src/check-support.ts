@@ -18,6 +18,7 @@ const TASK_FIELDS = [
   "etag",
   "id",
   "priority",
+  "tags",
   "title",
   "updated_at",
   "user_id",

@@ -192,6 +192,7 @@ async function main(): Promise<void> {
         title: body.title.trim(),
         description: body.description ?? null,
         completed: body.completed ?? false,
+        tags: (body.tags ?? []).map((tag) => tag.trim()),
       },
       what,
     );
@@ -210,18 +211,29 @@ async function main(): Promise<void> {
     return task;
   }
 
-  const milk = await create(alice, { title: "  Buy milk ", description: "2 litres" });
+  const milk = await create(alice, {
+    title: "  Buy milk ",
+    description: "2 litres",
+    tags: [" errands ", "Dairy"],
+  });
   const report = await create(alice, { title: "write report", completed: true });
   const plants = await create(alice, {
     title: "Water Zoë's plants ☕",
     description: "line 1\nline 2",
+    tags: ["home", "DAIRY"],
   });
   const gym = await create(bob, { title: "Gym" });
 
   // List with a filter, a sort and one-task pages: X-Total-Count and Link both ways.
   async function list(
     user: string,
-    query: { status?: TaskStatus; sort?: TaskSort; limit?: number; offset?: number },
+    query: {
+      status?: TaskStatus;
+      sort?: TaskSort;
+      limit?: number;
+      offset?: number;
+      tags?: string;
+    },
   ): Promise<{ tasks: Task[]; total: number; links: Record<string, URL> }> {
     const what = `GET tasks of ${user} ${show(query)}`;
     const outcome = await api.GET("/api/{user_id}/tasks", {
@@ -271,6 +283,24 @@ async function main(): Promise<void> {
   expectEqual(completed.tasks, [report], "completed tasks of alice");
   expectEqual(completed.links, {}, "a single page has no Link header");
 
+  // Tags: `?tags=` keeps the tasks carrying every one of them, ignoring case; GET …/tags counts
+  // them, case variants as one tag named by its first spelling in code-point order.
+  const dairy = await list(alice, { tags: "dairy", sort: "title" });
+  expectEqual([dairy.tasks, dairy.total], [[milk, plants], 2], "alice's tasks with ?tags=dairy");
+  expectEqual((await list(alice, { tags: "DAIRY,Errands" })).tasks, [milk], "?tags=DAIRY,Errands");
+  const tagsOf = async (user: string) =>
+    expectData(await api.GET("/api/{user_id}/tags", own(user)), 200, `GET tags of ${user}`);
+  expectEqual(
+    await tagsOf(alice),
+    [
+      { name: "DAIRY", count: 2 },
+      { name: "errands", count: 1 },
+      { name: "home", count: 1 },
+    ],
+    "alice's tags",
+  );
+  expectEqual(await tagsOf(bob), [], "bob has no tags");
+
   const byTitleDescending = await list(alice, { sort: "-title" });
   expectEqual(byTitleDescending.tasks, [report, plants, milk], "alice's tasks by -title");
   expectEqual((await list(bob, {})).tasks, [gym], "bob sees only his own task");
@@ -317,7 +347,7 @@ async function main(): Promise<void> {
   const untouched = await api.GET("/api/{user_id}/tasks/{task_id}", item(alice, milk.id));
   expectEqual(expectData(untouched, 200, "milk after bob's attempts"), milk, "milk untouched");
 
-  // Replace: an absent description becomes null, an absent `completed` is kept.
+  // Replace: an absent description becomes null, an absent `completed` or `tags` is kept.
   const replaced = expectTask(
     expectData(
       await api.PUT("/api/{user_id}/tasks/{task_id}", {
@@ -464,6 +494,14 @@ async function main(): Promise<void> {
   expectEqual(remaining.total, 2, "alice's tasks after the delete: X-Total-Count");
   expectEqual(remaining.tasks, [guarded, report], "alice's tasks after the delete");
   expectEqual((await list(bob, {})).total, 0, "bob has no tasks left");
+  expectEqual(
+    await tagsOf(alice),
+    [
+      { name: "Dairy", count: 1 },
+      { name: "errands", count: 1 },
+    ],
+    "alice's tags after the delete: home is gone, Dairy named by the spelling left",
+  );
 
   if (jwtSecret !== undefined && jwtSecret !== "") {
     const anonymous = createClient<paths>({ baseUrl });

@@ -19,9 +19,22 @@ export type TaskChanges = components["schemas"]["TaskUpdate"];
 export type TaskStats = components["schemas"]["TaskStats"];
 export type TaskStatus = components["schemas"]["TaskStatus"];
 export type TaskSort = components["schemas"]["TaskSort"];
+export type TaskPriority = Task["priority"];
+export type TagCount = components["schemas"]["TagCount"];
 export type HealthStatus = components["schemas"]["HealthStatus"];
-/** `status`, `sort`, `limit` (1–200), `offset` and `q` (search), as the list operation takes them. */
-export type ListQuery = NonNullable<operations["list_tasks"]["parameters"]["query"]>;
+type ListParameters = NonNullable<operations["list_tasks"]["parameters"]["query"]>;
+/**
+ * The list operation's query: `status`, `sort`, `limit` (1–200), `offset`, `q` (search),
+ * `priority`, `tags`, `has_due`, `due_from`, `due_to`, `overdue` and `tz`. `priority` (any of)
+ * and `tags` (all of, ignoring case) also take an array, sent comma-separated; an empty array
+ * is the same as leaving the filter out.
+ */
+export type ListQuery = Omit<ListParameters, "priority" | "tags"> & {
+  priority?: ListParameters["priority"] | readonly TaskPriority[];
+  tags?: ListParameters["tags"] | readonly string[];
+};
+/** `tz`: the IANA time zone whose day `overdue` and `due_today` count in (default UTC). */
+export type StatsQuery = NonNullable<operations["get_task_stats"]["parameters"]["query"]>;
 
 export interface TodoClientOptions {
   /** Where the API is served, e.g. "https://todo.example.com" (without /api). */
@@ -75,7 +88,7 @@ export interface Created {
 
 export interface TaskPage {
   tasks: Task[];
-  /** How many tasks match the query's `status` and `q` over all pages (`X-Total-Count`). */
+  /** How many tasks match the query's filters over all pages (`X-Total-Count`). */
   total: number;
   /** This page's ETag, for `listIfChanged`. */
   etag: string;
@@ -129,8 +142,10 @@ export interface TodoClient {
     etag: string,
     options?: CallOptions,
   ): Promise<PageModified | NotModified>;
-  /** Counts of all, pending and completed tasks. */
-  stats(options?: CallOptions): Promise<TaskStats>;
+  /** Counts of all, pending, completed, overdue and due-today tasks; "today" is in `query.tz`. */
+  stats(query?: StatsQuery, options?: CallOptions): Promise<TaskStats>;
+  /** Every tag on the user's tasks with how many carry it, by name ignoring case. */
+  tags(options?: CallOptions): Promise<TagCount[]>;
 
   /** One task; its `etag` is the value to send back in `ifMatch`. */
   get(taskId: number, options?: CallOptions): Promise<Task>;
@@ -210,7 +225,7 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
     const outcome = await api.GET(TASKS, {
       params: {
         path: owner,
-        ...(request.query === undefined ? {} : { query: request.query }),
+        ...(request.query === undefined ? {} : { query: listParameters(request.query) }),
         ...(ifNoneMatch === undefined ? {} : { header: { "If-None-Match": ifNoneMatch } }),
       },
       ...(search === undefined ? {} : { querySerializer: () => search }),
@@ -329,9 +344,18 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
       return { notModified: false, etag: result.etag, page: result };
     },
 
-    async stats(options = {}) {
+    async stats(query = {}, options = {}) {
       return unwrap(
-        await api.GET("/api/{user_id}/tasks/stats", { params: { path: owner }, ...signalOf(options) }),
+        await api.GET("/api/{user_id}/tasks/stats", {
+          params: { path: owner, query },
+          ...signalOf(options),
+        }),
+      );
+    },
+
+    async tags(options = {}) {
+      return unwrap(
+        await api.GET("/api/{user_id}/tags", { params: { path: owner }, ...signalOf(options) }),
       );
     },
 
@@ -423,6 +447,28 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
 // exactOptionalPropertyTypes: openapi-fetch's options may be absent but not undefined.
 function signalOf(options: CallOptions): { signal?: AbortSignal } {
   return options.signal === undefined ? {} : { signal: options.signal };
+}
+
+// The API takes several priorities or tags as one comma-separated value (a tag has no commas),
+// where openapi-fetch would repeat the parameter. An empty array leaves the filter out.
+function listParameters(query: ListQuery): ListParameters {
+  const { priority, tags, ...wire } = query;
+  const priorities = commaSeparated(priority);
+  const tagNames = commaSeparated(tags);
+  return {
+    ...wire,
+    ...(priorities === undefined ? {} : { priority: priorities }),
+    ...(tagNames === undefined ? {} : { tags: tagNames }),
+  };
+}
+
+function commaSeparated(
+  values: string | null | readonly string[] | undefined,
+): string | null | undefined {
+  if (typeof values === "string" || values === null || values === undefined) {
+    return values;
+  }
+  return values.length === 0 ? undefined : values.join(",");
 }
 
 function ifMatchOf(options: WriteOptions): { header?: { "If-Match": string } } {

@@ -13,7 +13,8 @@ export interface paths {
         };
         /**
          * List the caller's tasks
-         * @description Newest first by default, paginated with `limit` and `offset`.
+         * @description Newest first by default, paginated with `limit` and `offset`. Filters combine: a
+         *     task is listed if it passes all of them.
          */
         get: operations["list_tasks"];
         put?: never;
@@ -100,7 +101,8 @@ export interface paths {
         get: operations["read_task"];
         /**
          * Replace a task
-         * @description An absent `description` becomes null; an absent `completed` is left as it is.
+         * @description An absent `description` becomes null; an absent `completed`, `priority`, due or
+         *     `tags` is left as it is.
          */
         put: operations["replace_task"];
         post?: never;
@@ -133,6 +135,26 @@ export interface paths {
          * @description Without a body the state flips; `{"completed": true|false}` sets it (idempotent).
          */
         patch: operations["toggle_task_completion"];
+        trace?: never;
+    };
+    "/api/{user_id}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the caller's tags with how many tasks carry each
+         * @description Sorted by name ignoring case; a tag no task carries any more is gone. One query.
+         */
+        get: operations["list_tags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/health": {
@@ -267,6 +289,27 @@ export interface components {
             detail: string;
         };
         /**
+         * TagCount
+         * @description A tag of the caller's and how many of their tasks carry it.
+         * @example {
+         *       "name": "work",
+         *       "count": 3
+         *     }
+         */
+        TagCount: {
+            /**
+             * Name
+             * @description The tag. Spellings that differ only by case count as one tag, named by the first of them in code-point order (`Work` before `work`).
+             */
+            name: string;
+            /**
+             * Count
+             * Format: int64
+             * @description Tasks carrying the tag, completed or not.
+             */
+            count: number;
+        };
+        /**
          * TaskCompletion
          * @description Body of the toggle: `completed` sets the state; without it the state flips.
          * @example {
@@ -305,6 +348,15 @@ export interface components {
              * @enum {string}
              */
             priority?: "low" | "medium" | "high";
+            /**
+             * Tags
+             * @description Labels such as `work` or `home`, in the order given; trimmed, and compared ignoring case (two that differ only by case are refused).
+             * @example [
+             *       "work",
+             *       "errands"
+             *     ]
+             */
+            tags?: string[];
         };
         /**
          * TaskPublic
@@ -320,6 +372,7 @@ export interface components {
          *       "due_date": null,
          *       "due_at": null,
          *       "priority": "medium",
+         *       "tags": [],
          *       "etag": "\"1.1\""
          *     }
          */
@@ -363,6 +416,11 @@ export interface components {
              */
             priority: "low" | "medium" | "high";
             /**
+             * Tags
+             * @description The task's tags, in the order they were given.
+             */
+            tags: string[];
+            /**
              * Etag
              * @description The task's current ETag, as in the `ETag` header: send it in `If-Match` to change the task only if nobody else has since.
              */
@@ -370,8 +428,9 @@ export interface components {
         };
         /**
          * TaskReplace
-         * @description A whole task: an absent description becomes null; an absent `completed` or
-         *     `priority` stays as it is, so a client that does not know a field cannot wipe it.
+         * @description A whole task: an absent description becomes null; an absent `completed`,
+         *     `priority`, due or `tags` stays as it is, so a client that does not know a field
+         *     cannot wipe it.
          * @example {
          *       "title": "Buy milk",
          *       "description": "2 litres, semi-skimmed",
@@ -395,6 +454,15 @@ export interface components {
              * @enum {string}
              */
             priority?: "low" | "medium" | "high";
+            /**
+             * Tags
+             * @description Labels such as `work` or `home`, in the order given; trimmed, and compared ignoring case (two that differ only by case are refused).
+             * @example [
+             *       "work",
+             *       "errands"
+             *     ]
+             */
+            tags?: string[];
         };
         /**
          * TaskSort
@@ -476,6 +544,15 @@ export interface components {
              * @enum {string}
              */
             priority?: "low" | "medium" | "high";
+            /**
+             * Tags
+             * @description Labels such as `work` or `home`, in the order given; trimmed, and compared ignoring case (two that differ only by case are refused).
+             * @example [
+             *       "work",
+             *       "errands"
+             *     ]
+             */
+            tags?: string[];
         };
         /** ValidationProblem */
         ValidationProblem: {
@@ -543,6 +620,11 @@ export interface operations {
                 overdue?: boolean | null;
                 /** @description `true`: only tasks with a due; `false`: without. */
                 has_due?: boolean | null;
+                /**
+                 * @description Only tasks that carry every one of these tags (up to 20, separated by commas), ignoring case.
+                 * @example work,errands
+                 */
+                tags?: string | null;
             };
             header?: {
                 /** @description ETags the client already holds: if the current one is among them, the answer is 304 with no body. */
@@ -1306,6 +1388,66 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            /** @description The request is invalid; `errors` says where. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_tags: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETags the client already holds: if the current one is among them, the answer is 304 with no body. */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description Entity tag of this list of tags and counts. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagCount"][];
+                };
+            };
+            /** @description `If-None-Match` names the current ETag: the copy the client holds is current. No body. */
+            304: {
+                headers: {
+                    /** @description The current entity tag. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The request is invalid; `errors` says where. */
             422: {

@@ -4,6 +4,9 @@ import hashlib
 import re
 from typing import Any
 
+from starlette.datastructures import Headers
+from starlette.responses import Response
+
 # `W/"opaque"` or `"opaque"`, then a comma or the end; list elements may be empty.
 _ENTITY_TAG = re.compile(r'[\s,]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)')
 
@@ -95,3 +98,22 @@ def malformed(header: str | None) -> bool:
 
 def etag_header(description: str) -> dict[str, Any]:
     return {"ETag": {"description": description, "schema": {"type": "string"}}}
+
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "`If-None-Match` names the current ETag: the copy the client holds is "
+        "current. No body.",
+        "headers": etag_header("The current entity tag."),
+    }
+}
+
+
+def field_list(headers: Headers, name: str) -> str | None:
+    """All lines of a list-valued header as one list (RFC 9110 §5.3), or None if absent."""
+    lines = headers.getlist(name)
+    return ", ".join(lines) if lines else None
+
+
+def not_modified(etag: str) -> Response:
+    return Response(status_code=304, headers={"ETag": etag})

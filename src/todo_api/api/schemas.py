@@ -21,9 +21,12 @@ from sqlmodel import SQLModel
 from todo_api.db.models import (
     DEFAULT_PRIORITY,
     DESCRIPTION_MAX_LENGTH,
+    TAG_MAX_LENGTH,
+    TAGS_MAX_COUNT,
     TITLE_MAX_LENGTH,
     TaskBase,
 )
+from todo_api.db.tags import tag_key
 
 # PostgreSQL cannot store NUL, and an unpaired surrogate cannot even be encoded as UTF-8.
 # Other control characters are refused too; descriptions may still span lines. The rules
@@ -179,6 +182,77 @@ def _due_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+# A tag: 1-40 characters once trimmed, the first and last of them visible; no control
+# character, and no comma, as commas separate tags in `?tags=work,home`.
+_TAG_FORBIDDEN_CHARACTERS = rf"{_TITLE_CONTROLS},"
+_TAG_EDGE = rf"[^\s{_TAG_FORBIDDEN_CHARACTERS}{_INVISIBLE}]"
+_TAG_PADDING = rf"[^\S{_TITLE_CONTROLS}]*"  # spaces, trimmed off (tabs and newlines are controls)
+_TAG_MIDDLE = rf"[^{_TAG_FORBIDDEN_CHARACTERS}]{{0,{TAG_MAX_LENGTH - 2}}}"
+_TAG = rf"{_TAG_PADDING}{_TAG_EDGE}(?:{_TAG_MIDDLE}{_TAG_EDGE})?{_TAG_PADDING}"
+TAG_PATTERN = rf"^{_TAG}$"
+#: Up to 20 tags separated by commas, as `?tags=` takes them.
+TAG_LIST_PATTERN = rf"^{_TAG}(?:,{_TAG}){{0,{TAGS_MAX_COUNT - 1}}}$"
+_TAG_FORBIDDEN = re.compile(rf"[{_TAG_FORBIDDEN_CHARACTERS}\ud800-\udfff]")
+_TAG_EDGE_CHARACTER = re.compile(_TAG_EDGE)
+
+
+def tag(value: str) -> str:
+    """`value` trimmed, if it is a valid tag; raises PydanticCustomError if not."""
+    found = _TAG_FORBIDDEN.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "forbidden_character",
+            "Tags must not contain the character U+{code_point} (a comma, a control or an "
+            "unpaired surrogate)",
+            {"code_point": f"{ord(found.group()):04X}"},
+        )
+    trimmed = value.strip()
+    if not trimmed:
+        raise PydanticCustomError("blank_tag", "A tag must contain a visible character")
+    if len(trimmed) > TAG_MAX_LENGTH:
+        raise PydanticCustomError(
+            "tag_too_long",
+            "A tag has at most {max_length} characters",
+            {"max_length": TAG_MAX_LENGTH},
+        )
+    if not (
+        _TAG_EDGE_CHARACTER.fullmatch(trimmed[0]) and _TAG_EDGE_CHARACTER.fullmatch(trimmed[-1])
+    ):
+        raise PydanticCustomError(
+            "invisible_tag_edge", "A tag must begin and end with a visible character"
+        )
+    return trimmed
+
+
+def _distinct_tags(tags: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for name in tags:
+        key = tag_key(name)
+        if key in seen:
+            raise PydanticCustomError(
+                "duplicate_tag",
+                "Each tag may be given once, ignoring case: '{first}' and '{second}' are "
+                "the same tag",
+                {"first": seen[key], "second": name},
+            )
+        seen[key] = name
+    return tags
+
+
+TaskTag = Annotated[str, Field(json_schema_extra={"pattern": TAG_PATTERN}), AfterValidator(tag)]
+TaskTags = Annotated[
+    list[TaskTag],
+    Field(
+        max_length=TAGS_MAX_COUNT,
+        description="Labels such as `work` or `home`, in the order given; trimmed, and "
+        "compared ignoring case (two that differ only by case are refused).",
+        examples=[["work", "errands"]],
+        # Also the same tag ignoring case, which JSON Schema cannot say.
+        json_schema_extra={"uniqueItems": True},
+    ),
+    AfterValidator(_distinct_tags),
+]
+
 TaskPriority = Annotated[
     Literal["low", "medium", "high"],
     Field(description="How urgent the task is; `sort=-priority` lists high first."),
@@ -210,6 +284,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "due_date": None,
     "due_at": None,
     "priority": "medium",
+    "tags": [],
     "etag": '"1.1"',
 }
 
@@ -227,13 +302,16 @@ class TaskCreate(TaskBase):
     due_date: TaskDueDate | None = None
     due_at: TaskDueAt | None = None
     priority: TaskPriority = DEFAULT_PRIORITY
+    tags: TaskTags = Field(default_factory=list)
 
+    _not_null = validates("completed", "priority", "tags", mode="before")(_refuse_null)
     _one_due = model_validator(mode="after")(_one_due)
 
 
 class TaskReplace(SQLModel):
-    """A whole task: an absent description becomes null; an absent `completed` or
-    `priority` stays as it is, so a client that does not know a field cannot wipe it."""
+    """A whole task: an absent description becomes null; an absent `completed`,
+    `priority`, due or `tags` stays as it is, so a client that does not know a field
+    cannot wipe it."""
 
     model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",
@@ -249,12 +327,15 @@ class TaskReplace(SQLModel):
     due_date: TaskDueDate | None = None
     due_at: TaskDueAt | None = None
     priority: TaskPriority | None = omittable()
+    tags: TaskTags | None = omittable()
 
-    _kept_when_absent_not_null = validates("completed", "priority", mode="before")(_refuse_null)
+    _kept_when_absent_not_null = validates("completed", "priority", "tags", mode="before")(
+        _refuse_null
+    )
     _one_due = model_validator(mode="after")(_one_due)
 
     def changes(self) -> dict[str, Any]:
-        kept_when_absent = {"completed", "priority", "due_date", "due_at"}
+        kept_when_absent = {"completed", "priority", "due_date", "due_at", "tags"}
         fields = {"title", "description"} | (self.model_fields_set & kept_when_absent)
         return _due_changes(self.model_dump(include=fields))
 
@@ -278,8 +359,9 @@ class TaskUpdate(SQLModel):
     due_date: TaskDueDate | None = None
     due_at: TaskDueAt | None = None
     priority: TaskPriority | None = omittable()
+    tags: TaskTags | None = omittable()
 
-    _not_null = validates("title", "completed", "priority", mode="before")(_refuse_null)
+    _not_null = validates("title", "completed", "priority", "tags", mode="before")(_refuse_null)
     _one_due = model_validator(mode="after")(_one_due)
 
     def changes(self) -> dict[str, Any]:
@@ -313,6 +395,7 @@ class TaskPublic(TaskBase):
     due_date: date | None
     due_at: AwareDatetime | None
     priority: TaskPriority
+    tags: list[str] = Field(description="The task's tags, in the order they were given.")
     etag: str = Field(
         description="The task's current ETag, as in the `ETag` header: send it in `If-Match` "
         "to change the task only if nobody else has since."
@@ -333,6 +416,20 @@ class TaskStats(SQLModel):
     completed: Int64
     overdue: Int64 = Field(description="Pending tasks past due (in `tz`).")
     due_today: Int64 = Field(description="Pending tasks due today (in `tz`).")
+
+
+class TagCount(SQLModel):
+    """A tag of the caller's and how many of their tasks carry it."""
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra=examples({"name": "work", "count": 3})
+    )
+
+    name: str = Field(
+        description="The tag. Spellings that differ only by case count as one tag, "
+        "named by the first of them in code-point order (`Work` before `work`)."
+    )
+    count: Int64 = Field(description="Tasks carrying the tag, completed or not.")
 
 
 class BulkCompletion(SQLModel):

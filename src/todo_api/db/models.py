@@ -1,5 +1,6 @@
 """Table models. The schema itself changes only through Alembic migrations."""
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -10,6 +11,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -25,6 +27,8 @@ from sqlmodel import Field, SQLModel
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 1000
 USER_ID_MAX_LENGTH = 128
+TAG_MAX_LENGTH = 40
+TAGS_MAX_COUNT = 20
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -83,6 +87,32 @@ class Priority(TypeDecorator[str]):
         return None if value is None else PRIORITIES[value - 1]
 
 
+class TagList(TypeDecorator[list[str]]):
+    """A task's tags as sent, in order; stored as a JSON array of strings.
+
+    The list rides on the task row so that reading a task needs no join; `task_tags`
+    holds the same tags one per row for filtering and counting.
+    """
+
+    impl = Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        # One spelling per list, so that the database's comparison of two lists is exact.
+        return json.dumps(list(value), ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> list[str] | None:
+        if value is None:
+            return None
+        return [] if value == "[]" else json.loads(value)  # most tasks have none
+
+
+# Compared and sorted by code point on both databases, whatever PostgreSQL's collation.
+CODE_POINT_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+
 class TaskBase(SQLModel):
     title: str = Field(min_length=1, max_length=TITLE_MAX_LENGTH)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
@@ -133,6 +163,10 @@ class Task(TaskBase, table=True):
         default=DEFAULT_PRIORITY,
         sa_column=Column(Priority(), nullable=False, server_default=text("2")),
     )
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(TagList(), nullable=False, server_default=text("'[]'")),
+    )
     # Raised by every write that changes the task; the ETag is built from it, and a
     # conditional write compares it in its WHERE clause.
     version: int = Field(
@@ -141,6 +175,36 @@ class Task(TaskBase, table=True):
 
 
 tasks_table: Table = Task.__table__  # type: ignore[attr-defined]
+
+
+class TaskTag(SQLModel, table=True):
+    """One tag of one task, under its case-folded key: what tag filters and counts read.
+
+    Written with the task's `tags` in the same transaction; deleted with the task.
+    """
+
+    __tablename__ = "task_tags"
+    __table_args__ = (
+        # Serves `tags=` filters and the per-user counts without touching tasks.
+        Index("ix_task_tags_user_id_key_task_id", "user_id", "key", "task_id"),
+        CheckConstraint(f"length(name) BETWEEN 1 AND {TAG_MAX_LENGTH}", name="name_length"),
+    )
+
+    task_id: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            ForeignKey("tasks.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    #: The tag case-folded: tags that differ only by case share it.
+    key: str = Field(sa_column=Column(CODE_POINT_TEXT, primary_key=True))
+    user_id: str = Field(max_length=USER_ID_MAX_LENGTH)
+    #: The tag as the task carries it.
+    name: str = Field(sa_column=Column(CODE_POINT_TEXT, nullable=False))
+
+
+task_tags_table: Table = TaskTag.__table__  # type: ignore[attr-defined]
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 

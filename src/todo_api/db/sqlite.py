@@ -62,6 +62,8 @@ class SqliteDatabase(Database):
             # acknowledged write survives a crash.
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=FULL")
+            # Off by default in SQLite: deleting a task must delete its tag rows.
+            await connection.execute("PRAGMA foreign_keys=ON")
             # SQLite knows no time zones: sorting by due day uses Python's.
             await connection.create_function(
                 SQLITE_FUNCTION, 2, sqlite_local_date, deterministic=True

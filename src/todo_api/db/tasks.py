@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.dml import ReturningDelete
 
+from todo_api.db import tags as tag_rows
 from todo_api.db.database import Database, Row, Session
 from todo_api.db.local_date import local_date
 from todo_api.db.models import DEFAULT_PRIORITY, UTCDateTime, tasks_table
@@ -40,7 +41,9 @@ from todo_api.db.models import DEFAULT_PRIORITY, UTCDateTime, tasks_table
 _t = tasks_table.c
 
 #: Fields a client may change; everything else is owned by the server.
-EDITABLE_FIELDS = frozenset({"title", "description", "completed", "priority", "due_date", "due_at"})
+EDITABLE_FIELDS = frozenset(
+    {"title", "description", "completed", "priority", "due_date", "due_at", "tags"}
+)
 
 
 class TaskStatus(StrEnum):
@@ -247,7 +250,7 @@ def _due_filter(due: DueFilter) -> list[ColumnElement[bool]]:
 
 
 def _filters(
-    status: TaskStatus, searching: bool, priorities: int, due: DueFilter
+    status: TaskStatus, searching: bool, priorities: int, due: DueFilter, tags: int
 ) -> list[ColumnElement[bool]]:
     return [
         _t.user_id == _OWNER,
@@ -255,14 +258,19 @@ def _filters(
         *_matches(searching),
         *_priority_filter(priorities),
         *_due_filter(due),
+        *tag_rows.carrying_all(tags, _t.id),
     ]
 
 
 @cache
 def _count_query(
-    status: TaskStatus, searching: bool, priorities: int = 0, due: DueFilter = _NO_DUE_FILTER
+    status: TaskStatus,
+    searching: bool,
+    priorities: int = 0,
+    due: DueFilter = _NO_DUE_FILTER,
+    tags: int = 0,
 ) -> Select[Any]:
-    filters = _filters(status, searching, priorities, due)
+    filters = _filters(status, searching, priorities, due, tags)
     return select(func.count()).select_from(tasks_table).where(*filters)
 
 
@@ -273,13 +281,14 @@ def _page_query(
     searching: bool,
     priorities: int = 0,
     due: DueFilter = _NO_DUE_FILTER,
+    tags: int = 0,
 ) -> Select[Any]:
     # The count rides along as a scalar subquery: one round trip, and the page and the
     # total come from the same snapshot.
-    count = _count_query(status, searching, priorities, due).scalar_subquery().label("total")
+    count = _count_query(status, searching, priorities, due, tags).scalar_subquery()
     return (
-        select(tasks_table, count)
-        .where(*_filters(status, searching, priorities, due))
+        select(tasks_table, count.label("total"))
+        .where(*_filters(status, searching, priorities, due, tags))
         .order_by(*_ORDERINGS[sort])
         .limit(bindparam("limit", type_=Integer()))
         .offset(bindparam("offset", type_=BigInteger()))
@@ -350,6 +359,7 @@ _INSERT = (
                     "priority",
                     "due_date",
                     "due_at",
+                    "tags",
                 )
             },
             "created_at": _new("created_at"),
@@ -447,6 +457,8 @@ def statement_shapes() -> Iterator[ClauseElement]:
         yield _count_query(status, searching, priorities)
         for sort in TaskSort:
             yield _page_query(status, sort, searching, priorities)
+    for sort in TaskSort:
+        yield _page_query(TaskStatus.ALL, sort, False, tags=1)
     yield from (_READ, _INSERT, _STATS, _SET_ALL, _DELETE_COMPLETED)
     for expected_versions in (0, 1):
         yield _toggle_query(expected_versions)
@@ -467,9 +479,12 @@ async def list_tasks(
     search: str | None = None,
     priorities: Collection[str] = (),
     due: DueQuery | None = None,
+    tags: Collection[str] = (),
 ) -> TaskPage:
-    """A page of the owner's tasks; `search` keeps those whose title or description has it."""
+    """A page of the owner's tasks; `search` keeps those whose title or description has
+    it, `tags` those that carry every one of them (ignoring case)."""
     searching = search is not None
+    keys = _padded(sorted({tag_rows.tag_key(tag) for tag in tags}))
     params = {
         "owner": owner,
         "limit": limit,
@@ -477,11 +492,12 @@ async def list_tasks(
         "search": None if search is None else _like_literal(search),
         **{_priority_parameter(i): value for i, value in enumerate(sorted(set(priorities)))},
         **(due.parameters(datetime.now(UTC)) if due is not None else {}),
+        **{tag_rows.filter_parameter(i): key for i, key in enumerate(keys)},
     }
     async with database.session() as session:
         wanted = len(set(priorities))
         shape = _NO_DUE_FILTER if due is None else due.shape()
-        page = _page_query(status, sort, searching, wanted, shape)
+        page = _page_query(status, sort, searching, wanted, shape, len(keys))
         rows = await session.fetch_all(page, params)
         if rows:
             total = int(rows[0][-1])
@@ -489,7 +505,7 @@ async def list_tasks(
             total = 0
         else:
             counted = await session.fetch_one(
-                _count_query(status, searching, wanted, shape), params
+                _count_query(status, searching, wanted, shape, len(keys)), params
             )
             total = int(counted[0]) if counted else 0
     return TaskPage(tasks=[_record(row) for row in rows], total=total)
@@ -509,12 +525,16 @@ class NewTask:
     priority: str = DEFAULT_PRIORITY
     due_date: date | None = None
     due_at: datetime | None = None
+    tags: tuple[str, ...] = ()
 
 
 async def insert_task(session: Session, *, owner: str, task: NewTask) -> TaskRecord:
     """Insert within the session's transaction (see `create_task` for one on its own)."""
     record = await _fetch_task(session, _INSERT, _new_task_values(owner, task))
     assert record is not None  # an INSERT ... RETURNING returns its row
+    await tag_rows.store(
+        session, owner=owner, task_id=record["id"], tags=task.tags, replacing=False
+    )
     return record
 
 
@@ -529,12 +549,18 @@ def _new_task_values(owner: str, task: NewTask) -> dict[str, Any]:
         "new_priority": task.priority,
         "new_due_date": task.due_date,
         "new_due_at": task.due_at,
+        "new_tags": task.tags,
         "new_created_at": now,
     }
 
 
 async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskRecord:
-    # One statement: atomic on its own, no transaction needed around it.
+    if task.tags:
+        async with database.session() as session:
+            return await session.transaction(
+                lambda transaction: insert_task(transaction, owner=owner, task=task)
+            )
+    # Without tags one statement: atomic on its own, no transaction needed around it.
     record = await _fetch_task(database, _INSERT, _new_task_values(owner, task))
     assert record is not None
     return record
@@ -551,21 +577,27 @@ async def _missed_write(
         raise VersionMismatchError(current)
 
 
+def _padded(values: list[Any]) -> list[Any]:
+    """`values` lengthened to a power of two by repeating the last (none stay none).
+
+    For conditions where a value given twice means the same as once: any number of
+    values then needs only a handful of statement shapes.
+    """
+    if not values:
+        return values
+    slots = 1 << (len(values) - 1).bit_length()
+    return values + [values[-1]] * (slots - len(values))
+
+
 def _condition(
     params: dict[str, Any], versions: Collection[int] | None
 ) -> tuple[dict[str, Any], int]:
-    """`params` with the expected versions, and how many the statement must compare.
-
-    That count is rounded up to a power of two (the last version repeated), so that any
-    number of ETags in If-Match needs only a handful of statement shapes.
-    """
+    """`params` with the expected versions, and how many the statement must compare."""
     if versions is None:
         return params, 0
     # No version at all can match: 0 stands for one, as versions start at 1.
-    expected = sorted(versions) or [0]
-    slots = 1 << (len(expected) - 1).bit_length()
-    expected += [expected[-1]] * (slots - len(expected))
-    return params | {_expected_version(i): v for i, v in enumerate(expected)}, slots
+    expected = _padded(sorted(versions) or [0])
+    return params | {_expected_version(i): v for i, v in enumerate(expected)}, len(expected)
 
 
 async def update_task(
@@ -596,7 +628,20 @@ async def update_task(
     params |= {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
     params, expected_versions = _condition(params, if_version_in)
     statement = _update_query(frozenset(changes), expected_versions)
-    task = await _fetch_task(database, statement, params)
+    if "tags" in changes:
+
+        async def update_with_tags(session: Session) -> TaskRecord | None:
+            task = await _fetch_task(session, statement, params)
+            if task is not None:
+                await tag_rows.store(
+                    session, owner=owner, task_id=task_id, tags=task["tags"], replacing=True
+                )
+            return task
+
+        async with database.session() as session:
+            task = await session.transaction(update_with_tags)
+    else:
+        task = await _fetch_task(database, statement, params)
     if task is None:
         await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
     return task

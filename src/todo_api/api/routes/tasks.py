@@ -3,11 +3,11 @@
 import json
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic_core import to_json
+from pydantic_core import PydanticCustomError, to_json
 from starlette.background import BackgroundTask
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -16,11 +16,14 @@ from todo_api.api.caller import CallerId
 from todo_api.api.conditional import (
     IF_MATCH,
     IF_NONE_MATCH,
+    NOT_MODIFIED,
     content_etag,
     etag_header,
+    field_list,
     malformed,
     matching_versions,
     none_match,
+    not_modified,
     task_etag,
 )
 from todo_api.api.dependencies import (
@@ -42,6 +45,7 @@ from todo_api.api.problems import (
 )
 from todo_api.api.public_url import public_url
 from todo_api.api.schemas import (
+    TAG_LIST_PATTERN,
     BulkCompletion,
     BulkDeleteResult,
     BulkUpdateResult,
@@ -52,10 +56,12 @@ from todo_api.api.schemas import (
     TaskReplace,
     TaskStats,
     TaskUpdate,
+    tag,
 )
 from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
 from todo_api.db.database import Database
+from todo_api.db.models import TAGS_MAX_COUNT
 from todo_api.db.tasks import NewTask, TaskRecord, TaskSort, TaskStatus, VersionMismatchError
 
 _T = TypeVar("_T")
@@ -75,9 +81,16 @@ TimeZoneName = Annotated[
 ]
 
 
+# The zones of the tz database, which PostgreSQL knows too; not the other files zoneinfo
+# would open (`posix/...`, `right/...`), nor `localtime`: the server's zone, not the user's.
+_ZONES = (frozenset(available_timezones()) | {"UTC"}) - {"localtime"}
+
+
 def time_zone(name: str) -> ZoneInfo:
     """The zone named, or 422 (`query.tz`)."""
     try:
+        if name not in _ZONES:
+            raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise RequestValidationError(
@@ -88,6 +101,21 @@ def time_zone(name: str) -> ZoneInfo:
                     "type": "time_zone",
                 }
             ]
+        ) from None
+
+
+def tag_filter(value: str) -> list[str]:
+    """The tags of `?tags=`, trimmed, or 422 (`query.tags`) saying what is wrong."""
+    names = value.split(",")
+    try:
+        if len(names) > TAGS_MAX_COUNT:
+            raise PydanticCustomError(
+                "too_many_tags", "At most {limit} tags", {"limit": TAGS_MAX_COUNT}
+            )
+        return [tag(name) for name in names]
+    except PydanticCustomError as error:
+        raise RequestValidationError(
+            [{"loc": ("query", "tags"), "msg": error.message(), "type": error.type}]
         ) from None
 
 
@@ -155,18 +183,12 @@ async def _checking_version(write: Awaitable[_T], task_id: int, request: Request
     except VersionMismatchError as mismatch:
         current = task_etag(task_id, mismatch.current["version"])
         # `If-Match: 6.3` is a common slip: say so, rather than that the task changed.
-        unquoted = malformed(_field_list(request, "if-match"))
+        unquoted = malformed(field_list(request.headers, "if-match"))
         raise PreconditionFailedError(task_id, current, unquoted=unquoted) from None
 
 
-def _field_list(request: Request, name: str) -> str | None:
-    """All lines of a list-valued header as one list (RFC 9110 §5.3), or None if absent."""
-    lines = request.headers.getlist(name)
-    return ", ".join(lines) if lines else None
-
-
 def _if_match(request: Request, task_id: int) -> set[int] | None:
-    return matching_versions(_field_list(request, "if-match"), task_id)
+    return matching_versions(field_list(request.headers, "if-match"), task_id)
 
 
 async def _update(
@@ -183,10 +205,6 @@ async def _update(
     return _task_response(_found(await _checking_version(write, task_id, request), task_id))
 
 
-def _not_modified(etag: str) -> Response:
-    return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-
-
 def _page_link(request: Request, offset: int, limit: int, rel: str) -> str:
     """A Link to another page of this list, keeping the other query parameters."""
     query = request.url.include_query_params(offset=offset, limit=limit).query
@@ -199,13 +217,6 @@ def _header(description: str) -> dict[str, Any]:
 
 
 TASK_ETAG = etag_header("The task's current entity tag, for `If-Match` and `If-None-Match`.")
-NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
-    304: {
-        "description": "`If-None-Match` names the current ETag: the copy the client holds is "
-        "current. No body.",
-        "headers": etag_header("The current entity tag."),
-    }
-}
 # Writes to one task: it can have changed since the client read it.
 CONDITIONAL_WRITE: dict[int | str, dict[str, Any]] = {
     412: {
@@ -294,8 +305,19 @@ async def list_tasks(
     has_due: Annotated[
         bool | None, Query(description="`true`: only tasks with a due; `false`: without.")
     ] = None,
+    tags: Annotated[
+        str | None,
+        Query(
+            # Checked by tag_filter, whose messages say what is wrong.
+            json_schema_extra={"pattern": TAG_LIST_PATTERN},
+            description="Only tasks that carry every one of these tags (up to 20, separated "
+            "by commas), ignoring case.",
+            examples=["work,errands"],
+        ),
+    ] = None,
 ) -> Response:
-    """Newest first by default, paginated with `limit` and `offset`."""
+    """Newest first by default, paginated with `limit` and `offset`. Filters combine: a
+    task is listed if it passes all of them."""
     due = task_queries.DueQuery(
         zone=time_zone(tz),
         has_due=has_due,
@@ -313,12 +335,13 @@ async def list_tasks(
         search=q,
         priorities=() if priority is None else priority.split(","),
         due=due,
+        tags=() if tags is None else tag_filter(tags),
     )
     total = str(page.total)
     body = to_json([_public(task) for task in page.tasks])
     etag = content_etag(body, total.encode())
-    if not none_match(_field_list(request, "if-none-match"), etag):
-        return _not_modified(etag)
+    if not none_match(field_list(request.headers, "if-none-match"), etag):
+        return not_modified(etag)
     links = []
     if offset + limit < page.total:
         links.append(_page_link(request, offset + limit, limit, "next"))
@@ -369,6 +392,7 @@ async def create_task(
         priority=task_in.priority,
         due_date=task_in.due_date,
         due_at=task_in.due_at,
+        tags=tuple(task_in.tags),
     )
     key = idempotency_key(request)
     if key is None:
@@ -473,8 +497,8 @@ async def read_task(
     owner: CallerId, database: DatabaseDep, task_id: TaskId, request: Request
 ) -> Response:
     task = _found(await task_queries.get_task(database, owner=owner, task_id=task_id), task_id)
-    if not none_match(_field_list(request, "if-none-match"), task["etag"]):
-        return _not_modified(task["etag"])
+    if not none_match(field_list(request.headers, "if-none-match"), task["etag"]):
+        return not_modified(task["etag"])
     return _task_response(task)
 
 
@@ -494,7 +518,8 @@ async def replace_task(
     task_in: TaskReplace,
     request: Request,
 ) -> Response:
-    """An absent `description` becomes null; an absent `completed` is left as it is."""
+    """An absent `description` becomes null; an absent `completed`, `priority`, due or
+    `tags` is left as it is."""
     return await _update(database, owner, task_id, task_in.changes(), request)
 
 

@@ -1,0 +1,108 @@
+"""Tags: the rows of `task_tags` behind tag filters and counts. Each query takes the owner.
+
+A task's tags are stored twice, in one transaction: as sent on the task row (what a read
+returns) and one row per tag under its case-folded key (what a filter or count looks up).
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ClauseElement,
+    ColumnElement,
+    Insert,
+    String,
+    bindparam,
+    delete,
+    func,
+    select,
+)
+
+from todo_api.db.database import Database, Session
+from todo_api.db.models import TAGS_MAX_COUNT, task_tags_table
+
+_tt = task_tags_table.c
+_OWNER = bindparam("owner", type_=String())
+_TASK_ID = bindparam("task_id", type_=BigInteger())
+
+
+def tag_key(tag: str) -> str:
+    """What a tag is compared by: tags that differ only by case have the same key."""
+    return tag.casefold()
+
+
+@cache
+def _insert(count: int) -> Insert:
+    rows = [
+        {
+            "task_id": _TASK_ID,
+            "user_id": _OWNER,
+            "key": bindparam(f"tag_key_{index}", type_=String()),
+            "name": bindparam(f"tag_name_{index}", type_=String()),
+        }
+        for index in range(count)
+    ]
+    return task_tags_table.insert().values(rows)
+
+
+_CLEAR = delete(task_tags_table).where(_tt.user_id == _OWNER, _tt.task_id == _TASK_ID)
+# Spellings that differ by case count as one tag, named by the first in code-point order.
+_COUNTS = (
+    select(func.min(_tt.name), func.count())
+    .where(_tt.user_id == _OWNER)
+    .group_by(_tt.key)
+    .order_by(_tt.key)
+)
+
+
+def filter_parameter(index: int) -> str:
+    return f"tag_{index}"
+
+
+def carrying_all(count: int, task_id: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+    """Conditions for a task (`task_id`) to carry each of `count` tags, given by key."""
+    return [
+        task_id.in_(
+            select(_tt.task_id).where(
+                _tt.user_id == _OWNER,
+                _tt.key == bindparam(filter_parameter(index), type_=String()),
+            )
+        )
+        for index in range(count)
+    ]
+
+
+def statement_shapes() -> Iterator[ClauseElement]:
+    yield from (_CLEAR, _COUNTS)
+    for count in range(1, TAGS_MAX_COUNT + 1):
+        yield _insert(count)
+
+
+async def store(
+    session: Session, *, owner: str, task_id: int, tags: Sequence[str], replacing: bool
+) -> None:
+    """Write the rows for a task's `tags`, within the caller's transaction."""
+    params: dict[str, Any] = {"owner": owner, "task_id": task_id}
+    if replacing:
+        await session.execute(_CLEAR, params)
+    if not tags:
+        return
+    for index, tag in enumerate(tags):
+        params[f"tag_key_{index}"] = tag_key(tag)
+        params[f"tag_name_{index}"] = tag
+    await session.execute(_insert(len(tags)), params)
+
+
+@dataclass(frozen=True, slots=True)
+class TagCount:
+    name: str
+    count: int
+
+
+async def count_tags(database: Database, *, owner: str) -> list[TagCount]:
+    """The owner's tags, ignoring case, with how many tasks carry each; by key."""
+    rows = await database.fetch_all(_COUNTS, {"owner": owner})
+    return [TagCount(name=name, count=int(count)) for name, count in rows]
