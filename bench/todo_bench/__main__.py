@@ -10,12 +10,20 @@ from pathlib import Path
 
 from todo_bench import __doc__ as package_doc
 from todo_bench.ceiling import explain_plans
-from todo_bench.cells import Config, Results, bench_endpoint, compare_answers, scale_check
+from todo_bench.cells import (
+    Config,
+    Results,
+    bench_endpoint,
+    compare_answers,
+    query_check,
+    scale_check,
+)
 from todo_bench.cluster import Database, PrivateCluster, find_pg_bin, libpq_url
 from todo_bench.common import DEFAULT_OUT, DOC, ENDPOINTS, ROOT, BenchError, elapsed, log
 from todo_bench.data import POOL_OWNERS, prepare_data
 from todo_bench.procfs import rss_mb
 from todo_bench.profiling import profile_endpoint
+from todo_bench.queries import explain_cases
 from todo_bench.report import render, write_doc
 from todo_bench.servers import Api, Floor, api_pool_size
 
@@ -72,7 +80,9 @@ def parse_args() -> argparse.Namespace:
         help=f"write the section into this file (default {DOC.relative_to(ROOT)})",
     )
     parser.add_argument(
-        "--reset", action="store_true", help="TRUNCATE tasks in BENCH_DATABASE_URL first"
+        "--reset",
+        action="store_true",
+        help="TRUNCATE tasks and task_tags in BENCH_DATABASE_URL first",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="raw outputs")
     args = parser.parse_args()
@@ -129,7 +139,9 @@ def run_config(
         if primary and "list" in endpoints:
             log("scale check")
             scale_check(api, db, pg_bin, args, results)
-            results.plans = explain_plans(db)
+            log("sorts and filters of the 10,000-task user's first page")
+            query_check(api, db, pg_bin, args, results)
+            results.plans = explain_plans(db) | explain_cases(db)
         if primary and not args.no_profile:
             for endpoint in ("list", "read"):
                 log(f"profiling {endpoint} for {args.profile_seconds:g}s")

@@ -1,6 +1,7 @@
 """The ceiling: the endpoints' statements through pgbench, with nothing in front of them."""
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from todo_bench.cluster import Database
 from todo_bench.common import PGBENCH_DIR, BenchError, run
 from todo_bench.data import HEAVY_USER
 from todo_bench.load import Cpu, measure_cpu
+from todo_bench.queries import list_statement
 from todo_bench.servers import Server
 
 
@@ -31,7 +33,7 @@ def pgbench(
     seconds: float,
     out: Path,
     label: str,
-    defines: dict[str, int] | None = None,
+    defines: Mapping[str, int | str] | None = None,
     url: str | None = None,
     server: Server | None = None,
 ) -> PgResult:
@@ -85,17 +87,11 @@ def protocol_script(endpoint: str, out: Path) -> Path:
     return script
 
 
-LIST_SQL = (
-    "SELECT tasks.title, tasks.description, tasks.completed, tasks.id, tasks.user_id, "
-    "tasks.completed_at, tasks.created_at, tasks.updated_at, (SELECT count(*) AS count_1 "
-    "FROM tasks WHERE tasks.user_id = $1::VARCHAR) AS total FROM tasks "
-    "WHERE tasks.user_id = $1::VARCHAR ORDER BY tasks.created_at DESC, tasks.id DESC "
-    "LIMIT $2::INTEGER OFFSET $3::INTEGER"
-)
-
-
 def explain_plans(db: Database) -> dict[str, str]:
     """EXPLAIN (ANALYZE, BUFFERS) of the list statement, as a custom and as a generic plan."""
+    statement = list_statement()
+    if statement.names() != ["owner", "limit", "offset"]:
+        raise BenchError(f"the list statement's parameters changed: {statement.names()}")
     plans = {}
     cases = [
         ("1M rows, 10,000-task user, custom plan", HEAVY_USER, "auto"),
@@ -103,7 +99,7 @@ def explain_plans(db: Database) -> dict[str, str]:
         ("1M rows, 100-task user, custom plan", "user04242", "auto"),
     ]
     with db.connect() as connection:
-        connection.execute(f"PREPARE bench_list AS {LIST_SQL}")
+        connection.execute(f"PREPARE bench_list AS {statement.positional()}")
         for title, owner, mode in cases:
             connection.execute(f"SET plan_cache_mode = {mode}")
             for _ in range(2):  # the second run shows the warm-cache timing

@@ -27,6 +27,7 @@ from todo_bench.data import (
 )
 from todo_bench.load import WrkResult, wrk
 from todo_bench.profiling import Profile
+from todo_bench.queries import CASES, list_statement, matching
 from todo_bench.servers import Api, Floor, Server
 
 
@@ -52,6 +53,11 @@ class Results:
     protocol: dict[str, PgResult] = field(default_factory=dict)
     scale_app: dict[str, WrkResult] = field(default_factory=dict)
     scale_pg: dict[str, PgResult] = field(default_factory=dict)
+    # The 10,000-task user's first page by query string (todo_bench.queries.CASES): the API
+    # at one connection, its statement through pgbench, and how many tasks it lists.
+    query_app: dict[str, WrkResult] = field(default_factory=dict)
+    query_pg: dict[str, PgResult] = field(default_factory=dict)
+    query_matches: dict[str, int] = field(default_factory=dict)
     plans: dict[str, str] = field(default_factory=dict)
     profiles: list[Profile] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -288,4 +294,31 @@ def scale_check(
         log(
             f"scale {key}: app p50 {result.p50_ms:.2f} ms, mean {result.mean_ms:.2f} ms, "
             f"pgbench {results.scale_pg[key].latency_ms:.3f} ms"
+        )
+
+
+def query_check(
+    api: Api, db: Database, pg_bin: Path, args: argparse.Namespace, results: Results
+) -> None:
+    """The 10,000-task user's first page with each sort and filter of issue 14.
+
+    As the scale check measures the default page: one connection after a warm-up at 16,
+    then the API's statement for it alone through pgbench at one client.
+    """
+    out: Path = args.out
+    for case in CASES:
+        script_args: list[str | int] = [0, HEAVY_USER, case.query]
+        wrk(api, db, "list", 16, args.warmup, out, f"query-warmup-{case.slug}", script_args)
+        app = wrk(api, db, "list", 1, args.duration, out, f"query-{case.slug}", script_args)
+        script = out / f"pgbench-list-{case.slug}.sql"
+        defines = list_statement(case).pgbench_script(
+            script, f"GET /api/{HEAVY_USER}/tasks?{case.query} as the API sends it"
+        )
+        pg = pgbench(db, pg_bin, script, 1, args.duration, out, f"query-{case.slug}", defines)
+        results.query_app[case.query] = app
+        results.query_pg[case.query] = pg
+        results.query_matches[case.query] = matching(db, case)
+        log(
+            f"{HEAVY_USER} ?{case.query}: app p50 {app.p50_ms:.2f} ms, mean {app.mean_ms:.2f} "
+            f"ms, pgbench {pg.latency_ms:.3f} ms, {results.query_matches[case.query]:,} tasks"
         )

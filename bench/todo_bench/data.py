@@ -1,8 +1,10 @@
 """The data set: migrations, the seed, and putting the table back after writes."""
 
+import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -23,6 +25,32 @@ CREATED_ID_FLOOR = 10_000_000  # ids the API hands out start above this
 SMALL_SCHEMA = "bench_small"  # the 1,000-row table of the scale check
 SMALL_USERS = 10
 
+# The fields of issue 14, drawn per task from a hash of its id (independent of each other
+# and of `completed`): priority low / medium / high for 20 / 55 / 25% of tasks; a due for
+# 40%, half a date and half an instant, from 30 days before the seed day to 89 after it
+# (a quarter of them past, so that `overdue=true` finds the pending ones); and one of
+# TAG_SETS (0-3 tags, `work` in any spelling on 30% of tasks).
+TAG_SETS: tuple[tuple[str, ...], ...] = (
+    *[()] * 7,
+    ("work",),
+    ("work",),
+    ("Work",),
+    ("home",),
+    ("errands",),
+    ("health",),
+    ("family",),
+    ("work", "errands"),
+    ("home", "family"),
+    ("work", "finance"),
+    ("home", "health"),
+    ("work", "travel", "errands"),
+    ("home", "errands", "shopping"),
+)
+COMMON_TAG = "work"
+# A task's tags as the API stores them on the row (todo_api.db.models.TagList).
+TAG_JSON = [json.dumps(list(tags), ensure_ascii=False, separators=(",", ":")) for tags in TAG_SETS]
+TAG_NAMES = sorted({tag for tags in TAG_SETS for tag in tags})
+
 LOREM = (
     "Check the receipts first, then compare them with the statement from last month. "
     "If anything is missing, call the shop before Friday and ask for a copy. Keep the "
@@ -41,11 +69,16 @@ WITH g AS (
            mod(n * 7 + k, 100) < 35 AS done,
            mod(n * 17, 72) * interval '1 hour' AS age,
            %(start)s::timestamptz + k * %(step)s::interval
-               + mod(u * 127, 86400) * interval '1 second' AS created
+               + mod(u * 127, 86400) * interval '1 second' AS created,
+           mod(hashint8extended(%(id_base)s::bigint + n, 1) & 1048575, 20) AS p,
+           mod(hashint8extended(%(id_base)s::bigint + n, 2) & 1048575, 10) AS d,
+           mod(hashint8extended(%(id_base)s::bigint + n, 3) & 1048575, 120) - 30 AS due_in,
+           1 + mod(hashint8extended(%(id_base)s::bigint + n, 4) & 1048575,
+                   cardinality(%(tag_sets)s::text[])) AS s
     FROM g
-)
+), inserted AS (
 INSERT INTO tasks (id, user_id, title, description, completed, completed_at, created_at,
-                   updated_at)
+                   updated_at, priority, due_date, due_at, tags)
 SELECT %(id_base)s::bigint + n,
        %(prefix)s || lpad(u::text, %(width)s, '0'),
        (ARRAY['Buy', 'Call', 'Email', 'Fix', 'Plan', 'Review', 'Write', 'Book', 'Clean', 'Pay',
@@ -63,8 +96,24 @@ SELECT %(id_base)s::bigint + n,
        done,
        CASE WHEN done THEN created + age END,
        created,
-       created + age
+       created + age,
+       CASE WHEN p < 4 THEN 1 WHEN p < 15 THEN 2 ELSE 3 END,
+       CASE WHEN d < 2 THEN %(today)s::date + due_in::int END,
+       CASE WHEN d IN (2, 3)
+            THEN (%(today)s::date + due_in::int)::timestamp AT TIME ZONE 'UTC'
+                 + mod(n * 5, 24) * interval '1 hour' END,
+       (%(tag_sets)s::text[])[s]
 FROM r
+{on_conflict}
+RETURNING id, user_id, tags
+)
+-- One row per tag under its key, from what the task row holds, as the API writes them.
+INSERT INTO task_tags (task_id, key, user_id, name)
+SELECT inserted.id, tag.key, inserted.user_id, tag.name
+FROM inserted
+CROSS JOIN LATERAL json_array_elements_text(inserted.tags::json) AS carried(name)
+JOIN unnest(%(tag_names)s::text[], %(tag_keys)s::text[]) AS tag(name, key)
+    ON tag.name = carried.name
 """
 
 
@@ -80,8 +129,11 @@ def seed_rows(
     step: str,
     url: str | None = None,
     skip_existing: bool = False,
-) -> int:
-    """Insert users * per_user tasks: task k (from 0) of user u gets id id_base + k*users + u."""
+) -> None:
+    """Insert users * per_user tasks: task k (from 0) of user u gets id id_base + k*users + u.
+
+    With their tags' rows in task_tags, in the same statement.
+    """
     params = {
         "users": users,
         "first": 1,
@@ -92,10 +144,13 @@ def seed_rows(
         "prefix": prefix,
         "width": width,
         "lorem": LOREM,
+        "today": datetime.now(UTC).date(),
+        "tag_sets": TAG_JSON,
+        "tag_names": TAG_NAMES,
+        "tag_keys": [name.casefold() for name in TAG_NAMES],
     }
-    sql = SEED_SQL + (" ON CONFLICT (id) DO NOTHING" if skip_existing else "")
-    inserted: int = db.execute(sql, params, url=url)
-    return inserted
+    sql = SEED_SQL.format(on_conflict="ON CONFLICT (id) DO NOTHING" if skip_existing else "")
+    db.execute(sql, params, url=url)
 
 
 def migrate(url: str, out: Path, name: str) -> None:
@@ -118,8 +173,8 @@ def prepare_data(db: Database, out: Path, *, reset: bool) -> dict[str, float]:
                 f"the tasks table already holds {existing} rows; the benchmark seeds its own "
                 "data. Use a throwaway database, or pass --reset to TRUNCATE it."
             )
-        db.execute("TRUNCATE tasks RESTART IDENTITY")
-    db.execute("TRUNCATE tasks RESTART IDENTITY", url=small_url)
+        db.execute("TRUNCATE tasks, task_tags RESTART IDENTITY")
+    db.execute("TRUNCATE tasks, task_tags RESTART IDENTITY", url=small_url)
 
     began = time.monotonic()
     log(f"seeding {USERS:,} users x {TASKS_PER_USER} tasks")
@@ -164,8 +219,8 @@ def prepare_data(db: Database, out: Path, *, reset: bool) -> dict[str, float]:
     timings["seed_s"] = time.monotonic() - began
     began = time.monotonic()
     log("VACUUM (ANALYZE) and CHECKPOINT")
-    db.execute("VACUUM (ANALYZE) tasks")
-    db.execute("VACUUM (ANALYZE) tasks", url=small_url)
+    db.execute("VACUUM (ANALYZE) tasks, task_tags")
+    db.execute("VACUUM (ANALYZE) tasks, task_tags", url=small_url)
     checkpoint(db)
     timings["vacuum_s"] = time.monotonic() - began
     return timings
@@ -186,7 +241,7 @@ def tidy(db: Database, why: str) -> None:
         "DELETE FROM tasks WHERE id > %(base)s AND id <= %(floor)s",
         {"base": POOL_ID_BASE, "floor": CREATED_ID_FLOOR},
     )
-    db.execute("VACUUM (ANALYZE) tasks")
+    db.execute("VACUUM (ANALYZE) tasks, task_tags")
     log(
         f"tidied after {why}: {created} created and {pool} pool rows removed, vacuumed "
         f"({time.monotonic() - began:.1f}s)"

@@ -45,6 +45,8 @@ PAGE_SIZE = 100
 MAX_TASK_ID = 2**63 - 1
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
+# The priority names by stored rank (todo_api.db.models.PRIORITIES).
+PRIORITIES = ("low", "medium", "high")
 
 
 def api_statements() -> dict[str, Statement]:
@@ -233,9 +235,13 @@ class FloorApp:
         return rows
 
     def _record(self, name: str, row: tuple[Any, ...]) -> dict[str, Any]:
-        """The task as TaskPublic has it: the version travels only inside the ETag."""
+        """The task as TaskPublic has it: the version travels only inside the ETag, the
+        priority by name, the tags as a list (stored as the JSON text of one)."""
         record = dict(zip(self.columns[name], row, strict=False))
         record.pop("total", None)
+        record["priority"] = PRIORITIES[record["priority"] - 1]
+        tags = record["tags"]
+        record["tags"] = [] if tags == "[]" else orjson.loads(tags)
         record["etag"] = f'"{record["id"]}.{record.pop("version")}"'
         return record
 
@@ -275,6 +281,11 @@ class FloorApp:
             "new_user_id": owner,
             "new_completed_at": now if fields["completed"] else None,
             "new_created_at": now,
+            # The API's defaults, as stored: medium, no due, no tags.
+            "new_priority": PRIORITIES.index("medium") + 1,
+            "new_due_date": None,
+            "new_due_at": None,
+            "new_tags": "[]",
         }
         rows = await self._execute("create", params)
         task = self._record("create", rows[0])

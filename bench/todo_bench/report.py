@@ -25,7 +25,7 @@ from todo_bench.common import (
     TARGET_SCALE,
     WRK_TIMEOUT_S,
 )
-from todo_bench.data import HEAVY_TASKS, HEAVY_USER, TASKS_PER_USER, USERS
+from todo_bench.data import COMMON_TAG, HEAVY_TASKS, HEAVY_USER, TAG_NAMES, TASKS_PER_USER, USERS
 from todo_bench.formatting import NOISY_CORES, NOISY_MARK, mark, ms, noisy, rate, within
 from todo_bench.targets import floor_gap, floor_tables, target_summary, target_total_s
 
@@ -136,10 +136,15 @@ def render(results: Results, db: Database, args: argparse.Namespace, total_s: fl
         "(compiled from todo_api.db.tasks) on a psycopg_pool of DB_POOL_SIZE connections per "
         "worker, tuple rows, orjson, uvicorn with httptools and uvloop, nothing else"
     )
+    tag_count = len({name.casefold() for name in TAG_NAMES})
     add(
         f"- Data: {USERS:,} users x {TASKS_PER_USER} tasks + user `{HEAVY_USER}` with "
         f"{HEAVY_TASKS:,} tasks ({USERS * TASKS_PER_USER + HEAVY_TASKS:,} rows); rows created "
-        "or deleted by a cell are put back after its endpoint, then VACUUM (ANALYZE)"
+        "or deleted by a cell are put back after its endpoint, then VACUUM (ANALYZE). Priority "
+        "low / medium / high on 20 / 55 / 25% of tasks; a due on 40% (half dates, half "
+        "instants, from 30 days before the seed day to 89 after); 0-3 tags of "
+        f"{tag_count} (`{COMMON_TAG}` on 30%), in tasks.tags and task_tags "
+        "(bench/todo_bench/data.py)"
     )
     limit = target_total_s(len(results.configs))
     add(f"- Whole command: {total_s:.0f} s (target < {limit:.0f} s: {mark(total_s < limit)})")
@@ -306,6 +311,7 @@ def render(results: Results, db: Database, args: argparse.Namespace, total_s: fl
                 f"{pg_ms:.3f} | {'-' if r is reference else mark(ok)} |"
             )
         add("")
+    lines += _query_table(results)
     for title, plan in results.plans.items():
         add(
             f"<details><summary>EXPLAIN (ANALYZE, BUFFERS) of the list statement: {title}</summary>"
@@ -364,6 +370,47 @@ def render(results: Results, db: Database, args: argparse.Namespace, total_s: fl
         lines += [f"- {note}" for note in results.notes]
         add("")
     return "\n".join(lines)
+
+
+def _query_table(results: Results) -> list[str]:
+    """The 10,000-task user's first page per sort and filter, against its default page."""
+    reference = results.scale_app.get("1M rows, 10,000-task user")
+    reference_pg = results.scale_pg.get("1M rows, 10,000-task user")
+    if not results.query_app:
+        return []
+    lines = [
+        f"### The {HEAVY_TASKS:,}-task user's first page, sorted and filtered (issue 14)",
+        "",
+        f"As above: one connection, the first page (100 tasks) of user `{HEAVY_USER}`, now with "
+        "a query string; the statement alone is the API's statement for it through pgbench, "
+        "its values as parameters (bench/todo_bench/queries.py). Ratios are to the default "
+        "page (first row, from the table above). Their plans follow.",
+        "",
+        "| query | tasks listed | app p50 ms | app mean ms | app p99 ms "
+        "| statement alone (pgbench) ms | p50 / default | statement / default |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    if reference is not None and reference_pg is not None:
+        lines.append(
+            f"| (none: newest first) | {HEAVY_TASKS:,} | {reference.p50_ms:.2f}"
+            f"{noisy(reference.cpu)} | {reference.mean_ms:.2f} | {reference.p99_ms:.2f} "
+            f"| {reference_pg.latency_ms:.3f} | - | - |"
+        )
+    for query, r in results.query_app.items():
+        pg = results.query_pg.get(query)
+        pg_ms = pg.latency_ms if pg else 0.0
+        app_ratio = f"{r.p50_ms / reference.p50_ms:.2f}" if reference else "-"
+        pg_ratio = (
+            f"{pg_ms / reference_pg.latency_ms:.2f}"
+            if reference_pg and reference_pg.latency_ms
+            else "-"
+        )
+        lines.append(
+            f"| `{query}` | {results.query_matches.get(query, 0):,} | {r.p50_ms:.2f}"
+            f"{noisy(r.cpu)} | {r.mean_ms:.2f} | {r.p99_ms:.2f} | {pg_ms:.3f} | {app_ratio} "
+            f"| {pg_ratio} |"
+        )
+    return [*lines, ""]
 
 
 def write_doc(section: str, doc: Path) -> None:
