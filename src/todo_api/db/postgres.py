@@ -134,11 +134,13 @@ class PostgresDatabase(Database):
     async def _cancel(self, connection: psycopg.AsyncConnection[Any]) -> None:
         await connection.cancel_safe(timeout=CANCEL_GRACE_SECONDS)
 
+    # Never prepared: nothing to gain, and behind a transaction pooler a prepared BEGIN
+    # fails like any other prepared statement, even after the fallback turned them off.
     async def _begin(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        await connection.execute("BEGIN")
+        await connection.execute("BEGIN", prepare=False)
 
     async def _end(self, connection: psycopg.AsyncConnection[Any], *, commit: bool) -> None:
-        await connection.execute("COMMIT" if commit else "ROLLBACK")
+        await connection.execute("COMMIT" if commit else "ROLLBACK", prepare=False)
 
     def _reusable(self, connection: psycopg.AsyncConnection[Any]) -> bool:
         pgconn = connection.pgconn
