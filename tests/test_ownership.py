@@ -219,22 +219,15 @@ async def test_every_statement_on_tasks_filters_by_owner(
     await client.get("/api/alice/tags")
     await client.delete(url)
 
-    on_tags = [sql for sql in statements if re.search(r"\btask_tags\b", sql)]
-    assert len(on_tags) >= 6
-    for sql in on_tags:
-        flat = " ".join(sql.split())
-        if flat.startswith("INSERT"):
-            assert "user_id" in flat, flat
-        else:
-            assert re.search(r"\bWHERE\b.*\btask_tags\.user_id = ", flat), flat
-    on_tasks = [sql for sql in statements if re.search(r"\btasks\b", sql)]
-    assert len(on_tasks) >= 45
-    for sql in on_tasks:
-        flat = " ".join(sql.split())
-        if flat.startswith("INSERT"):
-            assert "user_id" in flat, flat
-        else:
-            assert re.search(r"\bWHERE\b.*\btasks\.user_id = ", flat), flat
+    for table, at_least in (("tasks", 45), ("task_tags", 6)):
+        on_table = [sql for sql in statements if re.search(rf"\b{table}\b", sql)]
+        assert len(on_table) >= at_least
+        for sql in on_table:
+            flat = " ".join(sql.split())
+            if flat.startswith("INSERT"):
+                assert "user_id" in flat, flat
+            else:
+                assert re.search(rf"\bWHERE\b.*\b{table}\.user_id = ", flat), flat
     # Text alone cannot tell whose WHERE a condition is in (the list's count subquery has
     # its own): each query and subquery on tasks must require the owner itself.
     assert len([c for c in constructs if not isinstance(c, Insert)]) >= 40

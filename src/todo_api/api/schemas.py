@@ -52,16 +52,22 @@ _TITLE_VISIBLE = re.compile(_VISIBLE)
 _DESCRIPTION_FORBIDDEN = re.compile(rf"[{_DESCRIPTION_CONTROLS}\ud800-\udfff]")
 
 
+def _refuse_found(pattern: re.Pattern[str], value: str, message: str) -> None:
+    """Raise `message` (with `{code_point}`) for the first character `pattern` finds."""
+    found = pattern.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "forbidden_character", message, {"code_point": f"{ord(found.group()):04X}"}
+        )
+
+
 def _refuse(pattern: re.Pattern[str]) -> AfterValidator:
     def check(value: str) -> str:
-        found = pattern.search(value)
-        if found is not None:
-            raise PydanticCustomError(
-                "forbidden_character",
-                "Text must not contain the character U+{code_point} (control or unpaired "
-                "surrogate)",
-                {"code_point": f"{ord(found.group()):04X}"},
-            )
+        _refuse_found(
+            pattern,
+            value,
+            "Text must not contain the character U+{code_point} (control or unpaired surrogate)",
+        )
         return value
 
     return AfterValidator(check)
@@ -198,14 +204,12 @@ _TAG_EDGE_CHARACTER = re.compile(_TAG_EDGE)
 
 def tag(value: str) -> str:
     """`value` trimmed, if it is a valid tag; raises PydanticCustomError if not."""
-    found = _TAG_FORBIDDEN.search(value)
-    if found is not None:
-        raise PydanticCustomError(
-            "forbidden_character",
-            "Tags must not contain the character U+{code_point} (a comma, a control or an "
-            "unpaired surrogate)",
-            {"code_point": f"{ord(found.group()):04X}"},
-        )
+    _refuse_found(
+        _TAG_FORBIDDEN,
+        value,
+        "Tags must not contain the character U+{code_point} (a comma, a control or an "
+        "unpaired surrogate)",
+    )
     trimmed = value.strip()
     if not trimmed:
         raise PydanticCustomError("blank_tag", "A tag must contain a visible character")
