@@ -211,5 +211,24 @@ async def test_bad_query_values_are_422(
     assert location in error_locations(response)
 
 
+async def test_every_bad_query_value_is_named_at_once(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        tasks_url("alice"), params={"sort": "urgency", "limit": 0, "overdue": "maybe"}
+    )
+    assert error_locations(response) == [
+        ["query", "sort"],
+        ["query", "limit"],
+        ["query", "overdue"],
+    ]
+    assert response.json()["detail"].startswith("query.sort: Input should be ")
+
+
+async def test_unknown_query_parameters_are_ignored(client: httpx.AsyncClient) -> None:
+    task = await create(client, "alice")
+    response = await client.get(tasks_url("alice"), params={"page": "2", "limit": 1})
+    assert response.status_code == 200
+    assert [listed["id"] for listed in response.json()] == [task["id"]]
+
+
 async def test_list_problem_is_json(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get(tasks_url("alice"), params={"limit": -5}), 422)

@@ -22,6 +22,7 @@ from tests.helpers import (
     tasks_url,
 )
 from todo_api.api import schemas
+from todo_api.api.list_query import TaskListQuery
 from todo_api.api.problems import PROBLEM_MEDIA_TYPE, Problem, ValidationProblem
 
 EXPECTED_OPERATIONS = {
@@ -118,6 +119,33 @@ async def test_conditional_and_idempotent_requests_are_documented(
     (key,) = [param for param in create["parameters"] if param["in"] == "header"]
     assert key["schema"]["maxLength"] == 255
     assert list(create["responses"]["409"]["content"]) == ["application/problem+json"]
+
+
+async def test_list_parameters_are_the_fields_of_its_query_model(
+    schema: dict[str, Any],
+) -> None:
+    parameters = _operations(schema)["get", "/api/{user_id}/tasks"]["parameters"]
+    query = [parameter for parameter in parameters if parameter["in"] == "query"]
+    assert [parameter["name"] for parameter in query] == list(TaskListQuery.model_fields)
+    for parameter in query:
+        field = TaskListQuery.model_fields[parameter["name"]]
+        assert parameter["required"] is False
+        assert field.description
+        # offset's gains the bound that int64 hides from JavaScript.
+        assert parameter["description"].startswith(field.description)
+    assert [parameter["in"] for parameter in parameters] == ["path"] + ["query"] * len(query) + [
+        "header"
+    ]
+    by_name = {parameter["name"]: parameter for parameter in query}
+    assert by_name["status"]["schema"]["$ref"] == "#/components/schemas/TaskStatus"
+    assert by_name["sort"]["schema"]["default"] == "-created_at"
+    assert by_name["limit"]["schema"]["maximum"] == 200
+
+
+async def test_every_reference_resolves(schema: dict[str, Any]) -> None:
+    references = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(schema)))
+    assert references
+    assert references <= set(schema["components"]["schemas"])
 
 
 async def test_task_schema_lists_every_field(schema: dict[str, Any]) -> None:

@@ -2,14 +2,16 @@
 
 import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from todo_api.api import schemas
 from todo_api.api.caller import ForbiddenError, KeysUnavailableProblemError, UnauthorizedError
+from todo_api.api.list_query import TaskListQuery
 from todo_api.api.problems import PROBLEM_MEDIA_TYPE, problem_example
 from todo_api.settings import Settings
 
@@ -19,6 +21,8 @@ from todo_api.settings import Settings
 MAX_SAFE_INTEGER = 2**53 - 1
 INT64_MAX = 2**63 - 1
 _SCHEMA_REF = "#/components/schemas/"
+# Operations that validate their query parameters as one model, by operationId.
+_QUERY_MODELS: dict[str, type[BaseModel]] = {"list_tasks": TaskListQuery}
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -33,6 +37,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             tags=app.openapi_tags,
         )
         for operation in _operations(schema):
+            model = _QUERY_MODELS.get(operation.get("operationId", ""))
+            if model is not None:
+                _publish_query_model(schema, operation, model)
             for code, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if code[0] in "45" and "application/json" in content:
@@ -54,6 +61,42 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
 def _operations(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for operations in schema.get("paths", {}).values():
         yield from operations.values()
+
+
+def _publish_query_model(
+    schema: dict[str, Any], operation: dict[str, Any], model: type[BaseModel]
+) -> None:
+    """The model's fields as the operation's query parameters, after its path parameters,
+    exactly as FastAPI publishes a model declared with `Query()`, with the component schemas
+    they refer to."""
+
+    async def endpoint(query: Annotated[model, Query()]) -> None:  # type: ignore[valid-type]
+        """Never called: FastAPI only reads its signature."""
+
+    document = get_openapi(title="", version="", routes=[APIRoute("/", endpoint)])
+    published = document["paths"]["/"]["get"]["parameters"]
+    parameters = operation.setdefault("parameters", [])
+    after_path = sum(1 for parameter in parameters if parameter["in"] == "path")
+    parameters[after_path:after_path] = published
+    components = document.get("components", {}).get("schemas", {})
+    known = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in _references(published):
+        known.setdefault(name, components[name])
+    # In FastAPI's order: by name.
+    schema["components"]["schemas"] = dict(sorted(known.items()))
+
+
+def _references(node: Any) -> Iterator[str]:
+    """The component schemas a part of the document refers to."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_SCHEMA_REF):
+            yield ref.removeprefix(_SCHEMA_REF)
+        for value in node.values():
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
 
 
 def _body_fields(schema: dict[str, Any], operation: dict[str, Any]) -> set[str]:

@@ -1,6 +1,7 @@
 """Table models. The schema itself changes only through Alembic migrations."""
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
@@ -68,6 +69,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 #: A task's priority, lowest first: the order `sort=priority` lists them in.
 PRIORITIES = ("low", "medium", "high")
 DEFAULT_PRIORITY: Final = "medium"
+_PRIORITY_NAMES: dict[int | None, str | None] = {None: None} | dict(enumerate(PRIORITIES, 1))
 
 
 class Priority(TypeDecorator[str]):
@@ -84,7 +86,11 @@ class Priority(TypeDecorator[str]):
         return None if value is None else PRIORITIES.index(value) + 1
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> str | None:
-        return None if value is None else PRIORITIES[value - 1]
+        return _PRIORITY_NAMES[value]
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        # Every listed task has one: a dict lookup rather than two Python calls per value.
+        return _PRIORITY_NAMES.__getitem__
 
 
 class TagList(TypeDecorator[list[str]]):
@@ -104,9 +110,16 @@ class TagList(TypeDecorator[list[str]]):
         return json.dumps(list(value), ensure_ascii=False, separators=(",", ":"))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> list[str] | None:
-        if value is None:
-            return None
-        return [] if value == "[]" else json.loads(value)  # most tasks have none
+        return _load_tags(value)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        return _load_tags  # one Python call per value rather than two
+
+
+def _load_tags(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [] if value == "[]" else json.loads(value)  # most tasks have none
 
 
 # Compared and sorted by code point on both databases, whatever PostgreSQL's collation.

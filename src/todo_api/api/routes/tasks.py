@@ -26,16 +26,19 @@ from todo_api.api.conditional import (
     not_modified,
     task_etag,
 )
-from todo_api.api.dependencies import (
-    DatabaseDep,
-    reject_repeated_query_parameters,
-    require_json_body,
-)
+from todo_api.api.dependencies import DatabaseDep, require_json_body
 from todo_api.api.idempotency import (
     IDEMPOTENCY_KEY,
     idempotency_key,
     key_error,
     request_fingerprint,
+)
+from todo_api.api.list_query import (
+    MAX_BIGINT,
+    TIME_ZONE_DESCRIPTION,
+    TIME_ZONE_MAX_LENGTH,
+    TaskListQuery,
+    list_query,
 )
 from todo_api.api.problems import (
     IdempotencyKeyInFlightError,
@@ -45,13 +48,11 @@ from todo_api.api.problems import (
 )
 from todo_api.api.public_url import public_url
 from todo_api.api.schemas import (
-    TAG_LIST_PATTERN,
     BulkCompletion,
     BulkDeleteResult,
     BulkUpdateResult,
     TaskCompletion,
     TaskCreate,
-    TaskDueDate,
     TaskPublic,
     TaskReplace,
     TaskStats,
@@ -62,20 +63,15 @@ from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
 from todo_api.db.database import Database
 from todo_api.db.models import TAGS_MAX_COUNT
-from todo_api.db.tasks import NewTask, TaskRecord, TaskSort, TaskStatus, VersionMismatchError
+from todo_api.db.tasks import NewTask, TaskRecord, VersionMismatchError
 
 _T = TypeVar("_T")
 
-MAX_PAGE_SIZE = 200
-DEFAULT_PAGE_SIZE = 100
-MAX_BIGINT = 2**63 - 1
-SEARCH_MAX_LENGTH = 200
 TimeZoneName = Annotated[
     str,
     Query(
-        max_length=64,
-        description="An IANA time zone (`Europe/Paris`): what `today`, a date range and an "
-        "all-day task's end mean for this request.",
+        max_length=TIME_ZONE_MAX_LENGTH,
+        description=TIME_ZONE_DESCRIPTION,
         examples=["Europe/Paris"],
     ),
 ]
@@ -118,9 +114,6 @@ def tag_filter(value: str) -> list[str]:
             [{"loc": ("query", "tags"), "msg": error.message(), "type": error.type}]
         ) from None
 
-
-_PRIORITY = "(?:low|medium|high)"
-PRIORITY_LIST_PATTERN = rf"^{_PRIORITY}(?:,{_PRIORITY})*$"
 
 TaskId = Annotated[
     int, Path(ge=1, le=MAX_BIGINT, description="The task's id, a positive 64-bit integer.")
@@ -235,8 +228,7 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get(
     "",
     operation_id="list_tasks",
-    # The only operation with query parameters.
-    dependencies=[Depends(reject_repeated_query_parameters)],
+    # Its query parameters (TaskListQuery) are published by todo_api.api.openapi.
     openapi_extra={"parameters": [IF_NONE_MATCH]},
     summary="List the caller's tasks",
     response_model=list[TaskPublic],
@@ -259,83 +251,29 @@ async def list_tasks(
     owner: CallerId,
     database: DatabaseDep,
     request: Request,
-    status: Annotated[TaskStatus, Query(description="Which tasks to include.")] = TaskStatus.ALL,
-    sort: Annotated[
-        TaskSort, Query(description="Sort key; a leading `-` means descending. Ties go by id.")
-    ] = TaskSort.NEWEST,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = (
-        DEFAULT_PAGE_SIZE
-    ),
-    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT, description="Tasks to skip.")] = 0,
-    q: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=SEARCH_MAX_LENGTH,
-            pattern=r"^[^\x00-\x1f\x7f]+$",
-            description="Only tasks whose title or description contains this text, "
-            "ignoring case; `%` and `_` match themselves.",
-        ),
-    ] = None,
-    priority: Annotated[
-        str | None,
-        Query(
-            pattern=PRIORITY_LIST_PATTERN,
-            description="Only tasks of these priorities: one of `low`, `medium`, `high`, or "
-            "several separated by commas (`high,medium`).",
-            examples=["high"],
-        ),
-    ] = None,
-    tz: TimeZoneName = "UTC",
-    due_from: Annotated[
-        TaskDueDate | None,
-        Query(description="Only tasks due on this day or later (`YYYY-MM-DD`, in `tz`)."),
-    ] = None,
-    due_to: Annotated[
-        TaskDueDate | None,
-        Query(description="Only tasks due on this day or earlier (`YYYY-MM-DD`, in `tz`)."),
-    ] = None,
-    overdue: Annotated[
-        bool | None,
-        Query(
-            description="`true`: only pending tasks past due (a day that has ended in `tz`, "
-            "or an instant that has passed); `false`: all others."
-        ),
-    ] = None,
-    has_due: Annotated[
-        bool | None, Query(description="`true`: only tasks with a due; `false`: without.")
-    ] = None,
-    tags: Annotated[
-        str | None,
-        Query(
-            # Checked by tag_filter, whose messages say what is wrong.
-            json_schema_extra={"pattern": TAG_LIST_PATTERN},
-            description="Only tasks that carry every one of these tags (up to 20, separated "
-            "by commas), ignoring case.",
-            examples=["work,errands"],
-        ),
-    ] = None,
+    query: Annotated[TaskListQuery, Depends(list_query)],
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`. Filters combine: a
     task is listed if it passes all of them."""
     due = task_queries.DueQuery(
-        zone=time_zone(tz),
-        has_due=has_due,
-        due_from=due_from,
-        due_to=due_to,
-        overdue=overdue,
+        zone=time_zone(query.tz),
+        has_due=query.has_due,
+        due_from=query.due_from,
+        due_to=query.due_to,
+        overdue=query.overdue,
     )
+    limit, offset = query.limit, query.offset
     page = await task_queries.list_tasks(
         database,
         owner=owner,
-        status=status,
-        sort=sort,
+        status=query.status,
+        sort=query.sort,
         limit=limit,
         offset=offset,
-        search=q,
-        priorities=() if priority is None else priority.split(","),
+        search=query.q,
+        priorities=() if query.priority is None else query.priority.split(","),
         due=due,
-        tags=() if tags is None else tag_filter(tags),
+        tags=() if query.tags is None else tag_filter(query.tags),
     )
     total = str(page.total)
     body = to_json([_public(task) for task in page.tasks])
