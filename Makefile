@@ -72,6 +72,14 @@ bench: install-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth_cost.py
 
+# Did a change make an existing endpoint slower? This checkout against BASE (a commit), both
+# on identical rows in one private cluster, turn by turn (bench/todo_bench/compare.py); about 10
+# minutes. BENCH_ARGS: --rounds, --duration, --only, --connections, --workers.
+.PHONY: bench-compare
+bench-compare: install-dev
+	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<commit>"; exit 2; }
+	cd bench && ../$(BIN)/python -m todo_bench.compare $(BASE) $(BENCH_ARGS)
+
 # Issue 11's cost of verifying tokens alone: read with AUTH_MODE=jwt against none (about a minute).
 .PHONY: bench-auth
 bench-auth: install-dev

@@ -60,7 +60,7 @@ LOREM = (
     "shared document under this week's heading."
 )
 
-SEED_SQL = """
+SEED_ROWS_SQL = """
 WITH g AS (
     SELECT n, mod(n - 1, %(users)s) + 1 AS u, (n - 1) / %(users)s AS k
     FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n
@@ -76,11 +76,9 @@ WITH g AS (
            1 + mod(hashint8extended(%(id_base)s::bigint + n, 4) & 1048575,
                    cardinality(%(tag_sets)s::text[])) AS s
     FROM g
-), inserted AS (
-INSERT INTO tasks (id, user_id, title, description, completed, completed_at, created_at,
-                   updated_at, priority, due_date, due_at, tags)
-SELECT %(id_base)s::bigint + n,
-       %(prefix)s || lpad(u::text, %(width)s, '0'),
+), seed AS (
+SELECT %(id_base)s::bigint + n AS id,
+       %(prefix)s || lpad(u::text, %(width)s, '0') AS user_id,
        (ARRAY['Buy', 'Call', 'Email', 'Fix', 'Plan', 'Review', 'Write', 'Book', 'Clean', 'Pay',
               'Renew', 'Prepare'])[1 + mod(n * 7, 12)]
            || ' '
@@ -91,23 +89,37 @@ SELECT %(id_base)s::bigint + n,
            || CASE WHEN mod(n, 3) = 0
                    THEN ' by ' || (ARRAY['Monday', 'Tuesday', 'Wednesday', 'Thursday',
                                          'Friday', 'Saturday', 'Sunday'])[1 + mod(n, 7)]
-                   ELSE '' END,
-       CASE WHEN mod(n, 10) < 3 THEN NULL ELSE left(%(lorem)s, 20 + mod(n * 31, 380)::int) END,
-       done,
-       CASE WHEN done THEN created + age END,
-       created,
-       created + age,
-       CASE WHEN p < 4 THEN 1 WHEN p < 15 THEN 2 ELSE 3 END,
-       CASE WHEN d < 2 THEN %(today)s::date + due_in::int END,
+                   ELSE '' END AS title,
+       CASE WHEN mod(n, 10) < 3 THEN NULL ELSE left(%(lorem)s, 20 + mod(n * 31, 380)::int) END
+           AS description,
+       done AS completed,
+       CASE WHEN done THEN created + age END AS completed_at,
+       created AS created_at,
+       created + age AS updated_at,
+       CASE WHEN p < 4 THEN 1 WHEN p < 15 THEN 2 ELSE 3 END AS priority,
+       CASE WHEN d < 2 THEN %(today)s::date + due_in::int END AS due_date,
        CASE WHEN d IN (2, 3)
             THEN (%(today)s::date + due_in::int)::timestamp AT TIME ZONE 'UTC'
-                 + mod(n * 5, 24) * interval '1 hour' END,
-       (%(tag_sets)s::text[])[s]
+                 + mod(n * 5, 24) * interval '1 hour' END AS due_at,
+       (%(tag_sets)s::text[])[s] AS tags
 FROM r
+)
+"""
+
+PLAIN_COLUMNS = "id, user_id, title, description, completed, completed_at, created_at, updated_at"
+ALL_COLUMNS = f"{PLAIN_COLUMNS}, priority, due_date, due_at, tags"
+
+# The rows with every field, and one task_tags row per tag under its key, from what the task
+# row holds, as the API writes them.
+SEED_SQL = (
+    SEED_ROWS_SQL
+    + """
+, inserted AS (
+INSERT INTO tasks ({columns})
+SELECT {columns} FROM seed
 {on_conflict}
 RETURNING id, user_id, tags
 )
--- One row per tag under its key, from what the task row holds, as the API writes them.
 INSERT INTO task_tags (task_id, key, user_id, name)
 SELECT inserted.id, tag.key, inserted.user_id, tag.name
 FROM inserted
@@ -115,6 +127,19 @@ CROSS JOIN LATERAL json_array_elements_text(inserted.tags::json) AS carried(name
 JOIN unnest(%(tag_names)s::text[], %(tag_keys)s::text[]) AS tag(name, key)
     ON tag.name = carried.name
 """
+)
+
+# The same rows with only the columns that every schema since the first revision has; the others
+# take their defaults. What `todo_bench.compare` seeds, so that a commit from before issue 14
+# and one after it serve identical rows.
+PLAIN_SEED_SQL = (
+    SEED_ROWS_SQL
+    + """
+INSERT INTO tasks ({columns})
+SELECT {columns} FROM seed
+{on_conflict}
+"""
+)
 
 
 def seed_rows(
@@ -129,10 +154,12 @@ def seed_rows(
     step: str,
     url: str | None = None,
     skip_existing: bool = False,
+    plain: bool = False,
 ) -> None:
     """Insert users * per_user tasks: task k (from 0) of user u gets id id_base + k*users + u.
 
-    With their tags' rows in task_tags, in the same statement.
+    With their tags' rows in task_tags, in the same statement; `plain`: without the fields of
+    issue 14 (PLAIN_SEED_SQL).
     """
     params = {
         "users": users,
@@ -149,14 +176,18 @@ def seed_rows(
         "tag_names": TAG_NAMES,
         "tag_keys": [name.casefold() for name in TAG_NAMES],
     }
-    sql = SEED_SQL.format(on_conflict="ON CONFLICT (id) DO NOTHING" if skip_existing else "")
+    sql = (PLAIN_SEED_SQL if plain else SEED_SQL).format(
+        columns=PLAIN_COLUMNS if plain else ALL_COLUMNS,
+        on_conflict="ON CONFLICT (id) DO NOTHING" if skip_existing else "",
+    )
     db.execute(sql, params, url=url)
 
 
-def migrate(url: str, out: Path, name: str) -> None:
-    env = {**os.environ, "DATABASE_URL": url}
+def migrate(url: str, out: Path, name: str, source: Path = ROOT) -> None:
+    """`alembic upgrade head` with the migrations of the checkout at `source`."""
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(source / "src")}
     alembic = Path(sys.executable).with_name("alembic")
-    run([alembic, "upgrade", "head"], cwd=ROOT, env=env, timeout=120, output=out / name)
+    run([alembic, "upgrade", "head"], cwd=source, env=env, timeout=120, output=out / name)
 
 
 def prepare_data(db: Database, out: Path, *, reset: bool) -> dict[str, float]:
@@ -241,14 +272,16 @@ def tidy(db: Database, why: str) -> None:
         "DELETE FROM tasks WHERE id > %(base)s AND id <= %(floor)s",
         {"base": POOL_ID_BASE, "floor": CREATED_ID_FLOOR},
     )
-    db.execute("VACUUM (ANALYZE) tasks, task_tags")
+    # A schema from before issue 14 (todo_bench.compare's base) has no task_tags.
+    has_tags = db.execute("SELECT to_regclass('task_tags') IS NOT NULL")[0][0]
+    db.execute("VACUUM (ANALYZE) tasks, task_tags" if has_tags else "VACUUM (ANALYZE) tasks")
     log(
         f"tidied after {why}: {created} created and {pool} pool rows removed, vacuumed "
         f"({time.monotonic() - began:.1f}s)"
     )
 
 
-def top_up_pool(db: Database, pool_size: int) -> None:
+def top_up_pool(db: Database, pool_size: int, *, plain: bool = False) -> None:
     seed_rows(
         db,
         prefix="gone",
@@ -259,6 +292,7 @@ def top_up_pool(db: Database, pool_size: int) -> None:
         start="2025-03-01T00:00:00Z",
         step="1 day",
         skip_existing=True,
+        plain=plain,
     )
 
 

@@ -20,8 +20,11 @@ class Server:
 
     role = "server"
 
-    def __init__(self, name: str, database_url: str, out: Path, workers: int) -> None:
+    def __init__(
+        self, name: str, database_url: str, out: Path, workers: int, *, source: Path = ROOT
+    ) -> None:
         self.name = name
+        self.source = source  # the checkout whose code runs (todo_bench.compare: another commit)
         self.database_url = database_url
         self.workers_wanted = workers
         self.port = free_port()
@@ -44,7 +47,7 @@ class Server:
         with self.log_path.open("wb") as handle:
             self.process = subprocess.Popen(
                 self.command(),
-                cwd=ROOT,
+                cwd=self.source,
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=handle,
@@ -111,6 +114,8 @@ class Api(Server):
             "PORT": str(self.port),
             "LOG_LEVEL": "warning",
             "WORKERS": str(self.workers_wanted),
+            # Ahead of the editable install, so that another checkout's package is imported.
+            "PYTHONPATH": str(self.source / "src"),
         }
         env.pop("CORS_ORIGINS", None)
         return env
