@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -225,6 +226,7 @@ def main() -> int:
     )
     with contextlib.ExitStack() as cleanup:
         parent = Path(tempfile.mkdtemp(prefix="todo-bench-compare-"))
+        cleanup.callback(shutil.rmtree, parent, ignore_errors=True)
         worktree = add_worktree(args.base, parent, args.out)
         cleanup.callback(remove_worktree, worktree)
         cluster = PrivateCluster(find_pg_bin(), args.out)

@@ -106,6 +106,8 @@ class TagList(TypeDecorator[list[str]]):
     def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
+        if not value:
+            return "[]"  # most tasks have none
         # One spelling per list, so that the database's comparison of two lists is exact.
         return json.dumps(list(value), ensure_ascii=False, separators=(",", ":"))
 
