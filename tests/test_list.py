@@ -213,12 +213,26 @@ async def test_bad_query_values_are_422(
 
 async def test_every_bad_query_value_is_named_at_once(client: httpx.AsyncClient) -> None:
     response = await client.get(
-        tasks_url("alice"), params={"sort": "urgency", "limit": 0, "overdue": "maybe"}
+        tasks_url("alice"),
+        params={
+            "sort": "urgency",
+            "limit": 0,
+            "tz": "Mars/Olympus_Mons",
+            "overdue": "maybe",
+            "tags": "work,,home",
+        },
     )
     assert error_locations(response) == [
         ["query", "sort"],
         ["query", "limit"],
+        ["query", "tz"],
         ["query", "overdue"],
+        ["query", "tags"],
+    ]
+    assert [error["type"] for error in response.json()["errors"]][2:] == [
+        "time_zone",
+        "bool_parsing",
+        "blank_tag",
     ]
     assert response.json()["detail"].startswith("query.sort: Input should be ")
 
