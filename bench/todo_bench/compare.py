@@ -36,13 +36,13 @@ from todo_bench.cells import wrk_args
 from todo_bench.cluster import Database, PrivateCluster, find_pg_bin
 from todo_bench.common import DEFAULT_OUT, ENDPOINTS, ROOT, BenchError, log, run
 from todo_bench.data import (
-    CREATED_ID_FLOOR,
     POOL_OWNERS,
     TASKS_PER_USER,
     USERS,
     checkpoint,
+    ids_from_floor,
     migrate,
-    seed_rows,
+    seed_users,
     tidy,
     top_up_pool,
 )
@@ -118,21 +118,8 @@ def prepare(
     db = Database(url.rsplit("/", 1)[0] + f"/{name}", cluster)
     log(f"{name}: migrating with {source}, seeding {USERS * TASKS_PER_USER:,} tasks")
     migrate(db.url, out, f"alembic-{name}.txt", source)
-    seed_rows(
-        db,
-        prefix="user",
-        width=5,
-        users=USERS,
-        per_user=TASKS_PER_USER,
-        id_base=0,
-        start="2025-01-01T00:00:00Z",
-        step="3 days",
-        plain=True,
-    )
-    db.execute(
-        "SELECT setval(pg_get_serial_sequence('tasks', 'id'), %(floor)s)",
-        {"floor": CREATED_ID_FLOOR},
-    )
+    seed_users(db, plain=True)
+    ids_from_floor(db)
     db.execute("VACUUM (ANALYZE) tasks")
     return Side(name, source, db, Api(name, db.url, out, workers, source=source))
 

@@ -183,6 +183,33 @@ def seed_rows(
     db.execute(sql, params, url=url)
 
 
+def seed_users(
+    db: Database, users: int = USERS, *, url: str | None = None, plain: bool = False
+) -> None:
+    """TASKS_PER_USER tasks for each of user00001 .. user<users>, ids 1 upwards."""
+    seed_rows(
+        db,
+        prefix="user",
+        width=5,
+        users=users,
+        per_user=TASKS_PER_USER,
+        id_base=0,
+        start="2025-01-01T00:00:00Z",
+        step="3 days",
+        url=url,
+        plain=plain,
+    )
+
+
+def ids_from_floor(db: Database, *, url: str | None = None) -> None:
+    """Tasks the API creates get ids above CREATED_ID_FLOOR, apart from the seeded ones."""
+    db.execute(
+        "SELECT setval(pg_get_serial_sequence('tasks', 'id'), %(floor)s)",
+        {"floor": CREATED_ID_FLOOR},
+        url=url,
+    )
+
+
 def migrate(url: str, out: Path, name: str, source: Path = ROOT) -> None:
     """`alembic upgrade head` with the migrations of the checkout at `source`."""
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(source / "src")}
@@ -209,16 +236,7 @@ def prepare_data(db: Database, out: Path, *, reset: bool) -> dict[str, float]:
 
     began = time.monotonic()
     log(f"seeding {USERS:,} users x {TASKS_PER_USER} tasks")
-    seed_rows(
-        db,
-        prefix="user",
-        width=5,
-        users=USERS,
-        per_user=TASKS_PER_USER,
-        id_base=0,
-        start="2025-01-01T00:00:00Z",
-        step="3 days",
-    )
+    seed_users(db)
     log(f"seeding user {HEAVY_USER!r} with {HEAVY_TASKS:,} tasks, and the 1,000-row schema")
     seed_rows(
         db,
@@ -230,23 +248,9 @@ def prepare_data(db: Database, out: Path, *, reset: bool) -> dict[str, float]:
         start="2024-06-01T00:00:00Z",
         step="1 hour",
     )
-    seed_rows(
-        db,
-        prefix="user",
-        width=5,
-        users=SMALL_USERS,
-        per_user=TASKS_PER_USER,
-        id_base=0,
-        start="2025-01-01T00:00:00Z",
-        step="3 days",
-        url=small_url,
-    )
+    seed_users(db, SMALL_USERS, url=small_url)
     for url in (db.url, small_url):
-        db.execute(
-            "SELECT setval(pg_get_serial_sequence('tasks', 'id'), %(floor)s)",
-            {"floor": CREATED_ID_FLOOR},
-            url=url,
-        )
+        ids_from_floor(db, url=url)
     timings["seed_s"] = time.monotonic() - began
     began = time.monotonic()
     log("VACUUM (ANALYZE) and CHECKPOINT")
