@@ -15,6 +15,8 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.helpers import close_databases, inspection_engine, libpq_url
+from tests.pgbouncer import PgBouncer, pgbouncer_installed
+from tests.private_postgres import PrivatePostgres
 from todo_api.app import create_app
 from todo_api.settings import Settings
 
@@ -82,6 +84,50 @@ def postgres_server(backend: str) -> PostgresServer:
             pytest.exit(f"{message} (CI=true: failing instead of skipping)", returncode=1)
         pytest.skip(message)
     return server
+
+
+Route = Callable[[str], str]
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def route(request: pytest.FixtureRequest, backend: str) -> Iterator[Route]:
+    """How the app reaches PostgreSQL: directly, or through a PgBouncer in transaction mode
+    on a plain host name and without DB_TRANSACTION_POOLER, so the app must cope unaided."""
+    if request.param == "direct":
+        yield lambda url: url
+        return
+    if backend != "postgres":
+        pytest.skip("PgBouncer runs in front of PostgreSQL")
+    if not pgbouncer_installed():
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("pgbouncer is not installed (CI=true: failing instead of skipping)")
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+    bouncers: dict[tuple[str | None, int | None], PgBouncer] = {}
+
+    def through_pgbouncer(url: str) -> str:
+        server = (make_url(url).host, make_url(url).port)
+        if server not in bouncers:
+            bouncers[server] = PgBouncer(url).__enter__()
+        return bouncers[server].url(url)
+
+    try:
+        yield through_pgbouncer
+    finally:
+        for bouncer in bouncers.values():
+            bouncer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def private_postgres(backend: str) -> Iterator[PrivatePostgres]:
+    if backend != "postgres":
+        pytest.skip("stops and starts a PostgreSQL server; runs in the PostgreSQL pass")
+    server = PrivatePostgres()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+import psycopg
+from psycopg import pq
 from sqlalchemy import make_url
 
 from tests.private_postgres import _free_port
@@ -47,6 +49,7 @@ class PgBouncer:
                     "auth_type = trust",
                     f"auth_file = {self.root / 'users.txt'}",
                     "pool_mode = transaction",
+                    f"admin_users = {user}",
                     "max_client_conn = 500",
                     f"default_pool_size = {server_pool_size}",
                     "ignore_startup_parameters = extra_float_digits",
@@ -60,6 +63,17 @@ class PgBouncer:
             )
         )
         self._process: subprocess.Popen[bytes] | None = None
+
+    def admin(self, command: str) -> None:
+        """Run `command` (PAUSE, RESUME, ...) on PgBouncer's admin console."""
+        user = self.upstream.username or "postgres"
+        with psycopg.connect(
+            f"postgresql://{user}@127.0.0.1:{self.port}/pgbouncer", autocommit=True
+        ) as console:
+            # The console speaks the simple query protocol only.
+            result = console.pgconn.exec_(command.encode())
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                raise RuntimeError(f"{command}: {result.error_message.decode()}")
 
     def url(self, database_url: str) -> str:
         """`database_url` (a database on the upstream server) as reached through PgBouncer."""

@@ -6,7 +6,7 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -15,61 +15,31 @@ import psycopg
 import pytest
 from alembic import command
 from fastapi import FastAPI
-from sqlalchemy import make_url
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy import bindparam, make_url, update
 
-from tests.conftest import alembic_config
-from tests.helpers import app_client, assert_problem, create, libpq_url, task_url, tasks_url
+from tests.conftest import UNREACHABLE_POSTGRES, Route, alembic_config
+from tests.helpers import (
+    app_client,
+    assert_problem,
+    close_databases,
+    create,
+    libpq_url,
+    task_url,
+    tasks_url,
+)
 from tests.locks import row_locked
 from tests.pgbouncer import PgBouncer, pgbouncer_installed
 from tests.private_postgres import PrivatePostgres
+from todo_api.app import create_app
+from todo_api.db.database import StatementFailedError
+from todo_api.db.models import tasks_table
+from todo_api.settings import Settings
 
 # With DB_STATEMENT_TIMEOUT_MS=2000 below: its deadline of 2.5 s, plus at most 1 s waiting
 # for a cancellation that a pooler queueing for a stopped server never confirms.
 OUTAGE_ANSWER_SECONDS = 4.0
 RECOVERY_SECONDS = 10.0
-
-Route = Callable[[str], str]
-
-
-@pytest.fixture(params=["direct", "pgbouncer"])
-def route(request: pytest.FixtureRequest, backend: str) -> Iterator[Route]:
-    """How the app reaches PostgreSQL: directly, or through a PgBouncer in transaction mode
-    on a plain host name and without DB_TRANSACTION_POOLER, so the app must cope unaided."""
-    if request.param == "direct":
-        yield lambda url: url
-        return
-    if backend != "postgres":
-        pytest.skip("PgBouncer runs in front of PostgreSQL")
-    if not pgbouncer_installed():
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("pgbouncer is not installed (CI=true: failing instead of skipping)")
-        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
-    bouncers: dict[tuple[str | None, int | None], PgBouncer] = {}
-
-    def through_pgbouncer(url: str) -> str:
-        server = (make_url(url).host, make_url(url).port)
-        if server not in bouncers:
-            bouncers[server] = PgBouncer(url).__enter__()
-        return bouncers[server].url(url)
-
-    try:
-        yield through_pgbouncer
-    finally:
-        for bouncer in bouncers.values():
-            bouncer.__exit__(None, None, None)
-
-
-@pytest.fixture
-def private_postgres(backend: str) -> Iterator[PrivatePostgres]:
-    if backend != "postgres":
-        pytest.skip("stops and starts a PostgreSQL server; runs in the PostgreSQL pass")
-    server = PrivatePostgres()
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.remove()
 
 
 async def _wait_for(predicate: Callable[[], Any], seconds: float) -> None:
@@ -314,18 +284,21 @@ async def test_an_unmigrated_sqlite_file_is_logged_once_and_is_no_outage(
 async def test_any_transaction_pooler_works_without_being_declared(
     database_url: str, backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A PgBouncer on a plain host name, DB_TRANSACTION_POOLER unset: psycopg's prepared
-    statements meet other server connections, which do not know them. The first such
-    refusal switches them off, with one warning, and the refused statement runs again."""
+    """A PgBouncer on a plain host name, no pooler setting: nothing is prepared on the
+    server (it might run another client's statement of the same name), and the `options`
+    startup parameter, refused, is dropped with one warning. Every request succeeds."""
     if backend != "postgres":
         pytest.skip("PgBouncer runs in front of PostgreSQL")
     if not pgbouncer_installed():
         pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
     with PgBouncer(database_url, server_pool_size=3) as bouncer, caplog.at_level(logging.INFO):
-        async with app_client(bouncer.url(database_url), db_pool_size=20) as client:
+        app = create_app(Settings(_env_file=None, database_url=bouncer.url(database_url)))
+        assert app.state.database.prepared_statements is False
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             task = await create(client, "alice")
             toggles = 0
-            for _ in range(6):  # past psycopg's threshold of 5 uses before it prepares
+            for _ in range(6):  # past psycopg's threshold of 5 uses, were it preparing
                 responses = await asyncio.gather(
                     *(client.patch(f"{task_url('alice', task['id'])}/complete") for _ in range(40)),
                     *(client.get(task_url("alice", task["id"])) for _ in range(20)),
@@ -336,9 +309,129 @@ async def test_any_transaction_pooler_works_without_being_declared(
                 ]
                 toggles += 40
             final = await client.get(task_url("alice", task["id"]))
-    # Every toggle ran exactly once: none lost to a refusal, none run twice by the rerun.
+        await close_databases(app)
+    # Every toggle ran exactly once.
     assert final.headers["etag"] == f'"{task["id"]}.{1 + toggles}"'
     assert final.json()["completed"] is (toggles % 2 == 1)
-    warnings = [r.getMessage() for r in caplog.records if "Prepared statements" in r.getMessage()]
-    assert len(warnings) == 1, warnings
-    assert "DB_TRANSACTION_POOLER=true" in warnings[0]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([w for w in warnings if "startup parameter" in w]) == 1, warnings
+    assert not [w for w in warnings if "repared statement" in w], warnings
+
+
+async def test_a_paused_pooler_is_a_503_within_the_deadline_even_for_new_connections(
+    new_database: Callable[[], str], backend: str
+) -> None:
+    """PgBouncer accepts new connections while paused and queues what they send. A session
+    in a zone other than `UTC` (Debian's and Neon's `Etc/UTC`, `GMT`) is set to UTC when a
+    connection opens: that statement has the deadline too (it used to wait 20-40 s)."""
+    if backend != "postgres":
+        pytest.skip("PgBouncer runs in front of PostgreSQL")
+    if not pgbouncer_installed():
+        pytest.fail("pgbouncer is not installed")
+    url = new_database()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    with psycopg.connect(libpq_url(url), autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE \"{make_url(url).database}\" SET timezone = 'Etc/UTC'")
+    settings: dict[str, Any] = {
+        "db_statement_timeout_ms": 1000,
+        "db_connect_timeout": 2,
+        "db_pool_size": 2,
+        "db_pool_timeout": 1.0,
+    }
+    # The deadline (1.5 s), the cancel's grace and the answer's (1 s), and some slack.
+    answer_within = 1.5 + 1.0 + 1.0
+    with PgBouncer(url, server_pool_size=2) as bouncer:
+        async with app_client(bouncer.url(url), **settings) as warm:
+            assert (await warm.get(tasks_url("alice"))).status_code == 200
+        bouncer.admin("PAUSE")
+        try:
+            async with app_client(bouncer.url(url), **settings) as fresh:
+
+                async def timed() -> tuple[httpx.Response, float]:
+                    started = time.monotonic()
+                    response = await fresh.get(tasks_url("alice"))
+                    return response, time.monotonic() - started
+
+                answers = await asyncio.gather(*(timed() for _ in range(8)))
+                for response, took in answers:
+                    assert_problem(response, 503)
+                    assert took < answer_within, [took for _, took in answers]
+                bouncer.admin("RESUME")
+
+                async def answers_again() -> bool:
+                    return (await fresh.get(tasks_url("alice"))).status_code == 200
+
+                await _wait_for(answers_again, RECOVERY_SECONDS)
+        finally:
+            with suppress(RuntimeError):
+                bouncer.admin("RESUME")
+
+
+async def test_a_refused_configuration_is_a_503_that_says_so_logged_once(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A password changed under a running service, a database dropped: retrying will not
+    help, so no Retry-After, one error line per process, and no outage coming and going."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        refused = f"sqlite:///{tmp_path / 'no-such-directory' / 'todo.sqlite3'}"
+    else:
+        refused = url.set(database="dropped_database").render_as_string(hide_password=False)
+    async with app_client(refused) as client:
+        with caplog.at_level(logging.INFO):
+            responses = [await client.get(tasks_url("alice")) for _ in range(3)]
+            responses.append(await client.post(tasks_url("alice"), json={"title": "t"}))
+            ready = await client.get("/health/ready")
+    for response in [*responses, ready]:
+        body = assert_problem(response, 503)
+        assert body["type"] == "urn:todo-api:database-misconfigured"
+        assert "retry-after" not in response.headers
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("todo_api.db")]
+    [refusal] = messages
+    assert refusal.startswith("Database configuration refused")
+    assert "does not exist" in refusal or "unable to open database file" in refusal
+
+
+async def test_a_driver_error_without_a_code_is_a_bug_not_an_outage(
+    app: FastAPI, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """psycopg's own errors have no SQLSTATE; only those of a lost connection are an
+    outage. Fetching rows from a statement that returns none is a bug in the code: it used
+    to be logged as the database going away ("the last operation didn't produce records")."""
+    if backend != "postgres":
+        pytest.skip("psycopg's client-side errors")
+    database = app.state.database
+    no_rows = update(tasks_table).where(tasks_table.c.user_id == bindparam("owner"))
+    no_rows = no_rows.values(title=tasks_table.c.title)
+    with caplog.at_level(logging.INFO), pytest.raises(StatementFailedError) as failed:
+        await database.fetch_all(no_rows, {"owner": "nobody"})
+    assert isinstance(failed.value.__cause__, psycopg.ProgrammingError)
+    assert failed.value.__cause__.sqlstate is None
+    assert "UPDATE tasks" in str(failed.value)
+    assert database.availability.unavailable is False
+    assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
+
+
+async def test_psycopg_pool_would_make_requests_wait_out_the_timeout_of_a_refused_database(
+    offline_client: httpx.AsyncClient,
+) -> None:
+    """Why db/pool.py is not psycopg_pool: psycopg_pool opens connections in the
+    background and a request waits for one until its timeout, whatever the attempts meet
+    (a refused connection, at once); no option of it fails the waiting request early. Ours
+    opens a connection in the request that needs it: a refused one is a 503 at once."""
+    timeout = 1.0
+    pool = AsyncConnectionPool(
+        libpq_url(UNREACHABLE_POSTGRES), min_size=1, max_size=4, timeout=timeout, open=False
+    )
+    await pool.open(wait=False)
+    try:
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout):
+            async with pool.connection():
+                pass
+        assert time.monotonic() - started >= timeout * 0.9
+    finally:
+        await pool.close()
+    started = time.monotonic()
+    assert_problem(await offline_client.get(tasks_url("alice")), 503)
+    assert time.monotonic() - started < 0.5

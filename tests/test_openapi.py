@@ -6,12 +6,14 @@ import re
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import make_url
 
 from tests.helpers import (
     TASK_FIELDS,
@@ -179,6 +181,8 @@ SENT_TYPES = {
         "urn:todo-api:database-unavailable",
         "urn:todo-api:schema-not-migrated",
         "urn:todo-api:keys-unavailable",
+        "urn:todo-api:database-misconfigured",
+        "urn:todo-api:request-cut-off",
     },
 }
 # The problems sent with `Retry-After`: retrying them helps.
@@ -186,6 +190,7 @@ RETRY_AFTER_SENT = {
     "urn:todo-api:idempotency-key-in-flight",
     "urn:todo-api:database-unavailable",
     "urn:todo-api:keys-unavailable",
+    "urn:todo-api:request-cut-off",
 }
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 SCHEMA_REF = "#/components/schemas/"
@@ -323,6 +328,8 @@ async def test_every_error_response_has_examples_of_what_is_sent(schema: dict[st
         "database-busy",
         "database-no-answer",
         "schema-not-migrated",
+        "database-misconfigured",
+        "request-cut-off",
     }
 
 
@@ -494,6 +501,18 @@ async def test_503_examples_are_what_an_unmigrated_database_sends(
 ) -> None:
     async with app_client(new_database()) as client:
         await _assert_503_examples_are_sent(client, "urn:todo-api:schema-not-migrated")
+
+
+async def test_503_examples_are_what_a_misconfigured_database_sends(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        refused = f"sqlite:///{tmp_path / 'no-such-directory' / 'todo.sqlite3'}"
+    else:
+        refused = url.set(database="no_such_database").render_as_string(hide_password=False)
+    async with app_client(refused) as client:
+        await _assert_503_examples_are_sent(client, "urn:todo-api:database-misconfigured")
 
 
 async def test_token_errors_are_documented_as_sent(database_url: str) -> None:

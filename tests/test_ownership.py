@@ -34,6 +34,7 @@ from tests.helpers import (
     tasks_url,
 )
 from todo_api.app import create_app
+from todo_api.db.database import Statement, StatementShape
 from todo_api.db.models import task_tags_table, tasks_table
 from todo_api.settings import Settings
 
@@ -135,8 +136,12 @@ def constructs(
     database = app.state.database
     compiled = database.compiled
 
-    def record(statement: ClauseElement) -> Any:
-        seen.append(statement)
+    def record(statement: Statement) -> Any:
+        # A shape is built once per process; build it again to see what it is.
+        built = (
+            statement.build(*statement.args) if isinstance(statement, StatementShape) else statement
+        )
+        seen.append(built)
         return compiled(statement)
 
     monkeypatch.setattr(database, "compiled", record)

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 
-from tests.helpers import task_url, tasks_url
+from tests.helpers import libpq_url, task_url, tasks_url
 from tests.live_server import EXIT_TIMEOUT_SECONDS, running_server
 from tests.locks import row_locked
 
@@ -140,3 +142,65 @@ def test_sigterm_finishes_in_flight_requests_then_exits_zero(
         assert outcome["response"].status_code == 200
         assert outcome["response"].json()["title"] == "finished during shutdown"
         assert process.wait(timeout=EXIT_TIMEOUT_SECONDS) == 0
+
+
+def _count(database_url: str, table: str) -> int:
+    with psycopg.connect(libpq_url(database_url)) as connection:
+        row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_sigterm_during_a_keyed_create_frees_its_key(
+    migrated_url: str, tmp_path: Path, backend: str
+) -> None:
+    """Cut off by the end of the shutdown grace period, a keyed create answers 503 and frees
+    its key, so the client's retry after the restart creates the task (it used to get a
+    plain-text 500 and then 409 for 60 s)."""
+    if backend != "postgres":
+        pytest.skip("holds a table lock from another connection while the app inserts")
+    log_path = tmp_path / "server.log"
+    body = {"title": "cut off"}
+    headers = {"Idempotency-Key": "cut-off-1"}
+    outcome: dict[str, httpx.Response] = {}
+    with (
+        running_server(migrated_url, log_path, SHUTDOWN_GRACE_SECONDS="1", LOG_LEVEL="info") as (
+            process,
+            client,
+        ),
+        psycopg.connect(libpq_url(migrated_url)) as locker,
+    ):
+        # SHARE conflicts with the lock an INSERT takes: the create waits, holding its claim.
+        locker.execute("LOCK TABLE tasks IN SHARE MODE")
+
+        def keyed_create() -> None:
+            with httpx.Client(base_url=str(client.base_url), timeout=15.0) as creator:
+                outcome["response"] = creator.post(tasks_url("alice"), json=body, headers=headers)
+
+        creating = threading.Thread(target=keyed_create)
+        creating.start()
+        deadline = time.monotonic() + 5.0
+        while not _count(migrated_url, "idempotency_keys"):
+            assert time.monotonic() < deadline, "no claim row"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=EXIT_TIMEOUT_SECONDS) == 0
+        creating.join(timeout=5.0)
+        locker.rollback()
+
+    response = outcome["response"]
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:todo-api:request-cut-off"
+    assert int(response.headers["retry-after"]) > 0
+    assert _count(migrated_url, "idempotency_keys") == 0
+    assert _count(migrated_url, "tasks") == 0
+    log = log_path.read_text()
+    assert "Exception in ASGI application" not in log
+    assert "Traceback" not in log
+    assert "cut off at shutdown: POST /api/{user_id}/tasks" in log
+
+    with running_server(migrated_url, tmp_path / "restarted.log") as (_, client):
+        retried = client.post(tasks_url("alice"), json=body, headers=headers)
+    assert retried.status_code == 201, retried.text
+    assert _count(migrated_url, "tasks") == 1

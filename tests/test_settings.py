@@ -17,6 +17,7 @@ from todo_api.db.setup import (
     libpq_conninfo,
     postgres_connect_args,
     statement_deadline,
+    uses_prepared_statements,
 )
 from todo_api.db.sqlite import SqliteDatabase
 from todo_api.settings import Settings
@@ -57,27 +58,59 @@ def test_other_databases_are_refused() -> None:
         async_database_url("mysql://u@h/db")
 
 
-def test_pooled_endpoint_disables_prepared_statements() -> None:
+def test_neon_endpoints_get_what_each_keeps() -> None:
     settings = Settings(_env_file=None)
-    pooled = postgres_connect_args(async_database_url(NEON_POOLED), settings)
-    direct = postgres_connect_args(async_database_url(NEON_DIRECT), settings)
-    assert pooled["prepare_threshold"] is None
-    assert "prepare_threshold" not in direct
+    pooled = async_database_url(NEON_POOLED)
+    direct = async_database_url(NEON_DIRECT)
+    # Neon's proxy gives each connection to the direct host a server connection of its own.
+    assert uses_prepared_statements(direct, settings)
+    assert not uses_prepared_statements(pooled, settings)
     # PgBouncer refuses the `options` startup parameter; the direct endpoint gets it.
-    assert "options" not in pooled
-    assert direct["options"] == "-c statement_timeout=5000"
-    assert pooled["connect_timeout"] == direct["connect_timeout"] == 4
+    assert "options" not in postgres_connect_args(pooled, settings)
+    assert postgres_connect_args(direct, settings)["options"] == (
+        "-c statement_timeout=5000 -c TimeZone=UTC"
+    )
+    assert postgres_connect_args(pooled, settings)["connect_timeout"] == 4
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "localhost",
+        "db.example.com",
+        "pooler.example.com",
+        "ep-x-pooler.us-east-2.aws.neon.tech",
+        "ep-x.us-east-2.aws.neon.tech.example.com",
+        "ep-x.us-east-2.aws.neon.tech,127.0.0.1",
+    ],
+)
+def test_prepared_statements_are_off_wherever_a_pooler_could_be(host: str) -> None:
+    url = async_database_url(f"postgresql://u@{host}:5432/db")
+    assert not uses_prepared_statements(url, Settings(_env_file=None))
+    # Not even when the host says it is no pooler: that is only a name.
+    assert not uses_prepared_statements(url, Settings(_env_file=None, db_transaction_pooler=True))
+
+
+def test_prepared_statements_are_on_only_where_declared() -> None:
+    url = async_database_url("postgresql://u@127.0.0.1:6432/db")
+    declared = Settings(_env_file=None, db_prepared_statements=True)
+    assert uses_prepared_statements(url, declared)
+    assert uses_prepared_statements(url, Settings(_env_file=None, db_transaction_pooler=False))
+    refused = Settings(_env_file=None, db_prepared_statements=False)
+    assert not uses_prepared_statements(async_database_url(NEON_DIRECT), refused)
+    # A pooler that tracks them (Neon's, PgBouncer >= 1.21 with max_prepared_statements).
+    tracked = Settings(_env_file=None, db_prepared_statements=True, db_transaction_pooler=True)
+    assert uses_prepared_statements(async_database_url(NEON_POOLED), tracked)
 
 
 def test_transaction_pooler_can_be_declared_for_any_host() -> None:
     url = async_database_url("postgresql://u@127.0.0.1:6432/db")
-    assert "prepare_threshold" not in postgres_connect_args(url, Settings(_env_file=None))
+    assert "options" in postgres_connect_args(url, Settings(_env_file=None))
     declared = Settings(_env_file=None, db_transaction_pooler=True)
-    assert postgres_connect_args(url, declared)["prepare_threshold"] is None
+    assert "options" not in postgres_connect_args(url, declared)
     not_pooled = Settings(_env_file=None, db_transaction_pooler=False)
-    assert "prepare_threshold" not in postgres_connect_args(
-        async_database_url(NEON_POOLED), not_pooled
-    )
+    assert "options" in postgres_connect_args(async_database_url(NEON_POOLED), not_pooled)
 
 
 def test_timeouts_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +120,7 @@ def test_timeouts_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(_env_file=None)
     args = postgres_connect_args(async_database_url(NEON_DIRECT), settings)
     assert args["connect_timeout"] == 7
-    assert args["options"] == "-c statement_timeout=250"
+    assert args["options"] == "-c statement_timeout=250 -c TimeZone=UTC"
     # Counted by the client too, with a margin for the server's own error to arrive.
     assert statement_deadline(settings) == 0.75
     assert statement_deadline(settings.model_copy(update={"db_statement_timeout_ms": 0})) is None

@@ -60,12 +60,12 @@ def api_statements() -> dict[str, Statement]:
     from todo_api.db.statements import compile_statement
 
     statements = {
-        "list": api._page_query(api.TaskStatus.ALL, api.TaskSort.NEWEST, False),
+        "list": api._build_page(api.ListFilter(), api.TaskSort.NEWEST),
         "read": api._READ,
         "create": api._INSERT,
-        "toggle": api._toggle_query(0),
-        "replace": api._update_query(frozenset({"title", "description"}), 0),
-        "delete": api._delete_query(0),
+        "toggle": api._toggle_query(False),
+        "replace": api._update_query(frozenset({"title", "description"}), False),
+        "delete": api._delete_query(False),
     }
     result = {}
     for name, statement in statements.items():

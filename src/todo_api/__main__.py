@@ -8,9 +8,16 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from todo_api.db.database import DatabaseAvailability, DatabaseError
+from todo_api.db.database import DatabaseAvailability, DatabaseError, DatabaseMisconfiguredError
 from todo_api.db.schema_version import SchemaMismatch, schema_mismatch
 from todo_api.db.setup import READINESS_TIMEOUT_SECONDS, create_readiness_database
+from todo_api.db.startup import (
+    EXIT_MISCONFIGURED,
+    DatabaseNotReachedError,
+    misconfiguration_line,
+    say,
+    wait_for_database,
+)
 from todo_api.log_config import log_config
 from todo_api.settings import Settings, get_settings
 
@@ -29,6 +36,23 @@ def _settings_or_exit() -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             print(f"todo_api: invalid {names}: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def _wait_for_database_or_exit(settings: Settings) -> bool:
+    """Whether the database answers, once it does or DB_STARTUP_WAIT_SECONDS have passed.
+
+    Exits with one line (status 2) when it refuses the configuration. One that still
+    cannot be reached is no reason not to start: the service answers 503 until it can.
+    """
+    try:
+        asyncio.run(wait_for_database(settings, settings.database_url))
+    except DatabaseMisconfiguredError as exc:
+        say(misconfiguration_line(exc, settings.database_url))
+        sys.exit(EXIT_MISCONFIGURED)
+    except DatabaseNotReachedError as exc:
+        say(f"{exc}; starting anyway: requests answer 503 until it is back.")
+        return False
+    return True
 
 
 def _check_schema_or_exit(settings: Settings) -> None:
@@ -69,7 +93,8 @@ def _check_schema_or_exit(settings: Settings) -> None:
 
 def main() -> None:
     settings = _settings_or_exit()
-    _check_schema_or_exit(settings)
+    if _wait_for_database_or_exit(settings):
+        _check_schema_or_exit(settings)
     # Uvicorn drains in-flight requests on SIGTERM, then raises the signal again with the
     # previous handler in place; with the default one the process would die as -SIGTERM
     # although the shutdown was clean. This handler makes that clean shutdown exit 0.

@@ -5,6 +5,7 @@ including each worker when WORKERS > 1. Uvicorn's own access log is switched off
 request log middleware (`todo_api.api.middleware.request_log`) writes the one line per request.
 """
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -134,6 +135,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class CutOffRequestFilter(logging.Filter):
+    """Drops uvicorn's traceback of a request it cancelled at shutdown: the request has
+    answered 503 and logged one line of its own (todo_api.api.middleware.unexpected_errors).
+    Any other error in the application still gets uvicorn's record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(error, asyncio.CancelledError)
+            and record.getMessage().startswith("Exception in ASGI application")
+        )
+
+
 def log_config(log_format: LogFormat, log_level: LogLevel) -> dict[str, Any]:
     """A `logging.config.dictConfig` document: everything to stderr through one formatter."""
     formatter: dict[str, Any] = (
@@ -146,6 +160,7 @@ def log_config(log_format: LogFormat, log_level: LogLevel) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
+        "filters": {"cut_off": {"()": f"{__name__}.CutOffRequestFilter"}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
@@ -157,7 +172,12 @@ def log_config(log_format: LogFormat, log_level: LogLevel) -> dict[str, Any]:
         "loggers": {
             # Uvicorn's loggers come with handlers of their own; route them through ours.
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
-            "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
+            "uvicorn.error": {
+                "handlers": [],
+                "level": level,
+                "propagate": True,
+                "filters": ["cut_off"],
+            },
             "uvicorn.access": {"handlers": [], "level": level, "propagate": False},
             # These log SQL parameters (task titles and descriptions) at INFO or DEBUG; task
             # content must never reach the logs, whatever LOG_LEVEL says.

@@ -105,7 +105,21 @@ class Settings(BaseSettings):
     db_transaction_pooler: bool | None = Field(
         default=None,
         description="Whether DATABASE_URL goes through a transaction-mode pooler (PgBouncer, "
-        "Neon's -pooler host); unset means: detect from the host name.",
+        "Neon's -pooler host), which refuses startup options; unset means: detect from the "
+        "host name, or from the pooler's refusal. `false` also means prepared statements.",
+    )
+    db_prepared_statements: bool | None = Field(
+        default=None,
+        description="`true` when every connection keeps its server-side prepared statements: "
+        "direct, or a pooler that tracks them (PgBouncer >= 1.21 with max_prepared_statements, "
+        "Neon's pooler). Unset: on only where that is certain (a Neon direct host, "
+        "DB_TRANSACTION_POOLER=false).",
+    )
+    db_startup_wait_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="At start-up (migrations and server), how long to wait for a database "
+        "that cannot be reached yet.",
     )
 
     @field_validator("log_level", "log_format", mode="before")

@@ -110,6 +110,31 @@ class SchemaNotMigratedError(ProblemError):
         )
 
 
+class DatabaseMisconfiguredError(ProblemError):
+    """The database refuses the service's configuration: only an operator can fix it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "The database refuses this service's configuration (its credentials, database "
+            "name, TLS or connection settings); retrying will not help until an operator "
+            "fixes it. The server's log says what was refused.",
+            type_="urn:todo-api:database-misconfigured",
+        )
+
+
+class RequestCutOffError(DatabaseUnavailableError):
+    """The server stopped (its shutdown grace period ended) before the request finished."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The server stopped before this request finished; a change it asked for may or "
+            "may not have been made. Retry shortly: with the same Idempotency-Key for a "
+            "create, with If-Match for a change."
+        )
+        self.type = "urn:todo-api:request-cut-off"
+
+
 class TaskNotFoundError(ProblemError):
     """Also what a caller sees for another user's task: the two must be indistinguishable."""
 
@@ -231,6 +256,8 @@ async def _handle_database_error(request: Request, exc: Exception) -> ProblemRes
     # timeout, a lock wait or a full pool is the database being busy, not a bug.
     if isinstance(exc, database.DatabaseSchemaError):
         problem: ProblemError = SchemaNotMigratedError()
+    elif isinstance(exc, database.DatabaseMisconfiguredError):
+        problem = DatabaseMisconfiguredError()
     elif isinstance(exc, database.DatabaseBusyError):
         problem = DatabaseBusyError()
     elif isinstance(exc, database.DatabaseUnavailableError) and exc.outcome_unknown:
@@ -385,6 +412,13 @@ PROBLEM_EXAMPLES: dict[int, ExampleSet] = {
         "schema-not-migrated": problem_example(
             SchemaNotMigratedError(), "The database is not migrated (no Retry-After)"
         ),
+        "database-misconfigured": problem_example(
+            DatabaseMisconfiguredError(),
+            "The database refuses the configuration: password, database name, TLS (no Retry-After)",
+        ),
+        "request-cut-off": problem_example(
+            RequestCutOffError(), "The server stopped before the request finished"
+        ),
     },
 }
 
@@ -397,9 +431,11 @@ _DESCRIPTIONS = {
     413: "The request body is larger than the configured limit.",
     415: "The request body is not declared as JSON.",
     422: "The request is invalid; `errors` says where.",
-    503: "The database is unavailable or busy: retry after `Retry-After` seconds. Or its "
-    "schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): "
-    "retrying will not help until an operator runs the migrations.",
+    503: "The database is unavailable or busy, or the server stopped before the request "
+    "finished: retry after `Retry-After` seconds. Or its schema is not migrated "
+    "(`urn:todo-api:schema-not-migrated`) or it refuses the configuration "
+    "(`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not "
+    "help until an operator acts.",
 }
 _HEADERS = {
     409: retry_after_header("Seconds to wait before retrying with the same key."),

@@ -1,16 +1,20 @@
 """Running compiled statements on the driver's own connections, with time limits.
 
 `Database` is what the data layer talks to: PostgreSQL through psycopg, or the embedded
-SQLite file through aiosqlite, behind one interface. Failures come out as two kinds:
+SQLite file through aiosqlite, behind one interface. Failures come out as a few kinds:
 `DatabaseUnavailableError` (the database cannot serve: refused, lost, or no answer in
-time) and `DatabaseBusyError` (it is there, but this request's work did not fit its time
-limits and was not done). Anything else is a bug and propagates as it is.
+time), `DatabaseBusyError` (it is there, but this request's work did not fit its time
+limits and was not done), `DatabaseMisconfiguredError` (it refuses this service's
+configuration) and `DatabaseSchemaError` (it is not migrated). Anything else is a bug
+and propagates as it is.
 """
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Dialect
@@ -26,7 +30,27 @@ Row = tuple[Any, ...]
 
 #: How long a statement past its deadline gets for the server to confirm its cancellation.
 CANCEL_GRACE_SECONDS = 0.5
+#: Statement shapes compiled on first use (beyond those compiled at start-up) that are
+#: kept, least recently used dropped first: a few KB each, so a few MB at most per process
+#: however many distinct listings callers ask for.
+STATEMENT_CACHE_SIZE = 256
 Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StatementShape:
+    """A statement that `build(*args)` makes; equal shapes make the same statement.
+
+    For statements with too many possible shapes to build them all at start-up (a
+    listing's combinations of filters): only the shape is made per request, and the
+    statement is built and compiled on the shape's first use.
+    """
+
+    build: Callable[..., ClauseElement]
+    args: tuple[Any, ...]
+
+
+Statement = ClauseElement | StatementShape
 
 
 class DatabaseError(Exception):
@@ -49,6 +73,12 @@ class DatabaseSchemaError(DatabaseUnavailableError):
     """The database lacks a table or column this code uses: it was not migrated."""
 
 
+class DatabaseMisconfiguredError(DatabaseUnavailableError):
+    """The database refuses this service's configuration: its credentials, database name,
+    TLS or URL options, or a setting that does not fit the way to it. Retrying will not
+    help until an operator changes the configuration."""
+
+
 class DatabaseBusyError(DatabaseError):
     """The database is there, but this work did not fit its time limits; nothing was done."""
 
@@ -69,6 +99,16 @@ class DatabaseAvailability:
     def __init__(self) -> None:
         self.unavailable = False
         self._schema_reported = False
+        self._misconfiguration_reported = False
+
+    def report_misconfigured(self, reason: str) -> None:
+        """Log, once per process, that the database refuses the configuration."""
+        if not self._misconfiguration_reported:
+            self._misconfiguration_reported = True
+            logger.error(
+                "Database configuration refused; requests answer 503 until it is fixed: %s",
+                reason,
+            )
 
     def report_schema_missing(self, reason: str) -> None:
         """Log, once per process, that the schema lacks what the code uses."""
@@ -110,55 +150,94 @@ class Database:
         *,
         availability: DatabaseAvailability,
         deadline: float | None,
+        close_wait: float,
     ) -> None:
         self._pool = pool
         self.availability = availability
         self._deadline = deadline
-        self._compiled: dict[ClauseElement, CompiledStatement] = {}
+        self._close_wait = close_wait
+        # Compiled at start-up and kept for good; anything else is kept in a bounded cache.
+        self._pinned: dict[Statement, CompiledStatement] = {}
+        self._recent: OrderedDict[Statement, CompiledStatement] = OrderedDict()
         self._abandoned: set[asyncio.Future[Any]] = set()
+        self._open_sessions = 0
+        self._no_open_sessions = asyncio.Event()
+        self._no_open_sessions.set()
 
-    def compiled(self, statement: ClauseElement) -> CompiledStatement:
-        """`statement` compiled for this database; each statement object is compiled once."""
+    def compiled(self, statement: Statement) -> CompiledStatement:
+        """`statement` compiled for this database, from the caches where it is."""
         try:
-            return self._compiled[statement]
+            return self._pinned[statement]
         except KeyError:
-            compiled = compile_statement(statement, self.dialect, loaded_as_is=self.loaded_as_is)
-            self._compiled[statement] = compiled
+            pass
+        recent = self._recent
+        try:
+            compiled = recent[statement]
+        except KeyError:
+            compiled = self._compile(statement)
+            recent[statement] = compiled
+            if len(recent) > STATEMENT_CACHE_SIZE:
+                recent.popitem(last=False)
             return compiled
+        recent.move_to_end(statement)
+        return compiled
 
-    def precompile(self, statements: Iterable[ClauseElement]) -> None:
-        """Compile `statements` now (at start-up) rather than on their first use."""
+    def precompile(self, statements: Iterable[Statement]) -> None:
+        """Compile `statements` now (at start-up) and keep them for the process's life."""
         for statement in statements:
-            self.compiled(statement)
+            self._pinned[statement] = self._compile(statement)
+
+    def _compile(self, statement: Statement) -> CompiledStatement:
+        if isinstance(statement, StatementShape):
+            statement = statement.build(*statement.args)
+        return compile_statement(statement, self.dialect, loaded_as_is=self.loaded_as_is)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator["Session"]:
         """One connection for a sequence of statements (each commits on its own)."""
+        self._open_sessions += 1
+        self._no_open_sessions.clear()
         try:
-            pooled = await self._pool.acquire()
-        except PoolTimeoutError as exc:
-            raise DatabaseBusyError(str(exc)) from None
-        except Exception as exc:
-            raise self._translate(exc) from exc
-        session = Session(self, pooled)
-        try:
-            yield session
+            try:
+                pooled = await self._pool.acquire()
+            except PoolTimeoutError as exc:
+                raise DatabaseBusyError(str(exc)) from None
+            except DatabaseError:  # a statement run as the connection opened
+                raise
+            except Exception as exc:
+                raise self._translate(exc) from exc
+            session = Session(self, pooled)
+            try:
+                yield session
+            finally:
+                session.end()
         finally:
-            session.end()
+            self._open_sessions -= 1
+            if not self._open_sessions:
+                self._no_open_sessions.set()
 
-    async def fetch_one(self, statement: ClauseElement, params: Mapping[str, Any]) -> Row | None:
+    async def fetch_one(self, statement: Statement, params: Mapping[str, Any]) -> Row | None:
         async with self.session() as session:
             return await session.fetch_one(statement, params)
 
-    async def fetch_all(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Row]:
+    async def fetch_all(self, statement: Statement, params: Mapping[str, Any]) -> list[Row]:
         async with self.session() as session:
             return await session.fetch_all(statement, params)
 
-    async def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> int:
+    async def execute(self, statement: Statement, params: Mapping[str, Any]) -> int:
         async with self.session() as session:
             return await session.execute(statement, params)
 
     async def close(self) -> None:
+        """Close the connections, once the sessions still open have ended (for a while).
+
+        At shutdown the server cancels the requests still running and closes the
+        database right after: a request that is unwinding (a keyed create freeing its
+        key) still needs its connection, so it is given time to finish first.
+        """
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self._close_wait):
+                await self._no_open_sessions.wait()
         await self._pool.close()
         if self._abandoned:
             await asyncio.gather(*self._abandoned, return_exceptions=True)
@@ -190,30 +269,24 @@ class Database:
     def _in_transaction(self, connection: Any) -> bool:
         raise NotImplementedError
 
-    def _classify(self, exc: BaseException) -> DatabaseError | None:
-        """The kind of failure `exc` is, or None for one that is not about the database."""
+    def _classify(self, exc: BaseException, connection: Any | None) -> DatabaseError | None:
+        """The kind of failure `exc` is, or None for one that is not about the database.
+
+        `connection` is the one the failed statement ran on; None when opening one failed.
+        """
         raise NotImplementedError
-
-    def _statement_never_ran(self, exc: BaseException) -> bool:
-        """Whether `exc` means the statement was refused before it ran and may be rerun."""
-        return False
-
-    async def _reopen(self, pooled: Pooled[Any]) -> None:
-        """Give `pooled` a new connection in place of one that can no longer be used."""
-        try:
-            await self._pool.reopen(pooled)
-        except Exception as exc:
-            raise self._translate(exc) from exc
 
     # Shared machinery.
 
-    def _translate(self, exc: Exception, sql: str = "") -> Exception:
-        kind = self._classify(exc)
+    def _translate(self, exc: Exception, sql: str = "", connection: Any | None = None) -> Exception:
+        kind = self._classify(exc, connection)
         if kind is None:
             return StatementFailedError(sql) if sql else exc
         if isinstance(kind, DatabaseSchemaError):
             # Not an outage: the database answers, and nothing but a migration will help.
             self.availability.report_schema_missing(str(kind))
+        elif isinstance(kind, DatabaseMisconfiguredError):
+            self.availability.report_misconfigured(str(kind))
         elif isinstance(kind, DatabaseUnavailableError):
             self.availability.mark_unavailable(str(kind))
         return kind
@@ -223,6 +296,8 @@ class Database:
         work: Coroutine[Any, Any, T],
         connection: Any,
         on_abandon: Callable[["asyncio.Future[T]"], None],
+        *,
+        may_write: bool = True,
     ) -> T:
         """Run `work` (a statement on `connection`), but never wait much past the deadline.
 
@@ -231,6 +306,8 @@ class Database:
         that does not answer even that within the grace period (a pooler queueing for a
         server that is gone) gets no more waiting: the request answers at once, and the
         statement's task is left to end in the background, its connection then closed.
+        `may_write` says whether the statement could have changed data, so whether the
+        unanswered outcome matters to the client.
         """
         if self._deadline is None:
             return await work
@@ -249,7 +326,7 @@ class Database:
         self._abandon(task, on_abandon)
         reason = f"no answer within {self._deadline + 2 * CANCEL_GRACE_SECONDS:g} s"
         self.availability.mark_unavailable(reason)
-        raise DatabaseUnavailableError(reason, outcome_unknown=True)
+        raise DatabaseUnavailableError(reason, outcome_unknown=may_write)
 
     def _abandon(
         self, task: "asyncio.Future[T]", on_abandon: Callable[["asyncio.Future[T]"], None]
@@ -265,12 +342,11 @@ class Database:
 class Session:
     """One pooled connection, held by one request for a sequence of statements."""
 
-    __slots__ = ("_database", "_in_transaction", "_lost", "_pooled")
+    __slots__ = ("_database", "_lost", "_pooled")
 
     def __init__(self, database: Database, pooled: Pooled[Any]) -> None:
         self._database = database
         self._pooled = pooled
-        self._in_transaction = False
         self._lost = False
 
     @property
@@ -288,17 +364,17 @@ class Session:
             database.availability.mark_available()
         database._pool.release(self._pooled, reusable=reusable)
 
-    async def fetch_all(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Row]:
+    async def fetch_all(self, statement: Statement, params: Mapping[str, Any]) -> list[Row]:
         compiled = self._database.compiled(statement)
         rows = await self._send(compiled.sql, compiled.parameters(params), counting=False)
         assert isinstance(rows, list)
         return [compiled.row(row) for row in rows] if compiled.result_processors else rows
 
-    async def fetch_one(self, statement: ClauseElement, params: Mapping[str, Any]) -> Row | None:
+    async def fetch_one(self, statement: Statement, params: Mapping[str, Any]) -> Row | None:
         rows = await self.fetch_all(statement, params)
         return rows[0] if rows else None
 
-    async def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> int:
+    async def execute(self, statement: Statement, params: Mapping[str, Any]) -> int:
         """Run a statement without a result; how many rows it changed."""
         compiled = self._database.compiled(statement)
         count = await self._send(compiled.sql, compiled.parameters(params), counting=True)
@@ -306,30 +382,17 @@ class Session:
         return count
 
     async def transaction(self, work: Callable[["Session"], Awaitable[T]]) -> T:
-        """Run `work` in one transaction: committed if it returns, rolled back if it raises.
-
-        A statement refused before it ran in a way that a rerun cures (see
-        `_statement_never_ran`) rolls the transaction back and runs it once more.
-        """
+        """Run `work` in one transaction: committed if it returns, rolled back if it raises."""
         database = self._database
-        for attempt in range(2):
-            self._in_transaction = True
-            try:
-                await self._guard(database._begin(self._pooled.connection))
-                result = await work(self)
-                await self._guard(database._end(self._pooled.connection, commit=True))
-                return result
-            except _RerunError as rerun:
-                await self._roll_back()
-                if attempt == 1:
-                    raise database._translate(rerun.error) from rerun.error
-                await self._recover()
-            except BaseException:
-                await self._roll_back()
-                raise
-            finally:
-                self._in_transaction = False
-        raise AssertionError("unreachable")
+        connection = self._pooled.connection
+        try:
+            await self._guard(database._begin(connection), may_write=False)
+            result = await work(self)
+            await self._guard(database._end(connection, commit=True))
+            return result
+        except BaseException:
+            await self._roll_back()
+            raise
 
     async def _roll_back(self) -> None:
         if self._lost:
@@ -339,43 +402,33 @@ class Session:
             return
         # The error that led here is the one to report; a connection left in a transaction
         # is not reused.
-        with suppress(DatabaseError, _RerunError):
-            await self._guard(self._database._end(connection, commit=False))
-
-    async def _recover(self) -> None:
-        if not self._database._reusable(self._pooled.connection):
-            await self._database._reopen(self._pooled)
+        with suppress(DatabaseError):
+            await self._guard(self._database._end(connection, commit=False), may_write=False)
 
     async def _send(
         self, sql: str, params: Mapping[str, Any], *, counting: bool
     ) -> list[Row] | int:
         database = self._database
         run = database._run_counting if counting else database._run
-        try:
-            return await self._guard(run(self._pooled.connection, sql, params), sql)
-        except _RerunError:
-            if self._in_transaction:
-                raise
-            await self._recover()
-            try:
-                return await self._guard(run(self._pooled.connection, sql, params), sql)
-            except _RerunError as again:
-                raise database._translate(again.error, sql) from again.error
+        return await self._guard(run(self._pooled.connection, sql, params), sql)
 
-    async def _guard(self, work: Coroutine[Any, Any, T], sql: str = "") -> T:
+    async def _guard(
+        self, work: Coroutine[Any, Any, T], sql: str = "", *, may_write: bool = True
+    ) -> T:
         """Await `work` within the deadline, turning driver errors into ours."""
         if self._lost:
             work.close()
             raise DatabaseUnavailableError("the connection was given up on", outcome_unknown=True)
         database = self._database
+        connection = self._pooled.connection
         try:
-            return await database._within_deadline(work, self._pooled.connection, self._lose)
+            return await database._within_deadline(
+                work, connection, self._lose, may_write=may_write
+            )
         except DatabaseError:
             raise
         except Exception as exc:
-            if database._statement_never_ran(exc):
-                raise _RerunError(exc) from exc
-            raise database._translate(exc, sql) from exc
+            raise database._translate(exc, sql, connection) from exc
 
     def _lose(self, task: "asyncio.Future[Any]") -> None:
         """The connection stays with an abandoned query, and is closed after it; the slot
@@ -385,11 +438,3 @@ class Session:
         pool = self._database._pool
         pool.detach()
         task.add_done_callback(lambda _task: pool.close_later(connection))
-
-
-class _RerunError(Exception):
-    """A statement was refused before it ran, in a way that running it again cures."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error

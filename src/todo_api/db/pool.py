@@ -86,12 +86,6 @@ class ConnectionPool(Generic[C]):
             self.close_later(pooled.connection)
         self._slots.release()
 
-    async def reopen(self, pooled: Pooled[C]) -> None:
-        """Replace the connection of `pooled` (one its holder found broken) with a new one."""
-        self.close_later(pooled.connection)
-        pooled.connection = await self._connect()
-        pooled.opened = time.monotonic()
-
     def detach(self) -> None:
         """Free a slot whose connection its holder will close itself, when it is done."""
         self._slots.release()

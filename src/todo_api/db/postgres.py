@@ -1,5 +1,6 @@
 """PostgreSQL through psycopg 3: direct, or behind any transaction-mode pooler."""
 
+import asyncio
 import logging
 import select
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from todo_api.db.database import (
     DatabaseAvailability,
     DatabaseBusyError,
     DatabaseError,
+    DatabaseMisconfiguredError,
     DatabaseSchemaError,
     DatabaseUnavailableError,
     Row,
@@ -29,13 +31,33 @@ logger = logging.getLogger(__name__)
 # Server-side codes of a connection being refused or cut: the database (or the way to it)
 # is gone, as opposed to a statement that took too long or waited for a lock.
 _CONNECTION_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
-# A pooler that hands each transaction to any server connection (PgBouncer before 1.21 in
-# transaction mode) loses statements prepared on another: "does not exist", "already
-# exists", or a Bind that meets another statement of the same name. None of them ran.
+# Authentication, an unknown database, a missing privilege: what only an operator can fix.
+_MISCONFIGURATION_STATES = frozenset({"28000", "28P01", "3D000", "42501"})
+# A prepared statement that does not exist or already exists on the server connection.
 _PREPARED_STATEMENT_STATES = frozenset({"26000", "42P05"})
-_PROTOCOL_VIOLATION = "08P01"
 # Undefined table, undefined column: the schema is behind the code.
 _SCHEMA_MISSING_STATES = frozenset({"42P01", "42703"})
+# How libpq, PgBouncer and Neon word a refused configuration when a connection is opened
+# (no SQLSTATE comes with those): credentials, database, TLS, the URL's own options.
+_MISCONFIGURATION_SIGNS = (
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "no password supplied",
+    "ssl was required",
+    "does not support ssl",
+    "channel binding",
+    "certificate",
+    "invalid connection option",
+    "invalid uri",
+    "invalid sslmode",
+    "invalid integer value",
+    "invalid port",
+    "no such database",
+    "no such user",
+    "endpoint id is not specified",
+    "endpoint has been disabled",
+)
 
 POOLER_ADVICE = (
     "set DB_TRANSACTION_POOLER=true when DATABASE_URL goes through a transaction-mode "
@@ -54,13 +76,14 @@ class PostgresDatabase(Database):
         conninfo: str,
         *,
         connect_options: Mapping[str, Any],
-        behind_pooler: bool,
+        prepared_statements: bool,
         availability: DatabaseAvailability,
         pool_size: int,
         max_overflow: int,
         pool_timeout: float,
         pool_recycle: float,
         deadline: float | None,
+        close_wait: float,
     ) -> None:
         pool: ConnectionPool[psycopg.AsyncConnection[Any]] = ConnectionPool(
             connect=self._connect,
@@ -71,25 +94,42 @@ class PostgresDatabase(Database):
             timeout=pool_timeout,
             recycle=pool_recycle,
         )
-        super().__init__(pool, availability=availability, deadline=deadline)
+        super().__init__(pool, availability=availability, deadline=deadline, close_wait=close_wait)
         self._conninfo = conninfo
         self._options = dict(connect_options)
-        # Prepared statements save a parse and plan per execution where the server keeps
-        # them; behind a pooler that cannot, they are switched off (see
-        # _statement_never_ran), or never used when the URL says it is a pooler.
-        self._prepare = not behind_pooler
-        if behind_pooler:
+        # Fixed for the life of the process and of every connection it opens: behind a
+        # pooler that does not keep them, a prepared statement's name may meet another
+        # client's statement of that name and run it, without any error to react to.
+        self.prepared_statements = prepared_statements
+        if not prepared_statements:
             self._options["prepare_threshold"] = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         connection = await self._open()
+        if connection.info.parameter_status("TimeZone") == "UTC":
+            return connection
+        # The startup options that set it were refused (a pooler), or set otherwise by
+        # the URL. SET TIME ZONE is a session setting that poolers keep: PgBouncer tracks
+        # TimeZone and sets it on whichever server connection serves this client next.
+        abandoned = False
+
+        def close_afterwards(task: "asyncio.Future[Any]") -> None:
+            nonlocal abandoned
+            abandoned = True
+            task.add_done_callback(lambda _task: self._pool.close_later(connection))
+
         try:
-            if connection.info.parameter_status("TimeZone") != "UTC":
-                # A session setting that poolers keep: PgBouncer tracks TimeZone and sets
-                # it on whichever server connection serves this client next.
-                await connection.execute("SET TIME ZONE 'UTC'")
+            # Like every statement, within the deadline: a paused or queueing pooler
+            # accepts the connection and then does not answer.
+            await self._within_deadline(
+                connection.execute("SET TIME ZONE 'UTC'", prepare=False),
+                connection,
+                close_afterwards,
+                may_write=False,
+            )
         except BaseException:
-            await _close(connection)
+            if not abandoned:
+                await _close(connection)
             raise
         return connection
 
@@ -118,24 +158,19 @@ class PostgresDatabase(Database):
     async def _run(
         self, connection: psycopg.AsyncConnection[Any], sql: str, params: Mapping[str, Any]
     ) -> list[Row]:
-        if not self._prepare:
-            connection.prepare_threshold = None
         cursor = await connection.execute(sql, params)
         return await cursor.fetchall()
 
     async def _run_counting(
         self, connection: psycopg.AsyncConnection[Any], sql: str, params: Mapping[str, Any]
     ) -> int:
-        if not self._prepare:
-            connection.prepare_threshold = None
         cursor = await connection.execute(sql, params)
         return cursor.rowcount
 
     async def _cancel(self, connection: psycopg.AsyncConnection[Any]) -> None:
         await connection.cancel_safe(timeout=CANCEL_GRACE_SECONDS)
 
-    # Never prepared: nothing to gain, and behind a transaction pooler a prepared BEGIN
-    # fails like any other prepared statement, even after the fallback turned them off.
+    # Never prepared: there is nothing to plan.
     async def _begin(self, connection: psycopg.AsyncConnection[Any]) -> None:
         await connection.execute("BEGIN", prepare=False)
 
@@ -152,32 +187,40 @@ class PostgresDatabase(Database):
         status = connection.pgconn.transaction_status
         return status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
-    def _statement_never_ran(self, exc: BaseException) -> bool:
-        if not isinstance(exc, psycopg.Error):
-            return False
-        state = exc.sqlstate
-        if state not in _PREPARED_STATEMENT_STATES and not (
-            state == _PROTOCOL_VIOLATION and "prepared statement" in str(exc)
-        ):
-            return False
-        if self._prepare:
-            self._prepare = False
-            self._options["prepare_threshold"] = None
-            logger.warning(
-                "Prepared statements failed (%s): the database is behind a pooler that "
-                "cannot keep them, so they are off from now on; %s.",
-                describe_database_error(exc),
-                POOLER_ADVICE,
-            )
-        return True
-
-    def _classify(self, exc: BaseException) -> DatabaseError | None:
+    def _classify(
+        self, exc: BaseException, connection: psycopg.AsyncConnection[Any] | None
+    ) -> DatabaseError | None:
         if not isinstance(exc, psycopg.Error):
             return None
         reason = describe_database_error(exc)
-        if is_connection_failure(exc):
+        if connection is None:
+            # Opening a connection failed: refused by configuration, or not reached.
+            if refuses_configuration(exc):
+                return DatabaseMisconfiguredError(reason)
             return DatabaseUnavailableError(reason)
-        if exc.sqlstate in _SCHEMA_MISSING_STATES:
+        state = exc.sqlstate
+        if state is None:
+            # The client library's own error: the connection was lost, or it was used in
+            # a way it does not allow, which is a bug, not an outage.
+            if isinstance(exc, psycopg.OperationalError) and connection.broken:
+                return DatabaseUnavailableError(reason)
+            return None
+        if self.prepared_statements and (
+            state in _PREPARED_STATEMENT_STATES
+            or (state == "08P01" and "prepared statement" in str(exc))
+        ):
+            return DatabaseMisconfiguredError(
+                f"{reason} (DB_PREPARED_STATEMENTS=true, but the way to the database does "
+                "not keep prepared statements: a pooler that does not track them; set it "
+                "to false)"
+            )
+        if state in _MISCONFIGURATION_STATES or (
+            state.startswith("08") and refuses_configuration(exc)
+        ):
+            return DatabaseMisconfiguredError(reason)
+        if state.startswith("08") or state in _CONNECTION_LOST_STATES:
+            return DatabaseUnavailableError(reason)
+        if state in _SCHEMA_MISSING_STATES:
             return DatabaseSchemaError(reason)
         if isinstance(exc, psycopg.OperationalError):
             # A statement timeout, a lock wait, too many connections: busy, not gone.
@@ -185,10 +228,15 @@ class PostgresDatabase(Database):
         return None
 
 
-def is_connection_failure(exc: psycopg.Error) -> bool:
-    state = exc.sqlstate
-    # No code at all: the client library could not connect or lost the socket.
-    return state is None or state.startswith("08") or state in _CONNECTION_LOST_STATES
+def refuses_configuration(exc: psycopg.Error) -> bool:
+    """Whether `exc`, met opening a connection, is the database refusing this
+    configuration (which only an operator can fix) rather than not being there."""
+    if isinstance(exc, psycopg.ProgrammingError):  # the URL itself does not parse
+        return True
+    if exc.sqlstate in _MISCONFIGURATION_STATES:
+        return True
+    message = str(exc).lower()
+    return any(sign in message for sign in _MISCONFIGURATION_SIGNS)
 
 
 def _usable(connection: psycopg.AsyncConnection[Any]) -> bool:

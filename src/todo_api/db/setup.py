@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import URL, make_url
 
-from todo_api.db.database import Database, DatabaseAvailability
+from todo_api.db.database import CANCEL_GRACE_SECONDS, Database, DatabaseAvailability
 from todo_api.db.postgres import PostgresDatabase
 from todo_api.db.sqlite import SqliteDatabase
 from todo_api.settings import DEFAULT_SQLITE_FILE, Settings
@@ -49,12 +49,43 @@ def async_database_url(database_url: str | None) -> URL:
 def uses_transaction_pooler(url: URL, settings: Settings) -> bool:
     """Whether connections are known to go through a transaction-mode pooler.
 
-    Known from the setting, or from Neon's `-pooler` host name. Any other pooler is found
-    out at run time (see todo_api.db.postgres).
+    Known from the setting, or from Neon's `-pooler` host name. Any other pooler refuses
+    the `options` startup parameter, and connections are then opened without it (see
+    todo_api.db.postgres).
     """
     if settings.db_transaction_pooler is not None:
         return settings.db_transaction_pooler
-    return "-pooler" in (url.host or "")
+    return any(host.split(".", 1)[0].endswith("-pooler") for host in _hosts(url))
+
+
+def uses_prepared_statements(url: URL, settings: Settings) -> bool:
+    """Whether server-side prepared statements are certain to stay with their connection.
+
+    Only where that is known, never found out: a transaction pooler that does not track
+    them (PgBouncer before 1.21) hands one server connection to many clients, and a
+    client's Bind of `_pg3_0` may then run another client's `_pg3_0` without any error.
+    Known from DB_PREPARED_STATEMENTS, from DB_TRANSACTION_POOLER=false (a direct path),
+    or from a Neon direct host: Neon's proxy gives each client connection a server
+    connection of its own.
+    """
+    if settings.db_prepared_statements is not None:
+        return settings.db_prepared_statements
+    if settings.db_transaction_pooler is False:
+        return True
+    hosts = _hosts(url)
+    return bool(hosts) and all(_is_neon_direct(host) for host in hosts)
+
+
+def _hosts(url: URL) -> list[str]:
+    # libpq takes several comma-separated hosts, tried in turn.
+    return [host for host in (url.host or "").lower().split(",") if host]
+
+
+def _is_neon_direct(host: str) -> bool:
+    endpoint, _, domain = host.partition(".")
+    return (domain == "neon.tech" or domain.endswith(".neon.tech")) and not endpoint.endswith(
+        "-pooler"
+    )
 
 
 def postgres_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
@@ -62,13 +93,13 @@ def postgres_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = settings.db_connect_timeout
-    if uses_transaction_pooler(url, settings):
-        # PgBouncer in transaction mode hands each transaction to any server connection,
-        # so a statement prepared on one is unknown on the next; it also refuses the
-        # `options` startup parameter, so statements are bounded by our deadline alone.
-        connect_args["prepare_threshold"] = None
-    elif settings.db_statement_timeout_ms and "options" not in url.query:
-        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    # A transaction-mode pooler refuses the `options` startup parameter: statements are
+    # then bounded by our deadline alone, and the session's time zone is set by a SET.
+    if not uses_transaction_pooler(url, settings) and "options" not in url.query:
+        options = ["-c TimeZone=UTC"]
+        if settings.db_statement_timeout_ms:
+            options.insert(0, f"-c statement_timeout={settings.db_statement_timeout_ms}")
+        connect_args["options"] = " ".join(options)
     return connect_args
 
 
@@ -115,15 +146,21 @@ def _create_database(url: URL, settings: Settings, availability: DatabaseAvailab
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
         )
+    deadline = statement_deadline(settings)
     return PostgresDatabase(
         libpq_conninfo(url),
         connect_options=postgres_connect_args(url, settings),
-        behind_pooler=uses_transaction_pooler(url, settings),
+        prepared_statements=uses_prepared_statements(url, settings),
         availability=availability,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         # Replaced before Neon's idle suspend (5 minutes) or a load balancer's idle cut.
         pool_recycle=settings.db_pool_recycle,
-        deadline=statement_deadline(settings),
+        deadline=deadline,
+        # Long enough for a request cancelled at shutdown to get a connection and run one
+        # statement (freeing an idempotency key).
+        close_wait=settings.db_pool_timeout
+        + (deadline or settings.db_connect_timeout)
+        + 2 * CANCEL_GRACE_SECONDS,
     )

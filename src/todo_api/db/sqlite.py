@@ -13,6 +13,7 @@ from todo_api.db.database import (
     DatabaseAvailability,
     DatabaseBusyError,
     DatabaseError,
+    DatabaseMisconfiguredError,
     DatabaseSchemaError,
     DatabaseUnavailableError,
     Row,
@@ -48,7 +49,12 @@ class SqliteDatabase(Database):
             recycle=None,
         )
         # No deadline: the file is local, and the busy timeout already bounds lock waits.
-        super().__init__(pool, availability=availability, deadline=None)
+        super().__init__(
+            pool,
+            availability=availability,
+            deadline=None,
+            close_wait=pool_timeout + SQLITE_BUSY_TIMEOUT_SECONDS,
+        )
         self.path = path
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -105,17 +111,21 @@ class SqliteDatabase(Database):
         except ValueError:  # closed
             return False
 
-    def _classify(self, exc: BaseException) -> DatabaseError | None:
+    def _classify(
+        self, exc: BaseException, connection: aiosqlite.Connection | None
+    ) -> DatabaseError | None:
         if not isinstance(exc, sqlite3.OperationalError):
             return None
         reason = describe_database_error(exc)
         message = str(exc)
+        if connection is None and "unable to open database file" in message:
+            # A directory that does not exist, or one the server may not write to.
+            return DatabaseMisconfiguredError(f"{reason} ({self.path})")
         if "locked" in message or "busy" in message:
             return DatabaseBusyError(reason)
         if message.startswith(("no such table", "no such column")):
             return DatabaseSchemaError(reason)
-        # Anything else (a file it cannot open, a disk error, a table that is not there
-        # because nobody migrated) needs an operator, so it is reported as an outage.
+        # Anything else (a disk error, a file that went away) is reported as an outage.
         return DatabaseUnavailableError(reason)
 
 

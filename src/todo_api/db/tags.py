@@ -4,9 +4,9 @@ A task's tags are stored twice, in one transaction: as sent on the task row (wha
 returns) and one row per tag under its case-folded key (what a filter or count looks up).
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -14,6 +14,7 @@ from sqlalchemy import (
     ClauseElement,
     ColumnElement,
     Insert,
+    Integer,
     String,
     bindparam,
     delete,
@@ -23,6 +24,7 @@ from sqlalchemy import (
 
 from todo_api.db.database import Database, Session
 from todo_api.db.models import TAGS_MAX_COUNT, task_tags_table
+from todo_api.db.value_list import ValueList, one_of
 
 _tt = task_tags_table.c
 _OWNER = bindparam("owner", type_=String())
@@ -34,7 +36,7 @@ def tag_key(tag: str) -> str:
     return tag.casefold()
 
 
-@cache
+@lru_cache(maxsize=TAGS_MAX_COUNT)  # one per count of tags a task may have
 def _insert(count: int) -> Insert:
     rows = [
         {
@@ -58,21 +60,29 @@ _COUNTS = (
 )
 
 
-def filter_parameter(index: int) -> str:
-    return f"tag_{index}"
+#: The parameter that holds a tag filter's keys (distinct), and the one that counts them.
+FILTER_KEYS = "tag_keys"
+FILTER_KEY_COUNT = "tag_key_count"
 
 
-def carrying_all(count: int, task_id: ColumnElement[Any]) -> list[ColumnElement[bool]]:
-    """Conditions for a task (`task_id`) to carry each of `count` tags, given by key."""
-    return [
-        task_id.in_(
-            select(_tt.task_id).where(
-                _tt.user_id == _OWNER,
-                _tt.key == bindparam(filter_parameter(index), type_=String()),
-            )
-        )
-        for index in range(count)
-    ]
+def carrying_all(task_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A task (`task_id`) carries every tag whose key is in the list FILTER_KEYS.
+
+    One statement for any number of tags: the owner's rows of those keys, grouped by
+    task, kept where all of them are there (a task has each key at most once).
+    """
+    keys = bindparam(FILTER_KEYS, type_=ValueList(String()))
+    return task_id.in_(
+        select(_tt.task_id)
+        .where(_tt.user_id == _OWNER, one_of(_tt.key, keys))
+        .group_by(_tt.task_id)
+        .having(func.count() == bindparam(FILTER_KEY_COUNT, type_=Integer()))
+    )
+
+
+def filter_parameters(keys: Collection[str]) -> dict[str, Any]:
+    """The values of `carrying_all` for `keys` (distinct)."""
+    return {FILTER_KEYS: list(keys), FILTER_KEY_COUNT: len(keys)}
 
 
 def statement_shapes() -> Iterator[ClauseElement]:

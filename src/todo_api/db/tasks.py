@@ -4,7 +4,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from functools import cache
+from functools import lru_cache
 from itertools import combinations, product
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -13,11 +13,11 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     Boolean,
-    ClauseElement,
     ColumnElement,
     Date,
     Integer,
     Select,
+    SmallInteger,
     String,
     Update,
     and_,
@@ -34,9 +34,10 @@ from sqlalchemy import (
 from sqlalchemy.sql.dml import ReturningDelete
 
 from todo_api.db import tags as tag_rows
-from todo_api.db.database import Database, Row, Session
+from todo_api.db.database import Database, Row, Session, Statement, StatementShape
 from todo_api.db.local_date import local_date
-from todo_api.db.models import DEFAULT_PRIORITY, UTCDateTime, tasks_table
+from todo_api.db.models import DEFAULT_PRIORITY, PRIORITIES, UTCDateTime, tasks_table
+from todo_api.db.value_list import ValueList, one_of
 
 _t = tasks_table.c
 
@@ -121,30 +122,24 @@ class TaskPage:
 TASK_COLUMNS = tuple(column.name for column in tasks_table.columns)
 
 # Statements are built once per shape and take every value as a bind parameter, so each
-# shape is compiled once (todo_api.db.statements) and psycopg can prepare it on the server.
+# shape is compiled once (todo_api.db.statements); lists of values are one parameter each
+# (todo_api.db.value_list), so their length makes no new shape.
 _OWNER = bindparam("owner", type_=String())
 _TASK_ID = bindparam("task_id", type_=BigInteger())
 _NOW = bindparam("now", type_=UTCDateTime())
 _ONE_TASK = (_t.user_id == _OWNER, _t.id == _TASK_ID)
+_EXPECTED_VERSIONS = bindparam("expected_versions", type_=ValueList(BigInteger()))
 
 
-def _expected_version(index: int) -> str:
-    return f"expected_version_{index}"
-
-
-def _one_task(expected_versions: int) -> tuple[ColumnElement[bool], ...]:
-    """The owner's task, and with `expected_versions` > 0 only at one of that many versions.
+def _one_task(conditional: bool) -> tuple[ColumnElement[bool], ...]:
+    """The owner's task; if `conditional`, only at one of the expected versions.
 
     A conditional write names the versions it may overwrite; checking them in the write's
     own WHERE makes check and write one atomic step.
     """
-    if not expected_versions:
+    if not conditional:
         return _ONE_TASK
-    versions = [
-        bindparam(_expected_version(index), type_=BigInteger())
-        for index in range(expected_versions)
-    ]
-    return (*_ONE_TASK, _t.version.in_(versions))
+    return (*_ONE_TASK, one_of(_t.version, _EXPECTED_VERSIONS))
 
 
 def _status_filter(status: TaskStatus) -> list[ColumnElement[bool]]:
@@ -178,18 +173,17 @@ def _like_literal(text: str) -> str:
     return text
 
 
-def _priority_parameter(index: int) -> str:
-    return f"priority_{index}"
+_PRIORITY_RANKS = bindparam("priority_ranks", type_=ValueList(SmallInteger()))
 
 
-def _priority_filter(priorities: int) -> list[ColumnElement[bool]]:
-    """Tasks of one of `priorities` priorities (0: any), each value a parameter of its own."""
-    if not priorities:
-        return []
-    ranks = [
-        bindparam(_priority_parameter(index), type_=_t.priority.type) for index in range(priorities)
-    ]
-    return [_t.priority.in_(ranks)]
+def _priority_rank(priority: str) -> int:
+    """What the column holds for `priority` (models.Priority)."""
+    return PRIORITIES.index(priority) + 1
+
+
+def _priority_filter(filtered: bool) -> list[ColumnElement[bool]]:
+    """If `filtered`, tasks of one of the priorities whose ranks are in `priority_ranks`."""
+    return [one_of(_t.priority, _PRIORITY_RANKS)] if filtered else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,60 +243,64 @@ def _due_filter(due: DueFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _filters(
-    status: TaskStatus, searching: bool, priorities: int, due: DueFilter, tags: int
-) -> list[ColumnElement[bool]]:
-    return [
-        _t.user_id == _OWNER,
-        *_status_filter(status),
-        *_matches(searching),
-        *_priority_filter(priorities),
-        *_due_filter(due),
-        *tag_rows.carrying_all(tags, _t.id),
-    ]
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Which conditions a listing has (their values are parameters): its statement's shape."""
+
+    status: TaskStatus = TaskStatus.ALL
+    searching: bool = False
+    priorities: bool = False
+    due: DueFilter = _NO_DUE_FILTER
+    tags: bool = False
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions = [
+            _t.user_id == _OWNER,
+            *_status_filter(self.status),
+            *_matches(self.searching),
+            *_priority_filter(self.priorities),
+            *_due_filter(self.due),
+        ]
+        if self.tags:
+            conditions.append(tag_rows.carrying_all(_t.id))
+        return conditions
 
 
-@cache
-def _count_query(
-    status: TaskStatus,
-    searching: bool,
-    priorities: int = 0,
-    due: DueFilter = _NO_DUE_FILTER,
-    tags: int = 0,
-) -> Select[Any]:
-    filters = _filters(status, searching, priorities, due, tags)
-    return select(func.count()).select_from(tasks_table).where(*filters)
+def _build_count(filters: ListFilter) -> Select[Any]:
+    return select(func.count()).select_from(tasks_table).where(*filters.conditions())
 
 
-@cache
-def _page_query(
-    status: TaskStatus,
-    sort: TaskSort,
-    searching: bool,
-    priorities: int = 0,
-    due: DueFilter = _NO_DUE_FILTER,
-    tags: int = 0,
-) -> Select[Any]:
+def _build_page(filters: ListFilter, sort: TaskSort) -> Select[Any]:
     # The count rides along as a scalar subquery: one round trip, and the page and the
     # total come from the same snapshot.
-    count = _count_query(status, searching, priorities, due, tags).scalar_subquery()
+    count = _build_count(filters).scalar_subquery()
     return (
         select(tasks_table, count.label("total"))
-        .where(*_filters(status, searching, priorities, due, tags))
+        .where(*filters.conditions())
         .order_by(*_ORDERINGS[sort])
         .limit(bindparam("limit", type_=Integer()))
         .offset(bindparam("offset", type_=BigInteger()))
     )
 
 
+# Listings have thousands of shapes (every combination of filters and sort): each is
+# built and compiled on first use, and kept in the database's bounded statement cache.
+def _count_query(filters: ListFilter) -> StatementShape:
+    return StatementShape(_build_count, (filters,))
+
+
+def _page_query(filters: ListFilter, sort: TaskSort) -> StatementShape:
+    return StatementShape(_build_page, (filters, sort))
+
+
 _READ = select(tasks_table).where(*_ONE_TASK)
 
 
-@cache
-def _toggle_query(expected_versions: int) -> Update:
+@lru_cache(maxsize=2)  # unconditional and conditional
+def _toggle_query(conditional: bool) -> Update:
     return (
         update(tasks_table)
-        .where(*_one_task(expected_versions))
+        .where(*_one_task(conditional))
         .values(
             completed=not_(_t.completed),
             completed_at=case((_t.completed, null()), else_=_NOW),
@@ -313,9 +311,9 @@ def _toggle_query(expected_versions: int) -> Update:
     )
 
 
-@cache
-def _delete_query(expected_versions: int) -> ReturningDelete[Any]:
-    return delete(tasks_table).where(*_one_task(expected_versions)).returning(_t.id)
+@lru_cache(maxsize=2)  # unconditional and conditional
+def _delete_query(conditional: bool) -> ReturningDelete[Any]:
+    return delete(tasks_table).where(*_one_task(conditional)).returning(_t.id)
 
 
 _STATS = select(
@@ -370,8 +368,8 @@ _INSERT = (
 )
 
 
-@cache
-def _update_query(fields: frozenset[str], expected_versions: int) -> Update:
+@lru_cache(maxsize=256)  # one per set of editable fields, unconditional and conditional
+def _update_query(fields: frozenset[str], conditional: bool) -> Update:
     values: dict[str, Any] = {name: _new(name) for name in fields}
     differs = or_(*(_t[name].is_distinct_from(_new(name)) for name in fields))
     values["updated_at"] = case((differs, _NOW), else_=_t.updated_at)
@@ -382,12 +380,7 @@ def _update_query(fields: frozenset[str], expected_versions: int) -> Update:
             (_t.completed.is_distinct_from(_new("completed")), becomes_complete),
             else_=_t.completed_at,
         )
-    return (
-        update(tasks_table)
-        .where(*_one_task(expected_versions))
-        .values(values)
-        .returning(tasks_table)
-    )
+    return update(tasks_table).where(*_one_task(conditional)).values(values).returning(tasks_table)
 
 
 def _record(row: Row) -> TaskRecord:
@@ -397,13 +390,11 @@ def _record(row: Row) -> TaskRecord:
 class _Runner(Protocol):
     """A database or a session: both run single statements."""
 
-    async def fetch_one(
-        self, statement: ClauseElement, params: Mapping[str, Any]
-    ) -> Row | None: ...
+    async def fetch_one(self, statement: Statement, params: Mapping[str, Any]) -> Row | None: ...
 
 
 async def _fetch_task(
-    runner: _Runner, statement: ClauseElement, params: Mapping[str, Any]
+    runner: _Runner, statement: Statement, params: Mapping[str, Any]
 ) -> TaskRecord | None:
     row = await runner.fetch_one(statement, params)
     return None if row is None else _record(row)
@@ -447,25 +438,29 @@ class DueQuery:
         return params
 
 
-def statement_shapes() -> Iterator[ClauseElement]:
-    """Every statement this module runs, unconditional and with one expected version.
-
-    Compiled at start-up, and checked by tests against SQLAlchemy and for the owner filter.
-    (Conditional writes naming 2, 4, 8... versions are compiled when first used.)
-    """
-    for status, searching, priorities in product(TaskStatus, (False, True), (0, 1)):
-        yield _count_query(status, searching, priorities)
-        for sort in TaskSort:
-            yield _page_query(status, sort, searching, priorities)
+def _listing(filters: ListFilter) -> Iterator[Statement]:
+    yield _count_query(filters)
     for sort in TaskSort:
-        yield _page_query(TaskStatus.ALL, sort, False, tags=1)
+        yield _page_query(filters, sort)
+
+
+def statement_shapes() -> Iterator[Statement]:
+    """Every statement this module runs, but listings with due-date filters or with tags
+    and another filter (those are compiled when first used).
+
+    Compiled at start-up and kept; checked by tests against SQLAlchemy and for the owner
+    filter.
+    """
+    for status, searching, priorities in product(TaskStatus, (False, True), (False, True)):
+        yield from _listing(ListFilter(status, searching, priorities))
+    yield from _listing(ListFilter(tags=True))
     yield from (_READ, _INSERT, _STATS, _SET_ALL, _DELETE_COMPLETED)
-    for expected_versions in (0, 1):
-        yield _toggle_query(expected_versions)
-        yield _delete_query(expected_versions)
+    for conditional in (False, True):
+        yield _toggle_query(conditional)
+        yield _delete_query(conditional)
         for count in range(1, len(EDITABLE_FIELDS) + 1):
             for fields in combinations(sorted(EDITABLE_FIELDS), count):
-                yield _update_query(frozenset(fields), expected_versions)
+                yield _update_query(frozenset(fields), conditional)
 
 
 async def list_tasks(
@@ -483,30 +478,31 @@ async def list_tasks(
 ) -> TaskPage:
     """A page of the owner's tasks; `search` keeps those whose title or description has
     it, `tags` those that carry every one of them (ignoring case)."""
-    searching = search is not None
-    keys = _padded(sorted({tag_rows.tag_key(tag) for tag in tags}))
-    params = {
+    keys = sorted({tag_rows.tag_key(tag) for tag in tags})
+    params: dict[str, Any] = {
         "owner": owner,
         "limit": limit,
         "offset": offset,
         "search": None if search is None else _like_literal(search),
-        **{_priority_parameter(i): value for i, value in enumerate(sorted(set(priorities)))},
+        "priority_ranks": sorted({_priority_rank(priority) for priority in priorities}),
         **(due.parameters(datetime.now(UTC)) if due is not None else {}),
-        **{tag_rows.filter_parameter(i): key for i, key in enumerate(keys)},
+        **tag_rows.filter_parameters(keys),
     }
+    filters = ListFilter(
+        status=status,
+        searching=search is not None,
+        priorities=bool(priorities),
+        due=_NO_DUE_FILTER if due is None else due.shape(),
+        tags=bool(keys),
+    )
     async with database.session() as session:
-        wanted = len(set(priorities))
-        shape = _NO_DUE_FILTER if due is None else due.shape()
-        page = _page_query(status, sort, searching, wanted, shape, len(keys))
-        rows = await session.fetch_all(page, params)
+        rows = await session.fetch_all(_page_query(filters, sort), params)
         if rows:
             total = int(rows[0][-1])
         elif offset == 0:
             total = 0
         else:
-            counted = await session.fetch_one(
-                _count_query(status, searching, wanted, shape, len(keys)), params
-            )
+            counted = await session.fetch_one(_count_query(filters), params)
             total = int(counted[0]) if counted else 0
     return TaskPage(tasks=[_record(row) for row in rows], total=total)
 
@@ -577,27 +573,13 @@ async def _missed_write(
         raise VersionMismatchError(current)
 
 
-def _padded(values: list[Any]) -> list[Any]:
-    """`values` lengthened to a power of two by repeating the last (none stay none).
-
-    For conditions where a value given twice means the same as once: any number of
-    values then needs only a handful of statement shapes.
-    """
-    if not values:
-        return values
-    slots = 1 << (len(values) - 1).bit_length()
-    return values + [values[-1]] * (slots - len(values))
-
-
 def _condition(
     params: dict[str, Any], versions: Collection[int] | None
-) -> tuple[dict[str, Any], int]:
-    """`params` with the expected versions, and how many the statement must compare."""
+) -> tuple[dict[str, Any], bool]:
+    """`params` with the expected versions, and whether the statement must compare them."""
     if versions is None:
-        return params, 0
-    # No version at all can match: 0 stands for one, as versions start at 1.
-    expected = _padded(sorted(versions) or [0])
-    return params | {_expected_version(i): v for i, v in enumerate(expected)}, len(expected)
+        return params, False
+    return params | {"expected_versions": sorted(versions)}, True
 
 
 async def update_task(
@@ -626,8 +608,8 @@ async def update_task(
         return task
     params = {f"new_{name}": value for name, value in changes.items()}
     params |= {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
-    params, expected_versions = _condition(params, if_version_in)
-    statement = _update_query(frozenset(changes), expected_versions)
+    params, conditional = _condition(params, if_version_in)
+    statement = _update_query(frozenset(changes), conditional)
     if "tags" in changes:
 
         async def update_with_tags(session: Session) -> TaskRecord | None:
@@ -658,10 +640,10 @@ async def toggle_task(
 
     `if_version_in` works as in `update_task`.
     """
-    params, expected_versions = _condition(
+    params, conditional = _condition(
         {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}, if_version_in
     )
-    task = await _fetch_task(database, _toggle_query(expected_versions), params)
+    task = await _fetch_task(database, _toggle_query(conditional), params)
     if task is None:
         await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
     return task
@@ -678,8 +660,8 @@ async def delete_task(
 
     `if_version_in` works as in `update_task`.
     """
-    params, expected_versions = _condition({"owner": owner, "task_id": task_id}, if_version_in)
-    deleted = await database.fetch_one(_delete_query(expected_versions), params)
+    params, conditional = _condition({"owner": owner, "task_id": task_id}, if_version_in)
+    deleted = await database.fetch_one(_delete_query(conditional), params)
     if deleted is None:
         await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
         return False

@@ -8,8 +8,17 @@ from sqlalchemy import URL, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from todo_api.db.database import DatabaseMisconfiguredError
 from todo_api.db.models import Task
 from todo_api.db.setup import async_database_url
+from todo_api.db.startup import (
+    EXIT_MISCONFIGURED,
+    EXIT_UNREACHABLE,
+    DatabaseNotReachedError,
+    misconfiguration_line,
+    say,
+    wait_for_database,
+)
 from todo_api.settings import Settings
 
 config = context.config
@@ -19,16 +28,20 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Task.metadata
 
 
-def _database_url() -> URL:
+def _configured_url() -> str | None:
     """An explicit URL (tests), else MIGRATION_DATABASE_URL, else the app's DATABASE_URL.
 
     Neon advises migrating over the direct endpoint while the app uses the pooled one.
     """
-    explicit = config.attributes.get("database_url")
+    explicit: str | None = config.attributes.get("database_url")
     if explicit is None:
         settings = Settings()
         explicit = settings.migration_database_url or settings.database_url
-    return async_database_url(explicit)
+    return explicit
+
+
+def _database_url() -> URL:
+    return async_database_url(_configured_url())
 
 
 def _run(connection: Connection) -> None:
@@ -42,7 +55,21 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+async def _wait_for_database() -> None:
+    """Wait for a database that is not there yet; stop at once if it refuses us."""
+    configured = _configured_url()
+    try:
+        await wait_for_database(Settings(), configured)
+    except DatabaseMisconfiguredError as exc:
+        say(f"{misconfiguration_line(exc, configured)} Nothing was migrated.")
+        raise SystemExit(EXIT_MISCONFIGURED) from None
+    except DatabaseNotReachedError as exc:
+        say(f"{exc}; nothing was migrated.")
+        raise SystemExit(EXIT_UNREACHABLE) from None
+
+
 async def _run_online() -> None:
+    await _wait_for_database()
     url = _database_url()
     # Unprepared statements and no startup options: migrations work through any pooler,
     # and a long migration is not cut off by the requests' statement timeout.

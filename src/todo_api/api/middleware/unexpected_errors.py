@@ -1,11 +1,13 @@
-"""The answer to a request whose handling raised something nobody expected."""
+"""The answer to a request whose handling raised something nobody expected, or that the
+server cut off."""
 
+import asyncio
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.api.middleware.request_log import UNMATCHED_ROUTE
-from todo_api.api.problems import problem_response
+from todo_api.api.problems import RequestCutOffError, problem_response
 
 logger = logging.getLogger("todo_api.errors")
 
@@ -18,6 +20,11 @@ class UnexpectedErrorMiddleware:
     Starlette's own handler for `Exception` sits outside every middleware: its 500 would
     miss the request id, security and CORS headers, and it re-raises, so the server logs
     the same traceback a second time. Nothing is re-raised from here.
+
+    A request still running when the shutdown grace period ends is cancelled by the
+    server. What it was doing has unwound by the time the cancellation gets here (a keyed
+    create has freed its key); the client gets a 503 problem rather than the server's
+    plain-text 500, and the log one line rather than a traceback.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -42,3 +49,18 @@ class UnexpectedErrorMiddleware:
             logger.error("Unhandled error on %s %s", scope["method"], route, exc_info=exc)
             if not response_started:
                 await problem_response(500, UNEXPECTED_ERROR_DETAIL)(scope, receive, send)
+        except asyncio.CancelledError:
+            route = getattr(scope.get("route"), "path_format", None) or UNMATCHED_ROUTE
+            logger.warning("Request cut off at shutdown: %s %s", scope["method"], route)
+            if not response_started:
+                cut_off = RequestCutOffError()
+                answer = problem_response(
+                    cut_off.status,
+                    cut_off.detail,
+                    type_=cut_off.type,
+                    headers={**(cut_off.headers or {}), "Connection": "close"},
+                )
+                await answer(scope, receive, send)
+            # Still cancelled: whoever cancelled the task expects it to end so. The server
+            # then only closes the connection (todo_api.log_config keeps its traceback out).
+            raise

@@ -6,13 +6,14 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from todo_api.api.problems import DatabaseMisconfiguredError as DatabaseMisconfiguredProblem
 from todo_api.api.problems import (
     DatabaseUnavailableError,
     SchemaNotMigratedError,
     problem_example,
     problem_responses,
 )
-from todo_api.db.database import DatabaseError
+from todo_api.db.database import DatabaseError, DatabaseMisconfiguredError
 from todo_api.db.schema_version import code_revision, schema_mismatch
 from todo_api.db.setup import READINESS_TIMEOUT_SECONDS
 
@@ -51,6 +52,10 @@ async def check_liveness() -> HealthStatus:
                     ),
                     "The database is not migrated (no Retry-After)",
                 ),
+                "database-misconfigured": problem_example(
+                    DatabaseMisconfiguredProblem(),
+                    "The database refuses the configuration (no Retry-After)",
+                ),
             }
         },
     ),
@@ -66,6 +71,8 @@ async def check_readiness(request: Request) -> HealthStatus:
         mismatch = await asyncio.wait_for(
             schema_mismatch(request.app.state.readiness_database), READINESS_TIMEOUT_SECONDS
         )
+    except DatabaseMisconfiguredError:
+        raise DatabaseMisconfiguredProblem() from None
     except (TimeoutError, DatabaseError) as exc:
         failure = str(exc) or f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
         request.app.state.database_availability.mark_unavailable(failure)
