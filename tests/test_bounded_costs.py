@@ -27,9 +27,9 @@ def sent(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]
     database = app.state.database
     run = database._run
 
-    def record(connection: Any, sql: str, params: Any) -> Any:
-        seen.append((sql, params))
-        return run(connection, sql, params)
+    def record(connection: Any, statement: Any, params: Any) -> Any:
+        seen.append((statement.sql, params))
+        return run(connection, statement, params)
 
     monkeypatch.setattr(database, "_run", record)
     return seen

@@ -511,7 +511,8 @@ async def test_503_examples_are_what_a_misconfigured_database_sends(
         refused = f"sqlite:///{tmp_path / 'no-such-directory' / 'todo.sqlite3'}"
     else:
         refused = url.set(database="no_such_database").render_as_string(hide_password=False)
-    async with app_client(refused) as client:
+    # Behind PgBouncer, logins after a refused one wait for its server_login_retry.
+    async with app_client(refused, db_connect_timeout=2) as client:
         await _assert_503_examples_are_sent(client, "urn:todo-api:database-misconfigured")
 
 

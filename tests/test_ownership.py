@@ -119,9 +119,9 @@ def statements(app: FastAPI, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatc
     for method in ("_run", "_run_counting"):
         send = getattr(database, method)
 
-        def record(connection: Any, sql: str, params: Any, send: Any = send) -> Any:
-            seen.append(sql)
-            return send(connection, sql, params)
+        def record(connection: Any, statement: Any, params: Any, send: Any = send) -> Any:
+            seen.append(statement.sql)
+            return send(connection, statement, params)
 
         monkeypatch.setattr(database, method, record)
     return seen

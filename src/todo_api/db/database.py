@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
+Params = Mapping[str, Any]
 
 #: How long a statement past its deadline gets for the server to confirm its cancellation.
 CANCEL_GRACE_SECONDS = 0.5
@@ -98,17 +99,24 @@ class DatabaseAvailability:
 
     def __init__(self) -> None:
         self.unavailable = False
+        #: What the database refused of the configuration, until a connection works again.
+        self.refusal: str | None = None
         self._schema_reported = False
-        self._misconfiguration_reported = False
 
     def report_misconfigured(self, reason: str) -> None:
-        """Log, once per process, that the database refuses the configuration."""
-        if not self._misconfiguration_reported:
-            self._misconfiguration_reported = True
+        """Log, once until a connection works again, that the database refuses the
+        configuration."""
+        if self.refusal is None:
+            self.refusal = reason
             logger.error(
                 "Database configuration refused; requests answer 503 until it is fixed: %s",
                 reason,
             )
+
+    def mark_configuration_accepted(self) -> None:
+        if self.refusal is not None:
+            self.refusal = None
+            logger.warning("Database configuration accepted again")
 
     def report_schema_missing(self, reason: str) -> None:
         """Log, once per process, that the schema lacks what the code uses."""
@@ -244,11 +252,15 @@ class Database:
 
     # What each backend provides.
 
-    async def _run(self, connection: Any, sql: str, params: Mapping[str, Any]) -> list[Row]:
+    async def _run(
+        self, connection: Any, statement: CompiledStatement, params: Params
+    ) -> list[Row]:
         """Run one statement; its rows (none for a statement without a result)."""
         raise NotImplementedError
 
-    async def _run_counting(self, connection: Any, sql: str, params: Mapping[str, Any]) -> int:
+    async def _run_counting(
+        self, connection: Any, statement: CompiledStatement, params: Params
+    ) -> int:
         """Run one statement that returns no rows; how many rows it changed."""
         raise NotImplementedError
 
@@ -282,6 +294,12 @@ class Database:
         kind = self._classify(exc, connection)
         if kind is None:
             return StatementFailedError(sql) if sql else exc
+        refusal = self.availability.refusal
+        if connection is None and type(kind) is DatabaseUnavailableError and refusal:
+            # Nothing has connected since the database refused the configuration. A pooler
+            # holds new logins for a while after a failed one (PgBouncer's
+            # server_login_retry), so they time out: the refusal is still the news.
+            kind = DatabaseMisconfiguredError(f"{refusal} (since then: {kind})")
         if isinstance(kind, DatabaseSchemaError):
             # Not an outage: the database answers, and nothing but a migration will help.
             self.availability.report_schema_missing(str(kind))
@@ -359,14 +377,16 @@ class Session:
             return
         database = self._database
         reusable = database._reusable(self._pooled.connection)
-        if reusable and database.availability.unavailable:
-            # Its statements got answers: the database is back.
-            database.availability.mark_available()
+        availability = database.availability
+        if reusable and (availability.unavailable or availability.refusal):
+            # Its statements got answers: the database is back, and takes the configuration.
+            availability.mark_available()
+            availability.mark_configuration_accepted()
         database._pool.release(self._pooled, reusable=reusable)
 
     async def fetch_all(self, statement: Statement, params: Mapping[str, Any]) -> list[Row]:
         compiled = self._database.compiled(statement)
-        rows = await self._send(compiled.sql, compiled.parameters(params), counting=False)
+        rows = await self._send(compiled, compiled.parameters(params), counting=False)
         assert isinstance(rows, list)
         return [compiled.row(row) for row in rows] if compiled.result_processors else rows
 
@@ -377,7 +397,7 @@ class Session:
     async def execute(self, statement: Statement, params: Mapping[str, Any]) -> int:
         """Run a statement without a result; how many rows it changed."""
         compiled = self._database.compiled(statement)
-        count = await self._send(compiled.sql, compiled.parameters(params), counting=True)
+        count = await self._send(compiled, compiled.parameters(params), counting=True)
         assert isinstance(count, int)
         return count
 
@@ -406,11 +426,11 @@ class Session:
             await self._guard(self._database._end(connection, commit=False), may_write=False)
 
     async def _send(
-        self, sql: str, params: Mapping[str, Any], *, counting: bool
+        self, statement: CompiledStatement, params: Params, *, counting: bool
     ) -> list[Row] | int:
         database = self._database
         run = database._run_counting if counting else database._run
-        return await self._guard(run(self._pooled.connection, sql, params), sql)
+        return await self._guard(run(self._pooled.connection, statement, params), statement.sql)
 
     async def _guard(
         self, work: Coroutine[Any, Any, T], sql: str = "", *, may_write: bool = True

@@ -20,11 +20,13 @@ from todo_api.db.database import (
     DatabaseMisconfiguredError,
     DatabaseSchemaError,
     DatabaseUnavailableError,
+    Params,
     Row,
     describe_database_error,
 )
 from todo_api.db.models import UTCDateTime
 from todo_api.db.pool import ConnectionPool
+from todo_api.db.statements import CompiledStatement
 
 logger = logging.getLogger(__name__)
 
@@ -156,15 +158,15 @@ class PostgresDatabase(Database):
             )
 
     async def _run(
-        self, connection: psycopg.AsyncConnection[Any], sql: str, params: Mapping[str, Any]
+        self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement, params: Params
     ) -> list[Row]:
-        cursor = await connection.execute(sql, params)
+        cursor = await connection.execute(statement.sql, params, prepare=statement.prepare)
         return await cursor.fetchall()
 
     async def _run_counting(
-        self, connection: psycopg.AsyncConnection[Any], sql: str, params: Mapping[str, Any]
+        self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement, params: Params
     ) -> int:
-        cursor = await connection.execute(sql, params)
+        cursor = await connection.execute(statement.sql, params, prepare=statement.prepare)
         return cursor.rowcount
 
     async def _cancel(self, connection: psycopg.AsyncConnection[Any]) -> None:

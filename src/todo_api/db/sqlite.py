@@ -1,9 +1,8 @@
 """The embedded SQLite file (no DATABASE_URL), through aiosqlite."""
 
 import sqlite3
-from collections.abc import Mapping
 from contextlib import suppress
-from typing import Any, cast
+from typing import cast
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -16,11 +15,13 @@ from todo_api.db.database import (
     DatabaseMisconfiguredError,
     DatabaseSchemaError,
     DatabaseUnavailableError,
+    Params,
     Row,
     describe_database_error,
 )
 from todo_api.db.local_date import SQLITE_FUNCTION, sqlite_local_date
 from todo_api.db.pool import ConnectionPool
+from todo_api.db.statements import CompiledStatement
 
 # How long a SQLite writer waits for another's lock before giving up.
 SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
@@ -80,15 +81,16 @@ class SqliteDatabase(Database):
         return connection
 
     async def _run(
-        self, connection: aiosqlite.Connection, sql: str, params: Mapping[str, Any]
+        self, connection: aiosqlite.Connection, statement: CompiledStatement, params: Params
     ) -> list[Row]:
         # Without a row factory, sqlite3's rows are plain tuples.
-        return cast(list[Row], list(await connection.execute_fetchall(sql, params)))
+        rows = await connection.execute_fetchall(statement.sql, params)
+        return cast(list[Row], list(rows))
 
     async def _run_counting(
-        self, connection: aiosqlite.Connection, sql: str, params: Mapping[str, Any]
+        self, connection: aiosqlite.Connection, statement: CompiledStatement, params: Params
     ) -> int:
-        cursor = await connection.execute(sql, params)
+        cursor = await connection.execute(statement.sql, params)
         count = cursor.rowcount
         await cursor.close()
         return count

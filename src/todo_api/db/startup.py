@@ -98,7 +98,7 @@ async def wait_for_database(settings: Settings, database_url: str | None) -> Non
                 pause = min(pause, left)
                 say(
                     f"waiting for the database at {target} (attempt {attempt}: {reason}); "
-                    f"next attempt in {pause:g} s, giving up in {left:.0f} s"
+                    f"next attempt in {pause:.1f} s, giving up in {left:.0f} s"
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, LONGEST_RETRY_SECONDS)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 
@@ -32,6 +33,9 @@ class CompiledStatement:
     bind_processors: tuple[tuple[str, Processor], ...]
     #: Column position and the function that turns the driver's value into the Python one.
     result_processors: tuple[tuple[int, Processor], ...]
+    #: False: never prepared on the server (the statement's execution option `prepare`);
+    #: None: prepared where the database's connections prepare statements.
+    prepare: bool | None = None
 
     def parameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
         processed = {**self.fixed_parameters, **values}
@@ -62,6 +66,7 @@ def compile_statement(
     one (`IN` a list bound later) is refused, as its SQL depends on the list's length.
     """
     compiled = statement.compile(dialect=dialect)
+    options = statement.get_execution_options() if isinstance(statement, Executable) else {}
     assert isinstance(compiled, SQLCompiler)
     names: Mapping[BindParameter[Any], str] = compiled.bind_names
     bind_processors = []
@@ -95,4 +100,5 @@ def compile_statement(
         fixed_parameters=fixed,
         bind_processors=tuple(bind_processors),
         result_processors=tuple(result_processors),
+        prepare=options.get("prepare"),
     )

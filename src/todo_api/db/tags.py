@@ -60,28 +60,42 @@ _COUNTS = (
 )
 
 
-#: The parameter that holds a tag filter's keys (distinct), and the one that counts them.
+#: A tag filter's shape: how many keys it has, as far as the statement differs.
+NO_TAGS, ONE_TAG, SEVERAL_TAGS = 0, 1, 2
+#: The parameters that hold a filter's key (one tag), or its keys and their number.
+FILTER_KEY = "tag_key"
 FILTER_KEYS = "tag_keys"
 FILTER_KEY_COUNT = "tag_key_count"
 
 
-def carrying_all(task_id: ColumnElement[Any]) -> ColumnElement[bool]:
-    """A task (`task_id`) carries every tag whose key is in the list FILTER_KEYS.
+def filter_shape(keys: Collection[str]) -> int:
+    """NO_TAGS, ONE_TAG or SEVERAL_TAGS for a filter of these distinct `keys`."""
+    return min(len(keys), SEVERAL_TAGS)
 
-    One statement for any number of tags: the owner's rows of those keys, grouped by
-    task, kept where all of them are there (a task has each key at most once).
+
+def carrying_all(task_id: ColumnElement[Any], shape: int) -> ColumnElement[bool]:
+    """A task (`task_id`) carries every tag of a filter of `shape` (not NO_TAGS).
+
+    One tag: the owner's rows of that key, a plain semi-join that an index range drives.
+    Several: the owner's rows of any of the keys (one list parameter, so one statement
+    whatever their number), grouped by task, kept where all of them are there (a task has
+    each key at most once).
     """
+    of_owner = select(_tt.task_id).where(_tt.user_id == _OWNER)
+    if shape == ONE_TAG:
+        return task_id.in_(of_owner.where(_tt.key == bindparam(FILTER_KEY, type_=String())))
     keys = bindparam(FILTER_KEYS, type_=ValueList(String()))
     return task_id.in_(
-        select(_tt.task_id)
-        .where(_tt.user_id == _OWNER, one_of(_tt.key, keys))
+        of_owner.where(one_of(_tt.key, keys))
         .group_by(_tt.task_id)
         .having(func.count() == bindparam(FILTER_KEY_COUNT, type_=Integer()))
     )
 
 
-def filter_parameters(keys: Collection[str]) -> dict[str, Any]:
-    """The values of `carrying_all` for `keys` (distinct)."""
+def filter_parameters(keys: Sequence[str]) -> dict[str, Any]:
+    """The values of `carrying_all` for these distinct `keys`."""
+    if filter_shape(keys) == ONE_TAG:
+        return {FILTER_KEY: keys[0]}
     return {FILTER_KEYS: list(keys), FILTER_KEY_COUNT: len(keys)}
 
 

@@ -74,8 +74,13 @@ async def check_readiness(request: Request) -> HealthStatus:
     except DatabaseMisconfiguredError:
         raise DatabaseMisconfiguredProblem() from None
     except (TimeoutError, DatabaseError) as exc:
+        availability = request.app.state.database_availability
+        if availability.refusal is not None:
+            # Nothing has connected since the configuration was refused (a pooler holds
+            # new logins for a while after a failed one): that is still the news.
+            raise DatabaseMisconfiguredProblem() from None
         failure = str(exc) or f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
-        request.app.state.database_availability.mark_unavailable(failure)
+        availability.mark_unavailable(failure)
         raise DatabaseUnavailableError(
             f"The database did not answer within {READINESS_TIMEOUT_SECONDS:g} seconds."
         ) from None
