@@ -15,8 +15,10 @@ One command, on one machine:
    ceiling.
 5. With the most workers: checks that a list's first page costs the same on 1,000 or 1,000,000
    rows and for 100 or 10,000 tasks; measures the 10,000-task user's first page for each sort
-   and filter of issue 14 and EXPLAINs their statements (todo_bench/queries.py); profiles the
-   list and read endpoints with py-spy; reads each worker's RSS.
+   and filter of issue 14 and EXPLAINs their statements (todo_bench/queries.py); times the
+   planning of the worst listing a request can ask for, and reads each worker's RSS across
+   10,000 distinct listings (issue 20, todo_bench/bounded.py); profiles the list and read
+   endpoints with py-spy; reads each worker's RSS.
 6. Prints the report and writes it between the markers in docs/benchmarks.md.
 
 Everything it starts (cluster, servers, wrk, pgbench, py-spy) is stopped on the way out, also
@@ -24,6 +26,7 @@ on failure or Ctrl-C. Raw outputs go to bench/out/.
 
 Modules: common (paths, targets, `run`), procfs, cluster, data, servers, load (wrk), ceiling
 (pgbench), profiling, floor (the floor app), queries (issue 14's list queries as the API sends
-them), cells (one endpoint's cells, the scale check, the list queries), report and targets (the
-Markdown), __main__ (arguments and the order of the run).
+them), bounded (issue 20's worst listing and distinct listings), cells (one endpoint's cells,
+the scale check, the list queries), report and targets (the Markdown), __main__ (arguments
+and the order of the run).
 """

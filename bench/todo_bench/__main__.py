@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from todo_bench import __doc__ as package_doc
+from todo_bench.bounded import DISTINCT_LISTINGS, listing_flood, worst_listing_plans
 from todo_bench.ceiling import explain_plans
 from todo_bench.cells import (
     Config,
@@ -72,6 +73,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--pool-size", type=int, default=0, help="rows for the delete cells (default: 60k/s)"
+    )
+    parser.add_argument(
+        "--distinct-listings",
+        type=int,
+        default=DISTINCT_LISTINGS,
+        help=f"distinct list queries for the workers' RSS (default {DISTINCT_LISTINGS:,})",
     )
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument(
@@ -142,6 +149,10 @@ def run_config(
             log("sorts and filters of the 10,000-task user's first page")
             query_check(api, db, pg_bin, args, results)
             results.plans = explain_plans(db) | explain_cases(db)
+            log("planning time of the worst listing")
+            results.worst_listing = worst_listing_plans(db)
+            log(f"worker RSS across {args.distinct_listings:,} distinct listings")
+            results.flood = listing_flood(api, args.distinct_listings)
         if primary and not args.no_profile:
             for endpoint in ("list", "read"):
                 log(f"profiling {endpoint} for {args.profile_seconds:g}s")

@@ -36,12 +36,16 @@ def pgbench(
     defines: Mapping[str, int | str] | None = None,
     url: str | None = None,
     server: Server | None = None,
+    mode: str = "prepared",
 ) -> PgResult:
+    """pgbench with `script`; `mode` "prepared" (as the API's connections with
+    DB_PREPARED_STATEMENTS=true) or "extended" (values bound to an unnamed statement, planned
+    each time: as the API's connections by default)."""
     command: list[str | Path] = [
         pg_bin / "pgbench",
         "-n",
         "-M",
-        "prepared",
+        mode,
         "-c",
         str(clients),
         "-j",

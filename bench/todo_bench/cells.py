@@ -6,6 +6,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from todo_bench.bounded import ListingFlood, WorstListing
 from todo_bench.ceiling import PgResult, pgbench, protocol_script
 from todo_bench.cluster import Database, with_search_path
 from todo_bench.common import (
@@ -57,8 +58,14 @@ class Results:
     # at one connection, its statement through pgbench, and how many tasks it lists.
     query_app: dict[str, WrkResult] = field(default_factory=dict)
     query_pg: dict[str, PgResult] = field(default_factory=dict)
+    # The same statement unprepared (pgbench -M extended), as the API sends it by default.
+    query_pg_unprepared: dict[str, PgResult] = field(default_factory=dict)
     query_matches: dict[str, int] = field(default_factory=dict)
     plans: dict[str, str] = field(default_factory=dict)
+    # Issue 20's bounded costs (todo_bench.bounded): the worst listing's planning time, and
+    # the workers' RSS across distinct listings.
+    worst_listing: WorstListing | None = None
+    flood: ListingFlood | None = None
     profiles: list[Profile] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -303,7 +310,8 @@ def query_check(
     """The 10,000-task user's first page with each sort and filter of issue 14.
 
     As the scale check measures the default page: one connection after a warm-up at 16,
-    then the API's statement for it alone through pgbench at one client.
+    then the API's statement for it alone through pgbench at one client, prepared (as with
+    DB_PREPARED_STATEMENTS=true) and unprepared (as the API's connections by default).
     """
     out: Path = args.out
     for case in CASES:
@@ -315,10 +323,23 @@ def query_check(
             script, f"GET /api/{HEAVY_USER}/tasks?{case.query} as the API sends it"
         )
         pg = pgbench(db, pg_bin, script, 1, args.duration, out, f"query-{case.slug}", defines)
+        unprepared = pgbench(
+            db,
+            pg_bin,
+            script,
+            1,
+            args.duration,
+            out,
+            f"query-{case.slug}-unprepared",
+            defines,
+            mode="extended",
+        )
         results.query_app[case.query] = app
         results.query_pg[case.query] = pg
+        results.query_pg_unprepared[case.query] = unprepared
         results.query_matches[case.query] = matching(db, case)
         log(
             f"{HEAVY_USER} ?{case.query}: app p50 {app.p50_ms:.2f} ms, mean {app.mean_ms:.2f} "
-            f"ms, pgbench {pg.latency_ms:.3f} ms, {results.query_matches[case.query]:,} tasks"
+            f"ms, pgbench {pg.latency_ms:.3f} ms prepared, {unprepared.latency_ms:.3f} ms "
+            f"unprepared, {results.query_matches[case.query]:,} tasks"
         )

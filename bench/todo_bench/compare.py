@@ -16,6 +16,15 @@ set changes every number.
 
 It prints a Markdown table (also written to OUT/compare.md): requests/s of every round and the
 change of the means, and the median latencies.
+
+`--base-env NAME=VALUE` and `--head-env NAME=VALUE` (repeatable) set environment variables
+for one side's API only, so that a checkout can be compared with itself under two settings:
+`make bench-compare BASE=HEAD BENCH_ARGS="--base-env DB_PREPARED_STATEMENTS=true"` runs the
+committed HEAD with prepared statements against this checkout with the default. BASE `.`
+is this working tree itself, uncommitted changes included: the same code on both sides,
+`make bench-compare BASE=. BENCH_ARGS="--base-env DB_PREPARED_STATEMENTS=true"`. A name
+that the side's todo_api/settings.py does not mention is still set, and the report says so
+(an older commit ignores a setting it does not have).
 """
 
 import argparse
@@ -50,6 +59,8 @@ from todo_bench.load import WrkResult, wrk
 from todo_bench.servers import Api
 
 WRITES = {"create", "replace", "toggle", "delete"}
+# What the benchmark itself sets for each API: not for --base-env / --head-env.
+RESERVED_ENV = {"DATABASE_URL", "HOST", "PORT", "WORKERS", "PYTHONPATH"}
 
 
 @dataclass
@@ -60,12 +71,46 @@ class Side:
     source: Path
     db: Database
     api: Api
+    env: dict[str, str] = field(default_factory=dict)
     results: dict[tuple[str, int], list[WrkResult]] = field(default_factory=dict)
+
+
+def _env_setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    name = name.strip()
+    if not equals or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE: {text!r}")
+    if name.upper() in RESERVED_ENV:
+        raise argparse.ArgumentTypeError(f"{name} is set by the benchmark itself")
+    return name, value
+
+
+# BASE naming this working tree rather than a commit.
+WORKING_TREE = "."
+
+
+def describe_env(env: dict[str, str], source: Path) -> str:
+    """`A=1 B=2`, or what no setting means; names `source`'s settings do not know marked."""
+    try:
+        settings = (source / "src" / "todo_api" / "settings.py").read_text().lower()
+    except OSError:
+        settings = ""
+    return (
+        " ".join(
+            f"{name}={value}" + ("" if name.lower() in settings else " (not in its settings)")
+            for name, value in env.items()
+        )
+        or "no extra environment"
+    )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    parser.add_argument("base", help="the commit to compare against (anything git accepts)")
+    parser.add_argument(
+        "base",
+        help="the commit to compare against (anything git accepts), or `.` for this working "
+        "tree itself (with --base-env / --head-env: one code, two settings)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="default 3")
     parser.add_argument("--duration", type=int, default=5, help="seconds per cell (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds (default 2)")
@@ -79,8 +124,19 @@ def parse_args() -> argparse.Namespace:
         "--connections", default="16,1", help="comma-separated wrk connections (default 16,1)"
     )
     parser.add_argument("--only", default=",".join(ENDPOINTS), help="comma-separated endpoints")
+    for side in ("base", "head"):
+        parser.add_argument(
+            f"--{side}-env",
+            type=_env_setting,
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"an environment variable for the {side} side's API only (repeatable)",
+        )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT / "compare", help="raw outputs")
     args = parser.parse_args()
+    args.base_env = dict(args.base_env)
+    args.head_env = dict(args.head_env)
     args.connections = [int(part) for part in args.connections.split(",") if part.strip()]
     args.only = [part for part in args.only.split(",") if part]
     unknown = set(args.only) - set(ENDPOINTS)
@@ -111,9 +167,16 @@ def remove_worktree(path: Path) -> None:
 
 
 def prepare(
-    cluster: PrivateCluster, url: str, name: str, source: Path, out: Path, workers: int
+    cluster: PrivateCluster,
+    url: str,
+    name: str,
+    source: Path,
+    out: Path,
+    workers: int,
+    env: dict[str, str],
 ) -> Side:
-    """A database migrated by `source` and seeded with the plain rows, and its API."""
+    """A database migrated by `source` and seeded with the plain rows, and its API (with
+    `env` over the benchmark's environment)."""
     Database(url, cluster).execute(f"CREATE DATABASE {name}")
     db = Database(url.rsplit("/", 1)[0] + f"/{name}", cluster)
     log(f"{name}: migrating with {source}, seeding {USERS * TASKS_PER_USER:,} tasks")
@@ -121,7 +184,8 @@ def prepare(
     seed_users(db, plain=True)
     ids_from_floor(db)
     db.execute("VACUUM (ANALYZE) tasks")
-    return Side(name, source, db, Api(name, db.url, out, workers, source=source))
+    api = Api(name, db.url, out, workers, source=source, env=env)
+    return Side(name, source, db, api, env)
 
 
 def fields_of_task_1(side: Side) -> list[str]:
@@ -173,7 +237,8 @@ def drive(side: Side, endpoint: str, args: argparse.Namespace, label: str) -> No
 
 def report(base: Side, head: Side, args: argparse.Namespace, commits: tuple[str, str]) -> str:
     lines = [
-        f"Base `{commits[0]}` against this checkout `{commits[1]}`: {args.rounds} rounds, "
+        f"Base `{commits[0]}` ({describe_env(base.env, base.source)}) against this checkout "
+        f"`{commits[1]}` ({describe_env(head.env, head.source)}): {args.rounds} rounds, "
         f"{args.duration} s cells after {args.warmup} s of warm-up, WORKERS={args.workers} on "
         "each side, identical rows (the columns both schemas have).",
         "",
@@ -204,28 +269,34 @@ def main() -> int:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    head = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], timeout=30).strip()
+    checkout = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], timeout=30).strip()
     if run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], timeout=30):
-        head += " with uncommitted changes"
-    commits = (
-        run(["git", "-C", ROOT, "rev-parse", "--short", args.base], timeout=30).strip(),
-        head,
-    )
+        checkout += " with uncommitted changes"
+    if args.base == WORKING_TREE:
+        commits = (f"{checkout} (this working tree)", checkout)
+    else:
+        base_commit = run(["git", "-C", ROOT, "rev-parse", "--short", args.base], timeout=30)
+        commits = (base_commit.strip(), checkout)
     with contextlib.ExitStack() as cleanup:
-        parent = Path(tempfile.mkdtemp(prefix="todo-bench-compare-"))
-        cleanup.callback(shutil.rmtree, parent, ignore_errors=True)
-        worktree = add_worktree(args.base, parent, args.out)
-        cleanup.callback(remove_worktree, worktree)
+        worktree = ROOT
+        if args.base != WORKING_TREE:
+            parent = Path(tempfile.mkdtemp(prefix="todo-bench-compare-"))
+            cleanup.callback(shutil.rmtree, parent, ignore_errors=True)
+            worktree = add_worktree(args.base, parent, args.out)
+            cleanup.callback(remove_worktree, worktree)
         cluster = PrivateCluster(find_pg_bin(), args.out)
         cleanup.callback(cluster.stop)
         url = cluster.start()
-        base = prepare(cluster, url, "bench_base", worktree, args.out, args.workers)
-        head = prepare(cluster, url, "bench_head", ROOT, args.out, args.workers)
+        base = prepare(cluster, url, "bench_base", worktree, args.out, args.workers, args.base_env)
+        head = prepare(cluster, url, "bench_head", ROOT, args.out, args.workers, args.head_env)
         checkpoint(head.db)
         for side in (base, head):
             cleanup.callback(side.api.stop)
             side.api.start()
-            log(f"{side.name} answers a task with {', '.join(fields_of_task_1(side))}")
+            log(
+                f"{side.name} ({describe_env(side.env, side.source)}) answers a task with "
+                f"{', '.join(fields_of_task_1(side))}"
+            )
         for round_number in range(args.rounds):
             order = (base, head) if round_number % 2 == 0 else (head, base)
             for endpoint in args.only:

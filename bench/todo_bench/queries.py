@@ -4,10 +4,9 @@ Each case is a query string, which the wrk cells append to `GET /api/heavy/tasks
 statement the API runs for it: todo_api.db.tasks.list_tasks called as the route calls it,
 on a stand-in database that keeps the statement and its values instead of running them,
 compiled as the API's PostgreSQL database compiles it. From it come the pgbench script
-(the same statement, its values as pgbench variables, so prepared with parameters as the
-API's connections prepare it) and the plans (EXPLAIN ANALYZE of it prepared and run a few
-times, so that PostgreSQL has chosen between a custom and a generic plan, as it does for
-the API).
+(the same statement, its values as pgbench variables; pgbench prepares it, as the API's
+connections do with DB_PREPARED_STATEMENTS=true) and the plans (EXPLAIN ANALYZE of it with
+its values bound, as the API's connections send it by default: a custom plan each time).
 """
 
 import asyncio
@@ -15,18 +14,17 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
-from psycopg import sql as pgsql
+import psycopg
 
 from todo_bench.cluster import Database
 from todo_bench.data import COMMON_TAG, HEAVY_USER
 
 PAGE_SIZE = 100
-# Executions of a prepared statement after which PostgreSQL (plan_cache_mode = auto) has
-# settled on a custom or a generic plan: five custom plans, then the choice.
-SETTLED_RUNS = 7
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
@@ -36,8 +34,16 @@ class ListCase:
 
     query: str
     sort: str = "-created_at"
+    status: str = "all"
+    search: str | None = None
+    priorities: tuple[str, ...] = ()
+    tz: str = "UTC"
+    has_due: bool | None = None
+    due_from: date | None = None
+    due_to: date | None = None
     overdue: bool | None = None
     tags: tuple[str, ...] = ()
+    offset: int = 0
 
     @property
     def slug(self) -> str:
@@ -92,53 +98,93 @@ class Statement:
         """Write the statement as a pgbench script; returns the variables it needs (-D)."""
         text = _PLACEHOLDER.sub(lambda found: f":{found[1]}", self.sql).replace("%%", "%")
         path.write_text(f"-- {comment}\n{text};\n")
-        return {name: str(self.params[name]) for name in self.names()}
+        return {name: pg_text(self.params[name]) for name in self.names()}
 
 
-def list_statement(case: ListCase = DEFAULT, owner: str = HEAVY_USER) -> Statement:
-    """The statement the API sends for the first page of GET /api/{owner}/tasks?{case.query}."""
+def pg_text(value: Any) -> str:
+    """`value` in PostgreSQL's text input form (a list as an array: `{"a","b"}`)."""
+    if isinstance(value, list | tuple):
+        quoted = ('"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"' for item in value)
+        return "{" + ",".join(quoted) + "}"
+    return str(value)
+
+
+def list_statements(case: ListCase = DEFAULT, owner: str = HEAVY_USER) -> list[Statement]:
+    """The statements the API sends for GET /api/{owner}/tasks?{case.query}, in order.
+
+    The page; then, as the stand-in finds no rows, the count when the page is past the
+    start (a page past the end counts the tasks on its own).
+    """
     from todo_api.db import tasks as api
-    from todo_api.db.postgres import PostgresDatabase
-    from todo_api.db.statements import compile_statement
 
     recorder = _Recorder()
     page = api.list_tasks(
         cast(Any, recorder),
         owner=owner,
+        status=api.TaskStatus(case.status),
         sort=api.TaskSort(case.sort),
         limit=PAGE_SIZE,
-        due=api.DueQuery(overdue=case.overdue),
+        offset=case.offset,
+        search=case.search,
+        priorities=case.priorities,
+        due=api.DueQuery(
+            zone=ZoneInfo(case.tz),
+            has_due=case.has_due,
+            due_from=case.due_from,
+            due_to=case.due_to,
+            overdue=case.overdue,
+        ),
         tags=case.tags,
     )
     asyncio.run(page)
-    statement, values = recorder.calls[0]
-    compiled = compile_statement(statement, PostgresDatabase.dialect)
+    return [api_compiled(statement, values) for statement, values in recorder.calls]
+
+
+def list_statement(case: ListCase = DEFAULT, owner: str = HEAVY_USER) -> Statement:
+    """The statement the API sends for the first page of GET /api/{owner}/tasks?{case.query}."""
+    return list_statements(case, owner)[0]
+
+
+def api_compiled(statement: Any, values: Mapping[str, Any]) -> Statement:
+    """`statement` (a StatementShape or a SQLAlchemy statement) with `values`, as the API's
+    PostgreSQL database compiles it (todo_api.db.database.Database.compiled)."""
+    from todo_api.db.database import StatementShape
+    from todo_api.db.postgres import PostgresDatabase
+    from todo_api.db.statements import compile_statement
+
+    if isinstance(statement, StatementShape):
+        statement = statement.build(*statement.args)
+    compiled = compile_statement(
+        statement, PostgresDatabase.dialect, loaded_as_is=PostgresDatabase.loaded_as_is
+    )
     return Statement(compiled.sql, compiled.parameters(values))
 
 
-def explain_cases(db: Database) -> dict[str, str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of each case's statement as the API's connections run it.
+def unprepared(db: Database) -> psycopg.Connection[Any]:
+    """A connection that sends statements as the API's do by default (prepared statements
+    off: DB_PREPARED_STATEMENTS unset on a host that is not certain to keep them): each an
+    unnamed statement with its values bound, so planned afresh for them, a custom plan."""
+    connection = psycopg.connect(
+        db.url, autocommit=True, connect_timeout=10, prepare_threshold=None
+    )
+    connection.execute("SET TIME ZONE 'UTC'")  # as the API's connections
+    return connection
 
-    Prepared with parameters and executed SETTLED_RUNS times; the last plan is kept. A
-    generic plan shows its parameters ($1...) in its conditions, a custom one the values.
-    """
+
+def explain_cases(db: Database) -> dict[str, str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each case's statement as the API's connections send it
+    by default (`unprepared`): a custom plan. The second run's plan is kept (warm cache)."""
     plans = {}
-    with db.connect() as connection:
-        connection.execute("SET TIME ZONE 'UTC'")  # as the API's connections
+    with unprepared(db) as connection:
         for case in CASES:
             statement = list_statement(case)
-            connection.execute(f"PREPARE bench_case AS {statement.positional()}")
-            values = pgsql.SQL(", ").join(
-                pgsql.Literal(statement.params[name]) for name in statement.names()
-            )
-            explain = pgsql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_case ({})").format(values)
             lines: list[str] = []
-            for _ in range(SETTLED_RUNS):
-                lines = [row[0] for row in connection.execute(explain).fetchall()]
-            plan = "\n".join(lines)
-            kind = "generic" if re.search(r"\$\d", plan) else "custom"
-            plans[f"10,000-task user, `?{case.query}` ({kind} plan)"] = plan
-            connection.execute("DEALLOCATE bench_case")
+            for _ in range(2):
+                rows = connection.execute(
+                    f"EXPLAIN (ANALYZE, BUFFERS) {statement.sql}", statement.params
+                ).fetchall()
+                lines = [row[0] for row in rows]
+            plans[f"10,000-task user, `?{case.query}` (custom plan, unprepared)"] = "\n".join(lines)
     return plans
 
 

@@ -4,11 +4,13 @@ import argparse
 import contextlib
 import os
 import platform
+import statistics
 import subprocess
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from todo_bench.bounded import CLIENT_THREADS, PLAN_RUNS, SHAPE_REPEATS, ListingFlood
 from todo_bench.cells import Results
 from todo_bench.cluster import SERVER_SETTINGS, Database
 from todo_bench.common import (
@@ -20,6 +22,7 @@ from todo_bench.common import (
     PG_CLIENTS,
     ROOT,
     TARGET_P99_MS,
+    TARGET_PLANNING_MS,
     TARGET_RATIO,
     TARGET_RSS_MB,
     TARGET_SCALE,
@@ -102,9 +105,12 @@ def app_settings_summary() -> str:
         "db_pool_timeout",
         "db_statement_timeout_ms",
         "db_pool_recycle",
+        "db_prepared_statements",
     )
     values = [
-        f"{name.upper()}={getattr(settings, name)}" for name in names if hasattr(settings, name)
+        f"{name.upper()}={'unset' if getattr(settings, name) is None else getattr(settings, name)}"
+        for name in names
+        if hasattr(settings, name)
     ]
     return "(" + ", ".join(values) + ")" if values else "(pool 10 + 10 overflow)"
 
@@ -323,6 +329,7 @@ def render(results: Results, db: Database, args: argparse.Namespace, total_s: fl
         add("")
         add("</details>")
         add("")
+    lines += _bounded_costs(results)
     add("### Memory")
     add("")
     for pid, role, mb in [row for c in results.configs.values() for row in c.rss]:
@@ -383,22 +390,28 @@ def _query_table(results: Results) -> list[str]:
         "",
         f"As above: one connection, the first page (100 tasks) of user `{HEAVY_USER}`, now with "
         "a query string; the statement alone is the API's statement for it through pgbench, "
-        "its values as parameters (bench/todo_bench/queries.py). Ratios are to the default "
-        "page (first row, from the table above). Their plans follow.",
+        "its values as parameters (bench/todo_bench/queries.py): prepared (`-M prepared`, as "
+        "the API's connections with DB_PREPARED_STATEMENTS=true; after five runs PostgreSQL "
+        "may keep a generic plan), and unprepared (`-M extended`, planned for its values each "
+        "time, as the API's connections by default). Ratios are to the default page (first "
+        "row, from the table above), prepared. Their plans (unprepared) follow.",
         "",
         "| query | tasks listed | app p50 ms | app mean ms | app p99 ms "
-        "| statement alone (pgbench) ms | p50 / default | statement / default |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| statement alone, prepared ms | unprepared ms | p50 / default "
+        "| statement / default |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     if reference is not None and reference_pg is not None:
         lines.append(
             f"| (none: newest first) | {HEAVY_TASKS:,} | {reference.p50_ms:.2f}"
             f"{noisy(reference.cpu)} | {reference.mean_ms:.2f} | {reference.p99_ms:.2f} "
-            f"| {reference_pg.latency_ms:.3f} | - | - |"
+            f"| {reference_pg.latency_ms:.3f} | | - | - |"
         )
     for query, r in results.query_app.items():
         pg = results.query_pg.get(query)
         pg_ms = pg.latency_ms if pg else 0.0
+        unprepared = results.query_pg_unprepared.get(query)
+        unprepared_ms = f"{unprepared.latency_ms:.3f}" if unprepared else "-"
         app_ratio = f"{r.p50_ms / reference.p50_ms:.2f}" if reference else "-"
         pg_ratio = (
             f"{pg_ms / reference_pg.latency_ms:.2f}"
@@ -407,8 +420,91 @@ def _query_table(results: Results) -> list[str]:
         )
         lines.append(
             f"| `{query}` | {results.query_matches.get(query, 0):,} | {r.p50_ms:.2f}"
-            f"{noisy(r.cpu)} | {r.mean_ms:.2f} | {r.p99_ms:.2f} | {pg_ms:.3f} | {app_ratio} "
-            f"| {pg_ratio} |"
+            f"{noisy(r.cpu)} | {r.mean_ms:.2f} | {r.p99_ms:.2f} | {pg_ms:.3f} | {unprepared_ms} "
+            f"| {app_ratio} | {pg_ratio} |"
+        )
+    return [*lines, ""]
+
+
+def _bounded_costs(results: Results) -> list[str]:
+    """Issue 20: the worst listing's planning time; worker RSS across distinct listings."""
+    worst, flood = results.worst_listing, results.flood
+    if worst is None and flood is None:
+        return []
+    lines = ["### What one request can cost, whatever it asks (issue 20)", ""]
+    if worst is not None:
+        lines += [
+            f"**The worst listing's planning time.** Every filter of the list at once and "
+            f"{worst.tags} tags, past the first page: `GET /api/<user>/tasks?{worst.query}`, "
+            "as the API sends it by default (its values bound, so planned afresh for every "
+            "request; prepared statements are off unless DB_PREPARED_STATEMENTS=true), through "
+            f"EXPLAIN (ANALYZE, SUMMARY): the median of {PLAN_RUNS - 1} runs on one connection "
+            "after a first one. Planning is what the database spends before running the "
+            "statement, paid by every request; the tags, priorities and If-Match versions are "
+            "one array parameter each, so it stays flat however many are named. With offset > "
+            "0, a page that finds no rows runs the count as well.",
+            "",
+            "| user | statement | planning ms | first, on a new connection ms | execution ms "
+            f"| planned < {TARGET_PLANNING_MS:g} ms |",
+            "|---|---|---:|---:|---:|:-:|",
+        ]
+        for t in worst.timings:
+            lines.append(
+                f"| `{t.owner}` | {t.statement} | {t.planning_p50:.2f} | "
+                f"{t.first_planning_ms:.2f} | {t.execution_p50:.2f} "
+                f"| {mark(t.planning_p50 < TARGET_PLANNING_MS)} |"
+            )
+        lines.append("")
+    if flood is not None:
+        lines += _flood_lines(flood)
+    return lines
+
+
+def _flood_lines(flood: ListingFlood) -> list[str]:
+    cache = (
+        f"kept in a cache of {flood.cache_size} (STATEMENT_CACHE_SIZE), least recently used "
+        "dropped first"
+        if flood.cache_size
+        else "kept"
+    )
+    lines = [
+        f"**Worker memory after {flood.requests:,} distinct listings.** Valid `GET "
+        f"/api/<user>/tasks` queries, {flood.shapes:,} statement shapes among them (every "
+        "combination of status, sort, priority, has_due, overdue, due_from / due_to, q and "
+        f"tags; the {flood.pinned_shapes} without a due-date filter are compiled at start-up), "
+        "their values varied so that no two query strings are alike, sent by "
+        f"{CLIENT_THREADS} threads on new connections so that every worker gets its share. "
+        f"A shape compiled on first use is {cache}: a worker's RSS should level off once "
+        "the cache is full instead of growing with every new shape.",
+        "",
+        "| worker (pid) | CPU s during it | RSS before MB | "
+        + " | ".join(f"after {count:,}" for count in flood.readings)
+        + " | growth MB |",
+        "|---|---:|---:|" + "---:|" * len(flood.readings) + "---:|",
+    ]
+    for pid, readings in flood.rss_mb.items():
+        lines.append(
+            f"| {pid} | {flood.cpu_s.get(pid, 0.0):.1f} | "
+            + " | ".join(f"{mb:.0f}" for mb in readings)
+            + f" | {readings[-1] - readings[0]:+.0f} |"
+        )
+    latencies = sorted(flood.latencies_ms) or [0.0]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    lines += [
+        "",
+        f"{flood.requests:,} requests in {flood.seconds:.1f} s "
+        f"({flood.requests / flood.seconds if flood.seconds else 0:,.0f}/s), p50 "
+        f"{statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms; not 200: {flood.not_ok} "
+        f"({mark(flood.not_ok == 0)})"
+        + (f", e.g. {'; '.join(flood.failures)}" if flood.failures else "")
+        + ".",
+    ]
+    if flood.first_ms and flood.repeated_ms:
+        lines[-1] += (
+            f" A listing whose shape the worker had dropped since, on a kept-alive connection: "
+            f"p50 {statistics.median(flood.first_ms):.1f} ms the first time (built and "
+            f"compiled), {statistics.median(flood.repeated_ms):.1f} ms repeated (median of "
+            f"{SHAPE_REPEATS}), over {len(flood.first_ms)} shapes."
         )
     return [*lines, ""]
 

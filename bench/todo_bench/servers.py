@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from todo_bench.common import BENCH, ROOT, SERVER_READY_TIMEOUT_S, BenchError, free_port, log
@@ -21,10 +22,20 @@ class Server:
     role = "server"
 
     def __init__(
-        self, name: str, database_url: str, out: Path, workers: int, *, source: Path = ROOT
+        self,
+        name: str,
+        database_url: str,
+        out: Path,
+        workers: int,
+        *,
+        source: Path = ROOT,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.source = source  # the checkout whose code runs (todo_bench.compare: another commit)
+        # Settings of this server's own (todo_bench.compare --base-env / --head-env), applied
+        # over the benchmark's environment.
+        self.extra_env = dict(env or {})
         self.database_url = database_url
         self.workers_wanted = workers
         self.port = free_port()
@@ -100,7 +111,8 @@ class Server:
 
 
 class Api(Server):
-    """`python -m todo_api` with the given worker count, LOG_LEVEL=warning, engine defaults."""
+    """`python -m todo_api` with the given worker count, LOG_LEVEL=warning, engine defaults
+    (unless `env` says otherwise)."""
 
     role = "api"
 
@@ -118,7 +130,7 @@ class Api(Server):
             "PYTHONPATH": str(self.source / "src"),
         }
         env.pop("CORS_ORIGINS", None)
-        return env
+        return env | self.extra_env
 
 
 class Floor(Server):
