@@ -27,9 +27,12 @@ class PgBouncer:
 
     `server_pool_size` server connections per database: fewer than the app's pool, so that
     consecutive transactions of one client land on different server connections.
+    `ignore_options`: the `options` startup parameter is dropped rather than refused.
     """
 
-    def __init__(self, upstream_url: str, *, server_pool_size: int = 4) -> None:
+    def __init__(
+        self, upstream_url: str, *, server_pool_size: int = 4, ignore_options: bool = False
+    ) -> None:
         upstream = make_url(upstream_url)
         self.upstream = upstream
         self.port = _free_port()
@@ -52,7 +55,9 @@ class PgBouncer:
                     f"admin_users = {user}",
                     "max_client_conn = 500",
                     f"default_pool_size = {server_pool_size}",
-                    "ignore_startup_parameters = extra_float_digits",
+                    # Dropping `options` rather than refusing it is a common setting.
+                    "ignore_startup_parameters = extra_float_digits"
+                    + (",options" if ignore_options else ""),
                     # After a failed server login PgBouncer waits this long before trying
                     # again (15 s by default): what bounds recovery after an outage.
                     "server_login_retry = 1",

@@ -63,8 +63,8 @@ def test_neon_endpoints_get_what_each_keeps() -> None:
     pooled = async_database_url(NEON_POOLED)
     direct = async_database_url(NEON_DIRECT)
     # Neon's proxy gives each connection to the direct host a server connection of its own.
-    assert uses_prepared_statements(direct, settings)
-    assert not uses_prepared_statements(pooled, settings)
+    assert uses_prepared_statements(direct, settings) is True
+    assert uses_prepared_statements(pooled, settings) is False
     # PgBouncer refuses the `options` startup parameter; the direct endpoint gets it.
     assert "options" not in postgres_connect_args(pooled, settings)
     assert postgres_connect_args(direct, settings)["options"] == (
@@ -73,35 +73,42 @@ def test_neon_endpoints_get_what_each_keeps() -> None:
     assert postgres_connect_args(pooled, settings)["connect_timeout"] == 4
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "db.example.com", "[::1]"])
+def test_elsewhere_each_connection_finds_out(host: str) -> None:
+    url = async_database_url(f"postgresql://u@{host}:5432/db")
+    assert uses_prepared_statements(url, Settings(_env_file=None)) is None
+
+
 @pytest.mark.parametrize(
-    "host",
+    "url",
     [
-        "127.0.0.1",
-        "localhost",
-        "db.example.com",
-        "pooler.example.com",
-        "ep-x-pooler.us-east-2.aws.neon.tech",
-        "ep-x.us-east-2.aws.neon.tech.example.com",
-        "ep-x.us-east-2.aws.neon.tech,127.0.0.1",
+        "postgresql://u@ep-x-pooler.us-east-2.aws.neon.tech/db",
+        "postgresql://u@ep-x.us-east-2.aws.neon.tech,127.0.0.1/db",
+        "postgresql://u@ep-x.us-east-2.aws.neon.tech.example.com/db",
+        # The check needs the startup options this app sends; the URL has its own.
+        "postgresql://u@127.0.0.1/db?options=-c%20search_path%3Dtodo",
     ],
 )
-def test_prepared_statements_are_off_wherever_a_pooler_could_be(host: str) -> None:
-    url = async_database_url(f"postgresql://u@{host}:5432/db")
-    assert not uses_prepared_statements(url, Settings(_env_file=None))
-    # Not even when the host says it is no pooler: that is only a name.
-    assert not uses_prepared_statements(url, Settings(_env_file=None, db_transaction_pooler=True))
+def test_prepared_statements_are_off_where_no_connection_can_tell(url: str) -> None:
+    mapped = async_database_url(url)
+    assert uses_prepared_statements(mapped, Settings(_env_file=None)) in (False, None)
+    if "-pooler" in url or "options" in url:
+        assert uses_prepared_statements(mapped, Settings(_env_file=None)) is False
+    pooler = Settings(_env_file=None, db_transaction_pooler=True)
+    assert uses_prepared_statements(mapped, pooler) is False
 
 
 def test_prepared_statements_are_on_only_where_declared() -> None:
     url = async_database_url("postgresql://u@127.0.0.1:6432/db")
     declared = Settings(_env_file=None, db_prepared_statements=True)
-    assert uses_prepared_statements(url, declared)
-    assert uses_prepared_statements(url, Settings(_env_file=None, db_transaction_pooler=False))
+    assert uses_prepared_statements(url, declared) is True
+    direct = Settings(_env_file=None, db_transaction_pooler=False)
+    assert uses_prepared_statements(url, direct) is True
     refused = Settings(_env_file=None, db_prepared_statements=False)
-    assert not uses_prepared_statements(async_database_url(NEON_DIRECT), refused)
+    assert uses_prepared_statements(async_database_url(NEON_DIRECT), refused) is False
     # A pooler that tracks them (Neon's, PgBouncer >= 1.21 with max_prepared_statements).
     tracked = Settings(_env_file=None, db_prepared_statements=True, db_transaction_pooler=True)
-    assert uses_prepared_statements(async_database_url(NEON_POOLED), tracked)
+    assert uses_prepared_statements(async_database_url(NEON_POOLED), tracked) is True
 
 
 def test_transaction_pooler_can_be_declared_for_any_host() -> None:

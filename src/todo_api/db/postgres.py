@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import secrets
 import select
 from collections.abc import Mapping
 from contextlib import suppress
@@ -61,6 +62,11 @@ _MISCONFIGURATION_SIGNS = (
     "endpoint has been disabled",
 )
 
+#: psycopg's default: a statement is prepared on the server at its sixth run.
+PREPARE_THRESHOLD = 5
+#: A setting each connection's startup options give a random value: see _own_session.
+SESSION_MARK = "todo_api.session_mark"
+
 POOLER_ADVICE = (
     "set DB_TRANSACTION_POOLER=true when DATABASE_URL goes through a transaction-mode "
     "pooler (PgBouncer), to skip this"
@@ -78,7 +84,7 @@ class PostgresDatabase(Database):
         conninfo: str,
         *,
         connect_options: Mapping[str, Any],
-        prepared_statements: bool,
+        prepared_statements: bool | None,
         availability: DatabaseAvailability,
         pool_size: int,
         max_overflow: int,
@@ -98,21 +104,16 @@ class PostgresDatabase(Database):
         )
         super().__init__(pool, availability=availability, deadline=deadline, close_wait=close_wait)
         self._conninfo = conninfo
-        self._options = dict(connect_options)
-        # Fixed for the life of the process and of every connection it opens: behind a
-        # pooler that does not keep them, a prepared statement's name may meet another
-        # client's statement of that name and run it, without any error to react to.
+        # Every connection opens with nothing prepared; `_connect` turns preparation on for
+        # the connections that keep their statements (todo_api.db.setup decides which).
+        self._options = {**connect_options, "prepare_threshold": None}
+        #: True or False for every connection; None: each finds out when it opens.
         self.prepared_statements = prepared_statements
-        if not prepared_statements:
-            self._options["prepare_threshold"] = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        connection = await self._open()
-        if connection.info.parameter_status("TimeZone") == "UTC":
-            return connection
-        # The startup options that set it were refused (a pooler), or set otherwise by
-        # the URL. SET TIME ZONE is a session setting that poolers keep: PgBouncer tracks
-        # TimeZone and sets it on whichever server connection serves this client next.
+        identify = self.prepared_statements is None and "options" in self._options
+        mark = secrets.token_hex(16) if identify else None
+        connection, marked = await self._open(mark)
         abandoned = False
 
         def close_afterwards(task: "asyncio.Future[Any]") -> None:
@@ -121,25 +122,44 @@ class PostgresDatabase(Database):
             task.add_done_callback(lambda _task: self._pool.close_later(connection))
 
         try:
-            # Like every statement, within the deadline: a paused or queueing pooler
-            # accepts the connection and then does not answer.
-            await self._within_deadline(
-                connection.execute("SET TIME ZONE 'UTC'", prepare=False),
-                connection,
-                close_afterwards,
-                may_write=False,
-            )
+            # Statements run here have the deadline like every other: a paused or
+            # queueing pooler accepts a connection and then does not answer.
+            if marked:
+                assert mark is not None
+                dedicated = await self._within_deadline(
+                    _own_session(connection, mark), connection, close_afterwards, may_write=False
+                )
+            else:
+                dedicated = bool(self.prepared_statements)
+            if dedicated:
+                connection.prepare_threshold = PREPARE_THRESHOLD
+            if connection.info.parameter_status("TimeZone") != "UTC":
+                # The startup options that set it were refused (a pooler), or set otherwise
+                # by the URL. SET TIME ZONE is a session setting that poolers keep:
+                # PgBouncer tracks TimeZone and sets it on whichever server connection
+                # serves this client next.
+                await self._within_deadline(
+                    connection.execute("SET TIME ZONE 'UTC'", prepare=False),
+                    connection,
+                    close_afterwards,
+                    may_write=False,
+                )
         except BaseException:
             if not abandoned:
                 await _close(connection)
             raise
         return connection
 
-    async def _open(self) -> psycopg.AsyncConnection[Any]:
+    async def _open(self, mark: str | None) -> tuple[psycopg.AsyncConnection[Any], bool]:
+        """A new connection, and whether its startup options carry `mark`."""
+        options = dict(self._options)
+        if mark is not None:
+            options["options"] += f" -c {SESSION_MARK}={mark}"
         try:
-            return await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, **self._options
+            connection = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, **options
             )
+            return connection, mark is not None
         except psycopg.OperationalError as exc:
             # PgBouncer refuses startup parameters it does not know, such as the `options`
             # that carry the statement timeout. The client-side deadline still bounds
@@ -153,9 +173,11 @@ class PostgresDatabase(Database):
                     describe_database_error(exc),
                     POOLER_ADVICE,
                 )
-            return await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, **self._options
+            options.pop("options", None)
+            connection = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, **options
             )
+            return connection, False
 
     async def _run(
         self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement, params: Params
@@ -211,10 +233,11 @@ class PostgresDatabase(Database):
             state in _PREPARED_STATEMENT_STATES
             or (state == "08P01" and "prepared statement" in str(exc))
         ):
+            # Only a setting can have turned them on where they are not kept.
             return DatabaseMisconfiguredError(
-                f"{reason} (DB_PREPARED_STATEMENTS=true, but the way to the database does "
-                "not keep prepared statements: a pooler that does not track them; set it "
-                "to false)"
+                f"{reason} (prepared statements are on, but the way to the database does "
+                "not keep them: a pooler that does not track them; set "
+                "DB_PREPARED_STATEMENTS=false, or DB_TRANSACTION_POOLER=true)"
             )
         if state in _MISCONFIGURATION_STATES or (
             state.startswith("08") and refuses_configuration(exc)
@@ -228,6 +251,24 @@ class PostgresDatabase(Database):
             # A statement timeout, a lock wait, too many connections: busy, not gone.
             return DatabaseBusyError(reason)
         return None
+
+
+async def _own_session(connection: psycopg.AsyncConnection[Any], mark: str) -> bool:
+    """Whether the server session that answers is the one this connection's startup
+    created, and so keeps this connection's prepared statements.
+
+    `mark` was sent in the startup options, as a setting only a session started by that
+    startup packet has; and a session's process id is what the server sends a client it
+    starts a session for (BackendKeyData). A transaction pooler answers from sessions it
+    shares between clients: PgBouncer refuses startup options, or drops them
+    (`ignore_startup_parameters`), and it, Neon's pooler, Supavisor and pgcat send key
+    data of their own, so a transaction pooler never passes both checks.
+    """
+    cursor = await connection.execute(
+        f"SELECT pg_backend_pid(), current_setting('{SESSION_MARK}', true)", prepare=False
+    )
+    row = await cursor.fetchone()
+    return row == (connection.info.backend_pid, mark)
 
 
 def refuses_configuration(exc: psycopg.Error) -> bool:

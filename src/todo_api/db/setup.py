@@ -58,22 +58,29 @@ def uses_transaction_pooler(url: URL, settings: Settings) -> bool:
     return any(host.split(".", 1)[0].endswith("-pooler") for host in _hosts(url))
 
 
-def uses_prepared_statements(url: URL, settings: Settings) -> bool:
-    """Whether server-side prepared statements are certain to stay with their connection.
+def uses_prepared_statements(url: URL, settings: Settings) -> bool | None:
+    """Whether server-side prepared statements stay with their connection: True, False,
+    or None when each connection finds out as it opens (todo_api.db.postgres).
 
-    Only where that is known, never found out: a transaction pooler that does not track
-    them (PgBouncer before 1.21) hands one server connection to many clients, and a
-    client's Bind of `_pg3_0` may then run another client's `_pg3_0` without any error.
-    Known from DB_PREPARED_STATEMENTS, from DB_TRANSACTION_POOLER=false (a direct path),
-    or from a Neon direct host: Neon's proxy gives each client connection a server
-    connection of its own.
+    Known, never guessed from errors: a transaction pooler that does not track them
+    (PgBouncer before 1.21) hands one server connection to many clients, and a client's
+    Bind of `_pg3_0` may then run another client's `_pg3_0` without any error. Known from
+    DB_PREPARED_STATEMENTS, from DB_TRANSACTION_POOLER (false: a direct path), or from a
+    Neon host: its proxy gives each connection to a direct host a server connection of
+    its own, and `-pooler` hosts are its PgBouncer. Otherwise each connection checks that
+    the session answering it is the one its startup created; which needs the startup
+    options this app sends, so not with a URL that has its own.
     """
     if settings.db_prepared_statements is not None:
         return settings.db_prepared_statements
-    if settings.db_transaction_pooler is False:
-        return True
+    if settings.db_transaction_pooler is not None:
+        return not settings.db_transaction_pooler
     hosts = _hosts(url)
-    return bool(hosts) and all(_is_neon_direct(host) for host in hosts)
+    if hosts and all(_is_neon_direct(host) for host in hosts):
+        return True
+    if uses_transaction_pooler(url, settings) or "options" in url.query:
+        return False
+    return None
 
 
 def _hosts(url: URL) -> list[str]:
