@@ -72,6 +72,8 @@ done
 
 echo "PgBouncer (transaction mode) on 127.0.0.1:$listen_port -> $host:$port"
 export TEST_DATABASE_URL="postgresql://$user@127.0.0.1:$listen_port/$database"
+# Tests that run a PostgreSQL of their own skip this pass (they ran in the previous one).
+export TEST_THROUGH_PGBOUNCER=1
 # Deliberately without DB_TRANSACTION_POOLER: the app must find out on its own that a
 # pooler on a plain host name cannot keep prepared statements or startup options.
 "$@"

@@ -117,10 +117,19 @@ def route(request: pytest.FixtureRequest, backend: str) -> Iterator[Route]:
             bouncer.__exit__(None, None, None)
 
 
+def through_pgbouncer() -> bool:
+    """Whether this is the pass through PgBouncer (scripts/with-pgbouncer.sh)."""
+    return os.environ.get("TEST_THROUGH_PGBOUNCER") == "1"
+
+
 @pytest.fixture
 def private_postgres(backend: str) -> Iterator[PrivatePostgres]:
     if backend != "postgres":
         pytest.skip("stops and starts a PostgreSQL server; runs in the PostgreSQL pass")
+    if through_pgbouncer():
+        # Its tests never use TEST_DATABASE_URL; they route through a PgBouncer of their
+        # own where they need one, so the PostgreSQL pass has run them exactly as here.
+        pytest.skip("a PostgreSQL (and PgBouncer) of its own: run in the PostgreSQL pass")
     server = PrivatePostgres()
     try:
         server.init()

@@ -5,6 +5,7 @@ import logging
 import os
 import resource
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -392,6 +393,33 @@ async def test_a_refused_configuration_is_a_503_that_says_so_logged_once(
     [refusal] = messages  # nothing about an outage either
     assert refusal.startswith("Database configuration refused")
     assert "does not exist" in refusal or "unable to open database file" in refusal
+
+
+async def test_a_missing_privilege_is_a_refused_configuration_logged_once(
+    database_url: str, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A role without grants on the tables (a deploy with the wrong role): the statements
+    are refused (42501) while connections work. One line per process, not one per request,
+    and the connections that keep working are no sign that the configuration is fixed."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's privileges")
+    role = f"todo_limited_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        limited = make_url(database_url).set(username=role).render_as_string(hide_password=False)
+        async with app_client(limited, db_connect_timeout=2) as client:
+            with caplog.at_level(logging.INFO):
+                responses = [await client.get(tasks_url("alice")) for _ in range(4)]
+        for response in responses:
+            assert assert_problem(response, 503)["type"] == "urn:todo-api:database-misconfigured"
+            assert "retry-after" not in response.headers
+        logged = [r.getMessage() for r in caplog.records if r.name == "todo_api.db.database"]
+        [refusal] = logged  # nor "accepted again", nor an outage
+        assert refusal.startswith("Database configuration refused")
+    finally:
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")
 
 
 async def test_a_driver_error_without_a_code_is_a_bug_not_an_outage(

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from alembic import command
 
-from tests.conftest import alembic_config
+from tests.conftest import alembic_config, through_pgbouncer
 from tests.helpers import libpq_url, tasks_url
 from tests.live_server import running_server
 from tests.pgbouncer import PgBouncer, pgbouncer_installed
@@ -25,8 +25,9 @@ from todo_api.db.setup import create_database
 from todo_api.db.tasks import _READ
 from todo_api.settings import Settings
 
-RACE_SECONDS = 3.0
-ROUNDS = 2
+RACE_SECONDS = 2.0
+#: Rounds, each with new server processes (psycopg names statements from _pg3_0 on).
+ROUNDS = {False: 2, True: 1}
 COMPLETED_TASKS = 10
 
 
@@ -34,6 +35,8 @@ COMPLETED_TASKS = 10
 def pgbouncer_required(backend: str) -> None:
     if backend != "postgres":
         pytest.skip("PgBouncer runs in front of PostgreSQL")
+    if through_pgbouncer():
+        pytest.skip("a PgBouncer of its own in front of PostgreSQL: run in the PostgreSQL pass")
     if not pgbouncer_installed():
         pytest.fail("pgbouncer is not installed (make test-postgres installs it)")
 
@@ -94,7 +97,7 @@ def test_reads_never_run_another_process_statement_through_a_pooler(
     PgBouncer that drops the startup options rather than refusing them, as many are set up:
     the connections must not take the pooler for the server."""
     url = alice_with_completed_tasks
-    for round_ in range(ROUNDS):
+    for round_ in range(ROUNDS[ignore_options]):
         bouncer = PgBouncer(url, server_pool_size=2, ignore_options=ignore_options)
         with bouncer, ExitStack() as servers:
             pooled = bouncer.url(url)

@@ -198,7 +198,7 @@ def test_sigterm_during_a_keyed_create_frees_its_key(
     log = log_path.read_text()
     assert "Exception in ASGI application" not in log
     assert "Traceback" not in log
-    assert "cut off at shutdown: POST /api/{user_id}/tasks" in log
+    assert "Request cancelled before it finished: POST /api/{user_id}/tasks" in log
 
     with running_server(migrated_url, tmp_path / "restarted.log") as (_, client):
         retried = client.post(tasks_url("alice"), json=body, headers=headers)

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,6 +18,7 @@ from alembic import command
 
 from tests.conftest import PROJECT_ROOT, Route, alembic_config
 from tests.live_server import free_port
+from tests.pgbouncer import PgBouncer
 from tests.private_postgres import PrivatePostgres
 
 #: How long the database stays down while start-up waits for it.
@@ -111,13 +112,13 @@ def test_the_server_waits_for_a_database_that_is_down(
 
 
 def test_make_run_migrates_and_serves_once_the_database_is_up(
-    private_postgres: PrivatePostgres, route: Route, tmp_path: Path
+    private_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
     url = private_postgres.create_database("made")
     private_postgres.stop()
     port = free_port()
     log = tmp_path / "make.log"
-    env = _environment(route(url), PORT=str(port))
+    env = _environment(url, PORT=str(port))
     with _started(["make", "--no-print-directory", "run"], env, PROJECT_ROOT, log) as process:
         starter = _start_after(private_postgres, DOWN_SECONDS)
         assert _serves(port, process, log).json() == []
@@ -127,19 +128,30 @@ def test_make_run_migrates_and_serves_once_the_database_is_up(
 
 
 def _refused_configurations(
-    tmp_path: Path, server: PrivatePostgres | None
-) -> list[tuple[str, str]]:
-    """(DATABASE_URL, what the line must say) for each configuration a database refuses."""
+    tmp_path: Path, server: PrivatePostgres | None, stack: ExitStack
+) -> list[tuple[str, dict[str, str], str]]:
+    """(DATABASE_URL, other settings, what the line must say) for each configuration a
+    database refuses, directly and through PgBouncer."""
     if server is None:
         missing = tmp_path / "no-such-directory" / "todo.sqlite3"
-        return [(f"sqlite:///{missing}", "unable to open database file")]
+        return [(f"sqlite:///{missing}", {}, "unable to open database file")]
+    server.add_password_role("rotated", "current-password")
     base = f"postgresql://postgres@127.0.0.1:{server.port}"
+    url = server.create_database("refusing")
+    bouncer = stack.enter_context(PgBouncer(url))
     return [
-        (f"{base}/no_such_database", 'database "no_such_database" does not exist'),
-        (f"postgresql://nobody@127.0.0.1:{server.port}/postgres", 'role "nobody" does not exist'),
-        (f"{base}/postgres?pgbouncer=true", 'invalid URI query parameter: "pgbouncer"'),
+        (f"{base}/no_such_database", {}, 'database "no_such_database" does not exist'),
+        (f"postgresql://nobody@127.0.0.1:{server.port}/postgres", {}, 'role "nobody" does not'),
+        (
+            f"postgresql://rotated:old-password@127.0.0.1:{server.port}/postgres",
+            {},
+            'password authentication failed for user "rotated"',
+        ),
+        (f"{base}/postgres?pgbouncer=true", {}, 'invalid URI query parameter: "pgbouncer"'),
         # The private server has no TLS.
-        (f"{base}/postgres?sslmode=require", "SSL was required"),
+        (f"{base}/postgres?sslmode=require", {}, "SSL was required"),
+        (bouncer.url(f"{base}/no_such_database"), {}, "does not exist"),
+        (bouncer.url(url), {"DB_TRANSACTION_POOLER": "false"}, "DB_TRANSACTION_POOLER=false"),
     ]
 
 
@@ -150,19 +162,25 @@ def test_a_refused_configuration_stops_start_up_with_one_line(
     server = request.getfixturevalue("private_postgres") if backend == "postgres" else None
     migrate = ["-m", "alembic", "-c", str(PROJECT_ROOT / "alembic.ini"), "upgrade", "head"]
     command_line = [sys.executable, *(["-m", "todo_api"] if step == "server" else migrate)]
-    for url, says in _refused_configurations(tmp_path, server):
-        started = time.monotonic()
-        finished = subprocess.run(
-            command_line,
-            env=_environment(url, PORT=str(free_port())),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert time.monotonic() - started < REFUSED_WITHIN_SECONDS, url
-        assert finished.returncode == 2, (url, finished.stderr)
-        [line] = finished.stderr.strip().splitlines()
-        assert line.startswith("todo_api: the database at "), line
-        assert "refuses this configuration" in line, line
-        assert says in line, line
+    with ExitStack() as stack:
+        cases = _refused_configurations(tmp_path, server, stack)
+        # The migrations wait by the same code as the server: two cases tell that they do.
+        for url, settings, says in cases if step == "server" else cases[:2]:
+            started = time.monotonic()
+            finished = subprocess.run(
+                command_line,
+                env=_environment(url, PORT=str(free_port()), **settings),
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert time.monotonic() - started < REFUSED_WITHIN_SECONDS, url
+            assert finished.returncode == 2, (url, finished.stderr)
+            lines = finished.stderr.strip().splitlines()
+            assert len(lines) == 1, finished.stderr
+            [line] = lines
+            assert line.startswith("todo_api: the database at "), line
+            assert "refuses this configuration" in line, line
+            assert says in line, line
+            assert "old-password" not in line

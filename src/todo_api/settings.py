@@ -112,8 +112,8 @@ class Settings(BaseSettings):
         default=None,
         description="`true` when every connection keeps its server-side prepared statements: "
         "direct, or a pooler that tracks them (PgBouncer >= 1.21 with max_prepared_statements, "
-        "Neon's pooler). Unset: on only where that is certain (a Neon direct host, "
-        "DB_TRANSACTION_POOLER=false).",
+        "Neon's pooler). Unset: on only where that is certain (DB_TRANSACTION_POOLER=false, "
+        "a Neon direct host, a connection that shows it has a server session of its own).",
     )
     db_startup_wait_seconds: float = Field(
         default=60,

@@ -674,7 +674,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -771,7 +771,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -823,7 +823,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -900,7 +900,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -946,7 +946,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -1017,7 +1017,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -1121,7 +1121,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -1190,7 +1190,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -1294,7 +1294,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -1398,7 +1398,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -1458,7 +1458,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ValidationProblem"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
@@ -1509,7 +1509,7 @@ export interface operations {
                     "application/json": components["schemas"]["HealthStatus"];
                 };
             };
-            /** @description The database is unavailable or busy: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`, without `Retry-After`): retrying will not help until an operator runs the migrations. */
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */

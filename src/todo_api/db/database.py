@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from sqlalchemy import Dialect
@@ -99,13 +101,14 @@ class DatabaseAvailability:
 
     def __init__(self) -> None:
         self.unavailable = False
-        #: What the database refused of the configuration, until a connection works again.
+        #: Why the database refused a new connection, until one is accepted again.
         self.refusal: str | None = None
         self._schema_reported = False
+        self._statement_refusal_reported = False
 
-    def report_misconfigured(self, reason: str) -> None:
-        """Log, once until a connection works again, that the database refuses the
-        configuration."""
+    def report_refused_connection(self, reason: str) -> None:
+        """Log, once until a new connection is accepted, that the database refuses to
+        connect with this configuration."""
         if self.refusal is None:
             self.refusal = reason
             logger.error(
@@ -113,7 +116,16 @@ class DatabaseAvailability:
                 reason,
             )
 
-    def mark_configuration_accepted(self) -> None:
+    def report_refused_statement(self, reason: str) -> None:
+        """Log, once per process, that the database refuses a statement for a reason of
+        configuration (a missing privilege, prepared statements it cannot keep)."""
+        if not self._statement_refusal_reported:
+            self._statement_refusal_reported = True
+            logger.error(
+                "Database configuration refused; requests that need it answer 503: %s", reason
+            )
+
+    def mark_connection_accepted(self) -> None:
         if self.refusal is not None:
             self.refusal = None
             logger.warning("Database configuration accepted again")
@@ -192,13 +204,11 @@ class Database:
 
     def precompile(self, statements: Iterable[Statement]) -> None:
         """Compile `statements` now (at start-up) and keep them for the process's life."""
-        for statement in statements:
-            self._pinned[statement] = self._compile(statement)
+        compiled = _compiled_together(self.dialect, self.loaded_as_is, tuple(statements))
+        self._pinned.update(compiled)
 
     def _compile(self, statement: Statement) -> CompiledStatement:
-        if isinstance(statement, StatementShape):
-            statement = statement.build(*statement.args)
-        return compile_statement(statement, self.dialect, loaded_as_is=self.loaded_as_is)
+        return _compile(self.dialect, self.loaded_as_is, statement)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator["Session"]:
@@ -236,6 +246,13 @@ class Database:
         async with self.session() as session:
             return await session.execute(statement, params)
 
+    async def _new_connection(self) -> Any:
+        """A connection of the backend's (`_connect`): what the pool opens."""
+        connection = await self._connect()
+        # Whatever the database refused before, it has taken the configuration now.
+        self.availability.mark_connection_accepted()
+        return connection
+
     async def close(self) -> None:
         """Close the connections, once the sessions still open have ended (for a while).
 
@@ -246,11 +263,17 @@ class Database:
         with suppress(TimeoutError):
             async with asyncio.timeout(self._close_wait):
                 await self._no_open_sessions.wait()
-        await self._pool.close()
+        # Statements given up on close their connections as they end: before the pool
+        # stops waiting for the connections it is closing.
         if self._abandoned:
-            await asyncio.gather(*self._abandoned, return_exceptions=True)
+            await asyncio.wait(self._abandoned, timeout=self._close_wait)
+        await self._pool.close()
 
     # What each backend provides.
+
+    async def _connect(self) -> Any:
+        """Open a connection, ready for statements."""
+        raise NotImplementedError
 
     async def _run(
         self, connection: Any, statement: CompiledStatement, params: Params
@@ -304,7 +327,10 @@ class Database:
             # Not an outage: the database answers, and nothing but a migration will help.
             self.availability.report_schema_missing(str(kind))
         elif isinstance(kind, DatabaseMisconfiguredError):
-            self.availability.report_misconfigured(str(kind))
+            if connection is None:
+                self.availability.report_refused_connection(str(kind))
+            else:
+                self.availability.report_refused_statement(str(kind))
         elif isinstance(kind, DatabaseUnavailableError):
             self.availability.mark_unavailable(str(kind))
         return kind
@@ -357,6 +383,25 @@ class Database:
         on_abandon(task)
 
 
+def _compile(
+    dialect: Dialect, loaded_as_is: tuple[type, ...], statement: Statement
+) -> CompiledStatement:
+    if isinstance(statement, StatementShape):
+        statement = statement.build(*statement.args)
+    return compile_statement(statement, dialect, loaded_as_is=loaded_as_is)
+
+
+# Compiling the start-up statements takes about half a second; a process that makes several
+# databases of one backend (a test's apps) does it once. One entry per backend (its dialect
+# and types) and set of start-up statements.
+@cache
+def _compiled_together(
+    dialect: Dialect, loaded_as_is: tuple[type, ...], statements: tuple[Statement, ...]
+) -> Mapping[Statement, CompiledStatement]:
+    compiled = {statement: _compile(dialect, loaded_as_is, statement) for statement in statements}
+    return MappingProxyType(compiled)
+
+
 class Session:
     """One pooled connection, held by one request for a sequence of statements."""
 
@@ -377,11 +422,9 @@ class Session:
             return
         database = self._database
         reusable = database._reusable(self._pooled.connection)
-        availability = database.availability
-        if reusable and (availability.unavailable or availability.refusal):
-            # Its statements got answers: the database is back, and takes the configuration.
-            availability.mark_available()
-            availability.mark_configuration_accepted()
+        if reusable and database.availability.unavailable:
+            # Its statements got answers: the database is back.
+            database.availability.mark_available()
         database._pool.release(self._pooled, reusable=reusable)
 
     async def fetch_all(self, statement: Statement, params: Mapping[str, Any]) -> list[Row]:

@@ -52,6 +52,7 @@ class ConnectionPool(Generic[C]):
         # The right end is the most recently returned: the one most likely still warm.
         self._idle: deque[Pooled[C]] = deque()
         self._closing: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def acquire(self) -> Pooled[C]:
         """A connection for the caller alone until it gives it back with `release`."""
@@ -79,8 +80,9 @@ class ConnectionPool(Generic[C]):
         return Pooled(await self._connect())
 
     def release(self, pooled: Pooled[C], *, reusable: bool) -> None:
-        """Give a connection back; one that is not `reusable` (or one too many) is closed."""
-        if reusable and len(self._idle) < self._size:
+        """Give a connection back; one that is not `reusable` (or one too many, or one
+        given back after the pool closed) is closed."""
+        if reusable and not self._closed and len(self._idle) < self._size:
             self._idle.append(pooled)
         else:
             self.close_later(pooled.connection)
@@ -96,6 +98,7 @@ class ConnectionPool(Generic[C]):
         closing.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
+        self._closed = True
         while self._idle:
             await self._close(self._idle.pop().connection)
         if self._closing:

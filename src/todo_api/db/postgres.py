@@ -60,6 +60,8 @@ _MISCONFIGURATION_SIGNS = (
     "no such user",
     "endpoint id is not specified",
     "endpoint has been disabled",
+    # Only seen here when DB_TRANSACTION_POOLER=false says there is no pooler (see _open).
+    "unsupported startup parameter",
 )
 
 #: psycopg's default: a statement is prepared on the server at its sixth run.
@@ -85,6 +87,7 @@ class PostgresDatabase(Database):
         *,
         connect_options: Mapping[str, Any],
         prepared_statements: bool | None,
+        declared_direct: bool,
         availability: DatabaseAvailability,
         pool_size: int,
         max_overflow: int,
@@ -94,7 +97,7 @@ class PostgresDatabase(Database):
         close_wait: float,
     ) -> None:
         pool: ConnectionPool[psycopg.AsyncConnection[Any]] = ConnectionPool(
-            connect=self._connect,
+            connect=self._new_connection,
             close=_close,
             usable=_usable,
             size=pool_size,
@@ -109,11 +112,13 @@ class PostgresDatabase(Database):
         self._options = {**connect_options, "prepare_threshold": None}
         #: True or False for every connection; None: each finds out when it opens.
         self.prepared_statements = prepared_statements
+        # DB_TRANSACTION_POOLER=false: a pooler's refusal of the startup options is then a
+        # contradiction to report, not a reason to carry on without them.
+        self._declared_direct = declared_direct
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         identify = self.prepared_statements is None and "options" in self._options
-        mark = secrets.token_hex(16) if identify else None
-        connection, marked = await self._open(mark)
+        connection, mark = await self._open(secrets.token_hex(16) if identify else None)
         abandoned = False
 
         def close_afterwards(task: "asyncio.Future[Any]") -> None:
@@ -124,8 +129,7 @@ class PostgresDatabase(Database):
         try:
             # Statements run here have the deadline like every other: a paused or
             # queueing pooler accepts a connection and then does not answer.
-            if marked:
-                assert mark is not None
+            if mark is not None:
                 dedicated = await self._within_deadline(
                     _own_session(connection, mark), connection, close_afterwards, may_write=False
                 )
@@ -150,8 +154,8 @@ class PostgresDatabase(Database):
             raise
         return connection
 
-    async def _open(self, mark: str | None) -> tuple[psycopg.AsyncConnection[Any], bool]:
-        """A new connection, and whether its startup options carry `mark`."""
+    async def _open(self, mark: str | None) -> tuple[psycopg.AsyncConnection[Any], str | None]:
+        """A new connection, and the `mark` its startup options carry (None if they did not)."""
         options = dict(self._options)
         if mark is not None:
             options["options"] += f" -c {SESSION_MARK}={mark}"
@@ -159,13 +163,18 @@ class PostgresDatabase(Database):
             connection = await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True, **options
             )
-            return connection, mark is not None
+            return connection, mark
         except psycopg.OperationalError as exc:
             # PgBouncer refuses startup parameters it does not know, such as the `options`
             # that carry the statement timeout. The client-side deadline still bounds
             # every statement, so connect without them.
             if "unsupported startup parameter" not in str(exc):
                 raise
+            if self._declared_direct:
+                raise psycopg.OperationalError(
+                    f"{exc} (DB_TRANSACTION_POOLER=false, but a pooler answers: set it to "
+                    "true, or leave it unset)"
+                ) from exc
             if self._options.pop("options", None) is not None:
                 logger.warning(
                     "The database refused the statement timeout as a startup parameter "
@@ -177,7 +186,7 @@ class PostgresDatabase(Database):
             connection = await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True, **options
             )
-            return connection, False
+            return connection, None
 
     async def _run(
         self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement, params: Params

@@ -158,6 +158,7 @@ def _create_database(url: URL, settings: Settings, availability: DatabaseAvailab
         libpq_conninfo(url),
         connect_options=postgres_connect_args(url, settings),
         prepared_statements=uses_prepared_statements(url, settings),
+        declared_direct=settings.db_transaction_pooler is False,
         availability=availability,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,

@@ -41,7 +41,7 @@ class SqliteDatabase(Database):
         pool_timeout: float,
     ) -> None:
         pool: ConnectionPool[aiosqlite.Connection] = ConnectionPool(
-            connect=self._connect,
+            connect=self._new_connection,
             close=_close,
             usable=lambda _connection: True,
             size=pool_size,

@@ -7,6 +7,7 @@ requirement or URL option will not go away by waiting: start-up stops at once.
 
 import asyncio
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -14,8 +15,17 @@ from contextlib import contextmanager
 
 from sqlalchemy import Select, literal_column, make_url, select
 
-from todo_api.db.database import Database, DatabaseAvailability, DatabaseMisconfiguredError
-from todo_api.db.setup import READINESS_TIMEOUT_SECONDS, create_readiness_database
+from todo_api.db.database import (
+    Database,
+    DatabaseAvailability,
+    DatabaseMisconfiguredError,
+    describe_database_error,
+)
+from todo_api.db.setup import (
+    READINESS_TIMEOUT_SECONDS,
+    async_database_url,
+    create_readiness_database,
+)
 from todo_api.settings import Settings
 
 #: Seconds between attempts: doubling from the first, never more than the last.
@@ -73,6 +83,10 @@ async def wait_for_database(settings: Settings, database_url: str | None) -> Non
     at once.
     """
     target = describe_target(database_url)
+    url = async_database_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        _open_sqlite(url.database or "")
+        return
     give_up_at = time.monotonic() + settings.db_startup_wait_seconds
     pause = FIRST_RETRY_SECONDS
     attempt = 1
@@ -105,6 +119,20 @@ async def wait_for_database(settings: Settings, database_url: str | None) -> Non
             attempt += 1
     finally:
         await database.close()
+
+
+def _open_sqlite(path: str) -> None:
+    """Open (and create, if need be) the SQLite file, or raise DatabaseMisconfiguredError.
+
+    A local file is there or not: nothing to wait for. Opened with sqlite3 itself: when
+    aiosqlite fails to open one, its worker thread reports the end of its stop to the
+    event loop later, and met a loop that start-up had already closed (a traceback on
+    stderr after the one line).
+    """
+    try:
+        sqlite3.connect(path).close()
+    except sqlite3.Error as exc:
+        raise DatabaseMisconfiguredError(f"{describe_database_error(exc)} ({path})") from exc
 
 
 def misconfiguration_line(exc: DatabaseMisconfiguredError, database_url: str | None) -> str:

@@ -93,8 +93,11 @@ def carrying_all(task_id: ColumnElement[Any], shape: int) -> ColumnElement[bool]
 
 
 def filter_parameters(keys: Sequence[str]) -> dict[str, Any]:
-    """The values of `carrying_all` for these distinct `keys`."""
-    if filter_shape(keys) == ONE_TAG:
+    """The values of `carrying_all` for these distinct `keys` (none for no keys)."""
+    shape = filter_shape(keys)
+    if shape == NO_TAGS:
+        return {}
+    if shape == ONE_TAG:
         return {FILTER_KEY: keys[0]}
     return {FILTER_KEYS: list(keys), FILTER_KEY_COUNT: len(keys)}
 

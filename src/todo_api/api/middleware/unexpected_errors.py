@@ -51,7 +51,8 @@ class UnexpectedErrorMiddleware:
                 await problem_response(500, UNEXPECTED_ERROR_DETAIL)(scope, receive, send)
         except asyncio.CancelledError:
             route = getattr(scope.get("route"), "path_format", None) or UNMATCHED_ROUTE
-            logger.warning("Request cut off at shutdown: %s %s", scope["method"], route)
+            # Uvicorn cancels a request when its shutdown grace period ends.
+            logger.warning("Request cancelled before it finished: %s %s", scope["method"], route)
             if not response_started:
                 cut_off = RequestCutOffError()
                 answer = problem_response(

@@ -6,14 +6,14 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from todo_api.api.problems import DatabaseMisconfiguredError as DatabaseMisconfiguredProblem
 from todo_api.api.problems import (
+    DatabaseMisconfiguredError,
     DatabaseUnavailableError,
     SchemaNotMigratedError,
     problem_example,
     problem_responses,
 )
-from todo_api.db.database import DatabaseError, DatabaseMisconfiguredError
+from todo_api.db import database
 from todo_api.db.schema_version import code_revision, schema_mismatch
 from todo_api.db.setup import READINESS_TIMEOUT_SECONDS
 
@@ -53,7 +53,7 @@ async def check_liveness() -> HealthStatus:
                     "The database is not migrated (no Retry-After)",
                 ),
                 "database-misconfigured": problem_example(
-                    DatabaseMisconfiguredProblem(),
+                    DatabaseMisconfiguredError(),
                     "The database refuses the configuration (no Retry-After)",
                 ),
             }
@@ -71,14 +71,14 @@ async def check_readiness(request: Request) -> HealthStatus:
         mismatch = await asyncio.wait_for(
             schema_mismatch(request.app.state.readiness_database), READINESS_TIMEOUT_SECONDS
         )
-    except DatabaseMisconfiguredError:
-        raise DatabaseMisconfiguredProblem() from None
-    except (TimeoutError, DatabaseError) as exc:
+    except database.DatabaseMisconfiguredError:
+        raise DatabaseMisconfiguredError() from None
+    except (TimeoutError, database.DatabaseError) as exc:
         availability = request.app.state.database_availability
         if availability.refusal is not None:
             # Nothing has connected since the configuration was refused (a pooler holds
             # new logins for a while after a failed one): that is still the news.
-            raise DatabaseMisconfiguredProblem() from None
+            raise DatabaseMisconfiguredError() from None
         failure = str(exc) or f"no answer within {READINESS_TIMEOUT_SECONDS:g} s"
         availability.mark_unavailable(failure)
         raise DatabaseUnavailableError(
