@@ -105,9 +105,11 @@ def test_the_server_waits_for_a_database_that_is_down(
         starter = _start_after(private_postgres, DOWN_SECONDS)
         assert _serves(port, process, log).json() == []
         starter.join()
-    # Through PgBouncer an attempt lasts the connect timeout (it holds the login while it
-    # fails to reach the server), so there may be only one.
-    assert _waiting_lines(log), log.read_text()
+    waiting = _waiting_lines(log)
+    # Through PgBouncer an attempt can outlast the outage: PgBouncer holds the login while
+    # it tries the server again, and lets it through once the server is back.
+    if route(url) == url:
+        assert waiting, log.read_text()
     assert "could not be checked" not in log.read_text()  # the schema was checked
 
 
