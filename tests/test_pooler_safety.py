@@ -123,7 +123,7 @@ async def test_only_connections_that_have_a_session_of_their_own_prepare(
     private_postgres: PrivatePostgres,
 ) -> None:
     """Prepared statements save the server a parse and plan per statement (a read's
-    throughput is about 40% lower without them), so a direct connection keeps them: its
+    throughput was about 25% lower without them), so a direct connection keeps them: its
     session carries the mark its startup options set, and the process id the server gave
     it. Through PgBouncer neither holds, whether it refuses the options or drops them."""
     url = private_postgres.create_database("identified")

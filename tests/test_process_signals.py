@@ -1,6 +1,7 @@
 """The server process under SIGKILL (nothing acknowledged is lost) and SIGTERM (drains)."""
 
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -203,4 +204,42 @@ def test_sigterm_during_a_keyed_create_frees_its_key(
     with running_server(migrated_url, tmp_path / "restarted.log") as (_, client):
         retried = client.post(tasks_url("alice"), json=body, headers=headers)
     assert retried.status_code == 201, retried.text
+    assert _count(migrated_url, "tasks") == 1
+
+
+def test_a_keyed_create_whose_client_went_away_keeps_no_key_in_flight(
+    migrated_url: str, tmp_path: Path, backend: str
+) -> None:
+    """A client that gives up (closes its connection) while its keyed create waits: the
+    server does not cancel the request, so the create finishes and stores its answer, and
+    the client's retry gets that answer instead of 409 for a minute."""
+    if backend != "postgres":
+        pytest.skip("holds a table lock from another connection while the app inserts")
+    body = b'{"title":"given up on"}'
+    with (
+        running_server(migrated_url, tmp_path / "server.log") as (_, client),
+        psycopg.connect(libpq_url(migrated_url)) as locker,
+    ):
+        port = client.base_url.port
+        assert port is not None
+        locker.execute("LOCK TABLE tasks IN SHARE MODE")
+        with socket.create_connection(("127.0.0.1", port), timeout=5.0) as impatient:
+            impatient.sendall(
+                b"POST /api/alice/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nIdempotency-Key: gone-1\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+            deadline = time.monotonic() + 5.0
+            while not _count(migrated_url, "idempotency_keys"):
+                assert time.monotonic() < deadline, "no claim row"
+                time.sleep(0.02)
+        locker.rollback()  # the client is gone; the insert goes on
+        headers = {"Idempotency-Key": "gone-1", "Content-Type": "application/json"}
+        retried = client.post(tasks_url("alice"), content=body, headers=headers)
+        deadline = time.monotonic() + 5.0
+        while retried.status_code == 409 and time.monotonic() < deadline:  # still finishing
+            time.sleep(0.05)
+            retried = client.post(tasks_url("alice"), content=body, headers=headers)
+    assert retried.status_code == 201, retried.text
+    assert retried.headers["idempotent-replayed"] == "true"
     assert _count(migrated_url, "tasks") == 1
