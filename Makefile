@@ -28,12 +28,13 @@ migrate: install
 	$(BIN)/alembic upgrade head
 
 run: migrate
-	$(BIN)/python -m todo_api
+	exec $(BIN)/python -m todo_api
 
 # Production: one worker per core unless WORKERS is given; no reload; proxy headers are
 # trusted from FORWARDED_ALLOW_IPS only. SIGTERM drains in-flight requests and exits 0.
+# `exec`: make hands SIGTERM to its child, which must be the server and not a shell.
 serve: migrate
-	WORKERS=$(or $(WORKERS),$(shell nproc 2>/dev/null || echo 1)) $(BIN)/python -m todo_api
+	exec env WORKERS=$(or $(WORKERS),$(shell nproc 2>/dev/null || echo 1)) $(BIN)/python -m todo_api
 
 lint: install-dev
 	$(BIN)/ruff check .

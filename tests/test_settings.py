@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from pydantic import ValidationError
 
 from tests.helpers import close_databases
 from todo_api.app import create_app
@@ -207,3 +208,51 @@ async def test_cors_answers_only_configured_origins(database_url: str) -> None:
 async def test_no_cors_headers_by_default(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/alice/tasks", headers={"origin": "http://localhost:3000"})
     assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("value", "origins"),
+    [
+        ("http://localhost:3000/", ["http://localhost:3000"]),  # as copied from the address bar
+        (
+            "HTTPS://App.Example.com:443, http://[::1]:3000",
+            ["https://app.example.com", "http://[::1]:3000"],
+        ),
+        ("capacitor://localhost", ["capacitor://localhost"]),
+        ("*", ["*"]),
+        ("", []),
+    ],
+)
+def test_cors_origins_are_written_as_browsers_send_them(value: str, origins: list[str]) -> None:
+    assert Settings(_env_file=None, cors_origins=value).cors_origins == origins
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "localhost:3000",
+        "http://localhost:3000/app",
+        "https://user@app.example.com",
+        "https://app.example.com?x=1",
+        "https://app.example.com:99999",
+        "null",
+        "https://",
+    ],
+)
+def test_entries_that_are_not_origins_are_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="CORS_ORIGINS takes origins such as"):
+        Settings(_env_file=None, cors_origins=value)
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "postgresql:/no-host", "no url at all"])
+def test_a_database_url_of_another_kind_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="DATABASE_URL must be a PostgreSQL URL"):
+        Settings(_env_file=None, database_url=url)
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:3000/api/auth/jwks", "/api/auth/jwks", "ftp://keys.example/jwks"]
+)
+def test_a_jwks_url_must_be_an_http_url(url: str) -> None:
+    with pytest.raises(ValidationError, match="AUTH_JWKS_URL must be the http or https URL"):
+        Settings(_env_file=None, auth_jwks_url=url)

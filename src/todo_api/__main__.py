@@ -3,39 +3,24 @@
 import asyncio
 import logging
 import signal
+import socket
 import sys
 
 import uvicorn
-from pydantic import ValidationError
+from uvicorn.supervisors import Multiprocess
 
+from todo_api import exit_codes
 from todo_api.db.database import DatabaseAvailability, DatabaseError, DatabaseMisconfiguredError
 from todo_api.db.schema_version import SchemaMismatch, schema_mismatch
 from todo_api.db.setup import READINESS_TIMEOUT_SECONDS, create_readiness_database
 from todo_api.db.startup import (
-    EXIT_MISCONFIGURED,
     DatabaseNotReachedError,
     misconfiguration_line,
     say,
     wait_for_database,
 )
 from todo_api.log_config import log_config
-from todo_api.settings import Settings, get_settings
-
-
-def _settings_or_exit() -> Settings:
-    """The settings, or one line per invalid one and exit status 2.
-
-    Pydantic's own message quotes the values it was given, and a secret must not reach a
-    terminal or a log that way.
-    """
-    try:
-        return get_settings()
-    except ValidationError as invalid:
-        for error in invalid.errors(include_input=False, include_url=False):
-            names = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-            message = error["msg"].removeprefix("Value error, ")
-            print(f"todo_api: invalid {names}: {message}", file=sys.stderr)
-        sys.exit(2)
+from todo_api.settings import Settings, settings_or_exit
 
 
 def _wait_for_database_or_exit(settings: Settings) -> bool:
@@ -48,7 +33,7 @@ def _wait_for_database_or_exit(settings: Settings) -> bool:
         asyncio.run(wait_for_database(settings, settings.database_url))
     except DatabaseMisconfiguredError as exc:
         say(misconfiguration_line(exc, settings.database_url))
-        sys.exit(EXIT_MISCONFIGURED)
+        sys.exit(exit_codes.MISCONFIGURED)
     except DatabaseNotReachedError as exc:
         say(f"{exc}; starting anyway: requests answer 503 until it is back.")
         return False
@@ -88,28 +73,44 @@ def _check_schema_or_exit(settings: Settings) -> None:
         logging.disable(logging.NOTSET)
     if found is not None:
         print(f"todo_api: {found.message}", file=sys.stderr)
-        sys.exit(3)
+        sys.exit(exit_codes.SCHEMA_NOT_MIGRATED)
+
+
+def _listen_or_exit(settings: Settings) -> socket.socket:
+    """The socket the server accepts on, bound here so that a port in use or an address
+    not of this host is said in one line with its own exit status (uvicorn exits 3 for
+    it, which is ours for "schema not migrated")."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        say(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+        sys.exit(exit_codes.CANNOT_LISTEN)
+    sock.set_inheritable(True)  # the worker processes accept on it
+    return sock
 
 
 def main() -> None:
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     if _wait_for_database_or_exit(settings):
         _check_schema_or_exit(settings)
+    sock = _listen_or_exit(settings)
     # Uvicorn drains in-flight requests on SIGTERM, then raises the signal again with the
     # previous handler in place; with the default one the process would die as -SIGTERM
     # although the shutdown was clean. This handler makes that clean shutdown exit 0.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(exit_codes.STOPPED))
     # Uvicorn applies the logging config in every process, workers included; no reload.
     # Its proxy headers are off: todo_api.api.middleware.forwarded needs the peer address as
     # it connected, to trust X-Forwarded-* from FORWARDED_ALLOW_IPS only. SIGTERM stops the
     # workers gracefully: in-flight requests finish, then the process exits 0. A request
     # still running after SHUTDOWN_GRACE_SECONDS (a client trickling its body, say) is
     # cancelled, so that a stop always completes.
-    uvicorn.run(
+    config = uvicorn.Config(
         "todo_api.app:create_app",
         factory=True,
-        host=settings.host,
-        port=settings.port,
         log_level=settings.log_level,
         log_config=log_config(settings.log_format, settings.log_level),
         access_log=False,  # todo_api.api.middleware.request_log writes one line per request instead
@@ -117,6 +118,23 @@ def main() -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
+    host = f"[{settings.host}]" if sock.family == socket.AF_INET6 else settings.host
+    logging.getLogger("uvicorn.error").info(
+        "Serving on http://%s:%d with %d worker process(es)",
+        host,
+        sock.getsockname()[1],
+        settings.workers,
+    )
+    server = uvicorn.Server(config)
+    try:
+        if settings.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    if settings.workers == 1 and not server.started:
+        sys.exit(1)  # the application could not start: uvicorn logged why
 
 
 if __name__ == "__main__":

@@ -1,13 +1,25 @@
 """Runtime configuration, read from environment variables and an optional `.env` file."""
 
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
+from todo_api import exit_codes
 
 DEFAULT_SQLITE_FILE = Path("todo.sqlite3")
 
@@ -23,6 +35,10 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 MIN_SECRET_BYTES = 32
 # The characters RFC 3986 allows anywhere in a URI.
 _URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
+#: URL schemes (before any `+driver`) DATABASE_URL may name.
+DATABASE_BACKENDS = frozenset({"postgres", "postgresql", "sqlite"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Settings(BaseSettings):
@@ -134,6 +150,13 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        """Each entry as a browser sends it in `Origin`, or `*`: every preflight of an origin
+        written otherwise would fail, with nothing said at start-up."""
+        return [entry if entry == "*" else _origin(entry) for entry in value]
+
     @field_validator("auth_jwt_algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: object) -> object:
@@ -181,6 +204,48 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("database_url", "migration_database_url")
+    @classmethod
+    def _database_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A URL of a database we run on; its text is not quoted, as it may hold a password."""
+        if value is None:
+            return None
+        try:
+            backend = make_url(value).drivername.split("+", 1)[0]
+        except ArgumentError:
+            backend = None
+        if backend not in DATABASE_BACKENDS:
+            raise ValueError(
+                f"{str(info.field_name).upper()} must be a PostgreSQL URL "
+                "(postgresql://user:password@host/database) or a SQLite one "
+                "(sqlite:///path/to/file.sqlite3)" + (f", not {backend}" if backend else "")
+            )
+        return value
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            _ = parts.port
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or not _URI_CHARACTERS.fullmatch(value)
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "@" in parts.netloc
+            or "#" in value
+        ):
+            raise ValueError(
+                "AUTH_JWKS_URL must be the http or https URL of the key set, such as "
+                "http://localhost:3000/api/auth/jwks"
+            )
+        return value
+
     @field_validator("public_base_url")
     @classmethod
     def _public_base_url(cls, value: str | None) -> str | None:
@@ -210,6 +275,57 @@ class Settings(BaseSettings):
         return urlunsplit(parts._replace(path=parts.path.rstrip("/")))
 
 
+def _origin(entry: str) -> str:
+    """`scheme://host[:port]` in lower case, without a trailing `/` or the scheme's default
+    port (browsers send neither); ValueError for anything else."""
+    problem = (
+        f"CORS_ORIGINS takes origins such as http://localhost:3000 or https://app.example.com "
+        f"(scheme, host and port, nothing after), or *; not {entry!r}"
+    )
+    try:
+        parts = urlsplit(entry)
+        port = parts.port
+    except ValueError:
+        raise ValueError(problem) from None
+    scheme = parts.scheme.lower()
+    valid = (
+        _URI_CHARACTERS.fullmatch(entry)
+        and _SCHEME.fullmatch(scheme)
+        and entry.lower().startswith(f"{scheme}://")
+        and parts.hostname
+        and "@" not in parts.netloc
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+        and "?" not in entry
+        and "#" not in entry
+    )
+    if not valid:
+        raise ValueError(problem)
+    host = parts.netloc.lower().rstrip(":")
+    if port is not None:
+        host = host.rsplit(":", 1)[0]
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or one line per invalid one on stderr and exit status 2.
+
+    Pydantic's own message quotes the values it was given, and a secret must not reach a
+    terminal or a log that way.
+    """
+    try:
+        return Settings()
+    except ValidationError as invalid:
+        for error in invalid.errors(include_input=False, include_url=False):
+            names = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"todo_api: invalid {names}: {message}", file=sys.stderr)
+        sys.exit(exit_codes.MISCONFIGURED)

@@ -31,9 +31,6 @@ from todo_api.settings import Settings
 #: Seconds between attempts: doubling from the first, never more than the last.
 FIRST_RETRY_SECONDS = 0.5
 LONGEST_RETRY_SECONDS = 5.0
-#: Exit statuses of `python -m todo_api` and the migrations.
-EXIT_MISCONFIGURED = 2
-EXIT_UNREACHABLE = 4
 
 _PROBE: Select[tuple[int]] = select(literal_column("1"))
 

@@ -8,18 +8,17 @@ from sqlalchemy import URL, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from todo_api import exit_codes
 from todo_api.db.database import DatabaseMisconfiguredError
 from todo_api.db.models import Task
 from todo_api.db.setup import async_database_url
 from todo_api.db.startup import (
-    EXIT_MISCONFIGURED,
-    EXIT_UNREACHABLE,
     DatabaseNotReachedError,
     misconfiguration_line,
     say,
     wait_for_database,
 )
-from todo_api.settings import Settings
+from todo_api.settings import settings_or_exit
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -35,7 +34,7 @@ def _configured_url() -> str | None:
     """
     explicit: str | None = config.attributes.get("database_url")
     if explicit is None:
-        settings = Settings()
+        settings = settings_or_exit()
         explicit = settings.migration_database_url or settings.database_url
     return explicit
 
@@ -59,13 +58,13 @@ async def _wait_for_database() -> None:
     """Wait for a database that is not there yet; stop at once if it refuses us."""
     configured = _configured_url()
     try:
-        await wait_for_database(Settings(), configured)
+        await wait_for_database(settings_or_exit(), configured)
     except DatabaseMisconfiguredError as exc:
         say(f"{misconfiguration_line(exc, configured)} Nothing was migrated.")
-        raise SystemExit(EXIT_MISCONFIGURED) from None
+        raise SystemExit(exit_codes.MISCONFIGURED) from None
     except DatabaseNotReachedError as exc:
         say(f"{exc}; nothing was migrated.")
-        raise SystemExit(EXIT_UNREACHABLE) from None
+        raise SystemExit(exit_codes.DATABASE_UNREACHABLE) from None
 
 
 async def _run_online() -> None:
@@ -74,7 +73,7 @@ async def _run_online() -> None:
     # Unprepared statements and no startup options: migrations work through any pooler,
     # and a long migration is not cut off by the requests' statement timeout.
     connect_args: dict[str, object] = (
-        {"prepare_threshold": None, "connect_timeout": Settings().db_connect_timeout}
+        {"prepare_threshold": None, "connect_timeout": settings_or_exit().db_connect_timeout}
         if url.get_backend_name() == "postgresql"
         else {}
     )
