@@ -40,7 +40,7 @@ from tests.helpers import (
     tasks_url,
 )
 from todo_api.app import create_app
-from todo_api.auth import jwks
+from todo_api.auth import jwks, refusals
 from todo_api.settings import Settings
 
 ISSUER = "http://localhost:3000"
@@ -159,9 +159,12 @@ async def _count_tasks(engine: AsyncEngine) -> int:
         return int((await connection.execute(text("SELECT count(*) FROM tasks"))).scalar_one())
 
 
-def assert_unauthorized(response: httpx.Response, *, invalid_token: bool) -> None:
+def assert_unauthorized(
+    response: httpx.Response, *, invalid_token: bool, expired: bool = False
+) -> None:
     body = assert_problem(response, 401)
-    assert body["type"] == "urn:todo-api:unauthorized"
+    expected = "urn:todo-api:token-expired" if expired else "urn:todo-api:unauthorized"
+    assert body["type"] == expected
     challenge = response.headers["www-authenticate"]
     if invalid_token:
         assert challenge.startswith(f'{REALM}, error="invalid_token", error_description="')
@@ -209,7 +212,8 @@ async def test_two_authorization_headers_are_401(api: httpx.AsyncClient) -> None
     assert_unauthorized(response, invalid_token=False)
 
 
-def _forged_tokens(key_server: KeyServer) -> dict[str, str]:
+def _forged_tokens(key_server: KeyServer) -> dict[str, tuple[str, str]]:
+    """Each forged or broken token, and what the server's log must say of it."""
     ed, es, rs = key_server.keys
     now = int(time.time())
     no_exp = claims()
@@ -227,27 +231,58 @@ def _forged_tokens(key_server: KeyServer) -> dict[str, str]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     unsigned = jwt.utils.base64url_encode(json.dumps({"alg": "none", "kid": ed.kid}).encode())
+    signed_by_ed = "signature does not verify with the key 'ed-1'"
     return {
-        "alg none": f"{unsigned.decode()}.{payload}.",
-        "HS256 signed with the public key": hmac_token_with(public_pem),
-        "HS256 with another secret": hs256(secret="another-secret-that-is-32-bytes-long!"),
-        "ES256 claimed for the Ed25519 key": _retag(good, "ES256"),
-        "EdDSA claimed for the EC key": _retag(sign(es), "EdDSA"),
-        "RS256 key but not configured alg": sign(rs, alg="RS512"),
-        "expired": sign(ed, claims(exp=now - 120, iat=now - 1000)),
-        "no exp": sign(ed, no_exp),
-        "nbf in the future": sign(ed, claims(nbf=now + 600)),
-        "wrong issuer": sign(ed, claims(iss="http://evil.example")),
-        "no issuer": sign(ed, no_iss),
-        "wrong audience": sign(ed, claims(aud="http://other.example")),
-        "no audience": sign(ed, no_aud),
-        "no sub": sign(ed, no_sub),
-        "sub not a user id": sign(ed, claims(sub="..")),
-        "sub not a string": sign(ed, claims(sub=42)),
-        "tampered payload": f"{head}.{other_payload}.{signature}",
-        "unknown kid": sign(ed25519_key("never-published")),
-        "not a JWT": "not.a.jwt",
-        "garbage": "x" * 100,
+        "alg none": (
+            f"{unsigned.decode()}.{payload}.",
+            "alg is 'none'; accepted: ES256, EdDSA, RS256, HS256",
+        ),
+        "HS256 signed with the public key": (
+            hmac_token_with(public_pem),
+            "signature does not verify with AUTH_JWT_SECRET",
+        ),
+        "HS256 with another secret": (
+            hs256(secret="another-secret-that-is-32-bytes-long!"),
+            "signature does not verify with AUTH_JWT_SECRET",
+        ),
+        "ES256 claimed for the Ed25519 key": (
+            _retag(good, "ES256"),
+            "kid 'ed-1' is a OKP Ed25519 key; the token's alg is 'ES256'",
+        ),
+        "EdDSA claimed for the EC key": (
+            _retag(sign(es), "EdDSA"),
+            "kid 'es-1' is a EC P-256 key; the token's alg is 'EdDSA'",
+        ),
+        "RS256 key but not configured alg": (sign(rs, alg="RS512"), "alg is 'RS512'"),
+        "typ of another use": (sign(ed, typ="dpop+jwt"), "typ is 'dpop+jwt', not JWT"),
+        "expired": (sign(ed, claims(exp=now - 120, iat=now - 1000)), "it expired at 20"),
+        "exp as a string": (
+            sign(ed, claims(exp=str(now + 900))),
+            f"exp is '{now + 900}', not a number",
+        ),
+        "iat as a string": (sign(ed, claims(iat=str(now))), f"iat is '{now}', not a number"),
+        "no exp": (sign(ed, no_exp), "it has no exp claim"),
+        "nbf in the future": (sign(ed, claims(nbf=now + 600)), "it is not valid before 20"),
+        "wrong issuer": (
+            sign(ed, claims(iss="http://evil.example")),
+            "iss is 'http://evil.example'; AUTH_ISSUER is 'http://localhost:3000'",
+        ),
+        "no issuer": (sign(ed, no_iss), "it has no iss claim"),
+        "wrong audience": (
+            sign(ed, claims(aud="http://other.example")),
+            "aud is 'http://other.example'; AUTH_AUDIENCE is 'http://localhost:3000'",
+        ),
+        "no audience": (sign(ed, no_aud), "it has no aud claim"),
+        "no sub": (sign(ed, no_sub), "it has no sub claim"),
+        "sub not a user id": (sign(ed, claims(sub="..")), "sub '..' is not a user id"),
+        "sub not a string": (sign(ed, claims(sub=42)), "ubject must be a string"),
+        "tampered payload": (f"{head}.{other_payload}.{signature}", signed_by_ed),
+        "unknown kid": (
+            sign(ed25519_key("never-published")),
+            "kid 'never-published' is not in the key set at http://127.0.0.1:",
+        ),
+        "not a JWT": ("not.a.jwt", "not a JWT"),
+        "garbage": ("x" * 100, "not a JWT"),
     }
 
 
@@ -270,14 +305,28 @@ def hmac_token_with(secret: bytes) -> str:
 
 
 async def test_every_forged_or_broken_token_is_401_and_says_nothing_of_it(
-    api: httpx.AsyncClient, key_server: KeyServer, engine: AsyncEngine
+    api: httpx.AsyncClient,
+    key_server: KeyServer,
+    engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, token in _forged_tokens(key_server).items():
+    """The client learns nothing; the server's log says why, with what was compared."""
+    monkeypatch.setattr(refusals, "LOGGED_PER_MINUTE", 1000)
+    caplog.set_level(logging.INFO, logger="todo_api.auth")
+    for name, (token, reason) in _forged_tokens(key_server).items():
+        caplog.clear()
         response = await api.post(tasks_url("alice"), json={"title": "x"}, headers=bearer(token))
         assert response.status_code == 401, (name, response.text)
-        assert_unauthorized(response, invalid_token=True)
+        assert_unauthorized(response, invalid_token=True, expired=name == "expired")
         assert token not in response.text
         assert token not in response.headers["www-authenticate"]
+        [line] = [record.getMessage() for record in caplog.records]
+        assert line.startswith("Access token refused: "), (name, line)
+        assert reason in line, (name, line)
+        signature = token.rsplit(".", 1)[-1]
+        assert token not in line, name
+        assert not signature or signature not in line, name
     assert await _count_tasks(engine) == 0
 
 
@@ -289,7 +338,7 @@ async def test_expiry_allows_the_configured_leeway(
     assert (await api.get(tasks_url("alice"), headers=bearer(within))).status_code == 200
     past = sign(key_server.keys[0], claims(exp=now - 45, iat=now - 900))
     response = await api.get(tasks_url("alice"), headers=bearer(past))
-    assert_unauthorized(response, invalid_token=True)
+    assert_unauthorized(response, invalid_token=True, expired=True)
     assert "expired" in response.headers["www-authenticate"]
 
 
@@ -549,7 +598,7 @@ async def test_a_remembered_token_still_expires(
         assert (await client.get(tasks_url("alice"), headers=token)).status_code == 200
         await asyncio.sleep(expires - time.time() + 0.1)
         response = await client.get(tasks_url("alice"), headers=token)
-        assert_unauthorized(response, invalid_token=True)
+        assert_unauthorized(response, invalid_token=True, expired=True)
         assert "expired" in response.headers["www-authenticate"]
 
 
@@ -563,3 +612,97 @@ async def test_a_remembered_token_stops_working_once_its_key_is_removed(
     key_server.keys = [ed25519_key("ed-2")]
     await asyncio.sleep(0.3)
     assert_unauthorized(await api.get(tasks_url("alice"), headers=token), invalid_token=True)
+
+
+async def test_a_remembered_token_is_forgotten_once_its_key_set_is_stale(
+    api: httpx.AsyncClient, key_server: KeyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verified late in the key set's lifetime, a token must not outlive that lifetime: the
+    key set is fetched again, and a key removed since no longer vouches for it."""
+    monkeypatch.setattr(jwks, "KEY_SET_LIFETIME_SECONDS", 1.0)
+    monkeypatch.setattr(jwks, "MIN_SECONDS_BETWEEN_FETCHES", 0.05)
+    first = bearer(sign(key_server.keys[0]))
+    assert (await api.get(tasks_url("alice"), headers=first)).status_code == 200  # fetched
+    await asyncio.sleep(0.7)
+    late = bearer(sign(key_server.keys[0]))
+    assert (await api.get(tasks_url("alice"), headers=late)).status_code == 200  # remembered
+    key_server.keys = [ed25519_key("ed-2")]
+    await asyncio.sleep(0.5)  # the key set is 1.2 s old, the token remembered 0.5 s ago
+    assert_unauthorized(await api.get(tasks_url("alice"), headers=late), invalid_token=True)
+
+
+async def test_a_refresh_that_drops_a_key_forgets_the_tokens_it_verified(
+    api: httpx.AsyncClient, key_server: KeyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jwks, "MIN_SECONDS_BETWEEN_FETCHES", 0.05)
+    old = bearer(sign(key_server.keys[0]))
+    assert (await api.get(tasks_url("alice"), headers=old)).status_code == 200
+    rotated = ed25519_key("ed-2")
+    key_server.keys = [rotated]
+    await asyncio.sleep(0.1)
+    # A token with the new kid makes the key set be fetched again at once...
+    new = bearer(sign(rotated))
+    assert (await api.get(tasks_url("alice"), headers=new)).status_code == 200
+    # ...and the old key is gone from it, so the token it verified is refused at once.
+    assert_unauthorized(await api.get(tasks_url("alice"), headers=old), invalid_token=True)
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt", "application/at+jwt", None])
+async def test_tokens_typed_as_jwts_or_untyped_are_accepted(
+    api: httpx.AsyncClient, key_server: KeyServer, typ: str | None
+) -> None:
+    token = sign(key_server.keys[0], typ=typ)
+    assert (jwt.get_unverified_header(token).get("typ")) == typ
+    assert (await api.get(tasks_url("alice"), headers=bearer(token))).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "published_as", [{"use": "enc"}, {"key_ops": ["encrypt"]}, {"key_ops": "verify"}]
+)
+async def test_keys_not_published_for_verifying_signatures_are_ignored(
+    api: httpx.AsyncClient, key_server: KeyServer, published_as: dict[str, Any]
+) -> None:
+    key = ed25519_key("not-for-signatures")
+    key_server.keys = []
+    key_server.extra = [key.jwk() | published_as]
+    response = await api.get(tasks_url("alice"), headers=bearer(sign(key)))
+    assert_unauthorized(response, invalid_token=True)
+    key_server.extra = [key.jwk() | {"use": "sig", "key_ops": ["verify"]}]
+    await asyncio.sleep(jwks.MIN_SECONDS_BETWEEN_FETCHES)
+    assert (await api.get(tasks_url("alice"), headers=bearer(sign(key)))).status_code == 200
+
+
+async def test_refusals_are_logged_at_most_so_many_a_minute(
+    api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(refusals, "_MINUTE", 0.5)
+    caplog.set_level(logging.INFO, logger="todo_api.auth")
+    for _ in range(refusals.LOGGED_PER_MINUTE + 5):
+        await api.get(tasks_url("alice"), headers=bearer("not.a.jwt"))
+    assert len(caplog.records) == refusals.LOGGED_PER_MINUTE
+    caplog.clear()
+    await asyncio.sleep(0.5)
+    await api.get(tasks_url("alice"), headers=bearer("not.a.jwt"))
+    [record] = caplog.records
+    assert record.getMessage().endswith("(5 more refused before this one were not logged)")
+
+
+async def test_a_browser_can_read_why_a_cross_origin_request_was_refused(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """A frontend on another origin reads WWW-Authenticate and the problem's type to decide
+    to refresh its token."""
+    origin = "http://localhost:3000"
+    async with jwt_client(database_url, cors_origins=[origin]) as client:
+        now = int(time.time())
+        expired = hs256(claims(exp=now - 120, iat=now - 1000))
+        response = await client.get(
+            tasks_url("alice"), headers=bearer(expired) | {"Origin": origin}
+        )
+    assert_unauthorized(response, invalid_token=True, expired=True)
+    assert response.headers["access-control-allow-origin"] == origin
+    exposed = {
+        name.strip().lower()
+        for name in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert "www-authenticate" in exposed

@@ -8,7 +8,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import ValidationError
 
-from tests.helpers import close_databases
+from tests.helpers import assert_problem, close_databases
 from todo_api.app import create_app
 from todo_api.db.database import DatabaseAvailability
 from todo_api.db.setup import (
@@ -256,3 +256,19 @@ def test_a_database_url_of_another_kind_is_refused(url: str) -> None:
 def test_a_jwks_url_must_be_an_http_url(url: str) -> None:
     with pytest.raises(ValidationError, match="AUTH_JWKS_URL must be the http or https URL"):
         Settings(_env_file=None, auth_jwks_url=url)
+
+
+async def test_with_cors_off_a_preflight_is_told_to_set_cors_origins(
+    client: httpx.AsyncClient,
+) -> None:
+    preflight = await client.options(
+        "/api/alice/tasks",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+    )
+    body = assert_problem(preflight, 400)
+    assert body["type"] == "urn:todo-api:cors-refused"
+    assert "CORS is off" in body["detail"]
+    assert "CORS_ORIGINS" in body["detail"]
+    assert "access-control-allow-origin" not in preflight.headers
+    # An OPTIONS that is no preflight is still a method this URL does not have.
+    assert (await client.options("/api/alice/tasks")).status_code == 405

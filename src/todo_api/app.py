@@ -12,7 +12,7 @@ from todo_api import __version__
 from todo_api.api.caller import SUBJECT
 from todo_api.api.docs import install_docs
 from todo_api.api.middleware.body_limit import BodySizeLimitMiddleware
-from todo_api.api.middleware.cors import ProblemCORSMiddleware
+from todo_api.api.middleware.cors import CorsOffMiddleware, ProblemCORSMiddleware
 from todo_api.api.middleware.forwarded import ForwardedHeadersMiddleware, trusted_proxies
 from todo_api.api.middleware.head import HeadAsGetMiddleware
 from todo_api.api.middleware.request_limits import RequestHeadLimitMiddleware
@@ -39,6 +39,7 @@ EXPOSED_HEADERS = [
     "X-Request-ID",
     "ETag",
     "Idempotent-Replayed",
+    "WWW-Authenticate",
 ]
 # Request headers beyond the CORS-safelisted ones that a frontend sends.
 ALLOWED_HEADERS = [
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials="*" not in settings.cors_origins,
             expose_headers=EXPOSED_HEADERS,
         )
+    else:
+        app.add_middleware(CorsOffMiddleware)
     # Outside CORS, so that the answers to preflights carry these headers too.
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestLogMiddleware)  # last added = outermost: sees every response

@@ -34,16 +34,19 @@ SUBJECT = re.compile(USER_ID_PATTERN)
 
 
 class UnauthorizedError(ProblemError):
-    """401: no usable credentials. RFC 6750 §3 says how in `WWW-Authenticate`."""
+    """401: no usable credentials. RFC 6750 §3 says how in `WWW-Authenticate`; an expired
+    token has a type of its own, so that a frontend knows a refresh will do."""
 
-    def __init__(self, detail: str, token_error: str | None = None) -> None:
+    def __init__(
+        self, detail: str, token_error: str | None = None, *, expired: bool = False
+    ) -> None:
         challenge = REALM
         if token_error is not None:
             challenge += f', error="invalid_token", error_description="{token_error}"'
         super().__init__(
             401,
             detail,
-            type_="urn:todo-api:unauthorized",
+            type_="urn:todo-api:token-expired" if expired else "urn:todo-api:unauthorized",
             headers={"WWW-Authenticate": challenge},
         )
 
@@ -88,7 +91,9 @@ async def authorize(request: Request) -> None:
     try:
         subject = await verifier.subject(_bearer_token(request))
     except InvalidTokenError as invalid:
-        raise UnauthorizedError(invalid.description, invalid.description) from None
+        raise UnauthorizedError(
+            invalid.description, invalid.description, expired=invalid.expired
+        ) from None
     except KeysUnavailableError:
         raise KeysUnavailableProblemError() from None
     if subject != request.path_params.get("user_id"):

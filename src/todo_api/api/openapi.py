@@ -199,7 +199,8 @@ def _require_bearer_tokens(schema: dict[str, Any], *, fetches_keys: bool) -> Non
             "No bearer token",
         ),
         "expired-token": problem_example(
-            UnauthorizedError("The access token has expired."), "A token past its `exp`"
+            UnauthorizedError("The access token has expired.", expired=True),
+            "A token past its `exp`: refresh it and retry",
         ),
     }
     forbidden = {"another-user": problem_example(ForbiddenError(), "Alice's token, Bob's tasks")}

@@ -10,6 +10,8 @@ import httpx
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
+from todo_api.auth.refusals import quoted
+
 logger = logging.getLogger(__name__)
 
 #: How long a fetched key set is trusted before it is fetched again: a key the auth server
@@ -25,6 +27,11 @@ MAX_KEY_SET_BYTES = 256 * 1024
 
 class KeysUnavailableError(Exception):
     """No key set was ever obtained, and the JWKS cannot be fetched now."""
+
+
+class NoUsableKeyError(Exception):
+    """The key set has no key that may check this token; the message says why, for the
+    server's log (it names the key ids published, never a key)."""
 
 
 # The algorithms each kind of published key can verify: a token's `alg` must fit its key.
@@ -63,11 +70,12 @@ class JwksCache:
         self._last_attempt = -MIN_SECONDS_BETWEEN_FETCHES
         self._lock = asyncio.Lock()
 
-    async def key(self, kid: str, algorithm: str) -> PyJWK | None:
-        """The key with this id for a token signed with `algorithm`; None if there is none.
+    async def key(self, kid: str, algorithm: str) -> PyJWK:
+        """The key with this id for a token signed with `algorithm`.
 
-        None too when the key exists but is of another kind than `algorithm` needs: the
-        algorithm is decided by the key and the configuration, never by the token alone.
+        NoUsableKeyError when there is none, or when the key is of another kind than
+        `algorithm` needs: the algorithm is decided by the key and the configuration, never
+        by the token alone.
         """
         fetched = self._fetched
         fresh = fetched.at is not None and time.monotonic() - fetched.at < KEY_SET_LIFETIME_SECONDS
@@ -77,16 +85,37 @@ class JwksCache:
         if fetched.at is None:
             raise KeysUnavailableError(self.url)
         entry = fetched.entries.get(kid)
-        if entry is None or not _fits(algorithm, entry):
-            return None
+        if entry is None:
+            published = ", ".join(repr(known) for known in sorted(fetched.entries)[:10])
+            raise NoUsableKeyError(
+                f"kid {quoted(kid)} is not in the key set at {self.url} "
+                f"(it has {published or 'no signing keys'})"
+            )
+        if not _fits(algorithm, entry):
+            kind = " ".join(str(entry[name]) for name in ("kty", "crv", "alg") if name in entry)
+            raise NoUsableKeyError(
+                f"kid {quoted(kid)} is a {kind} key; the token's alg is {quoted(algorithm)}"
+            )
         parsed = fetched.parsed.get((kid, algorithm))
         if parsed is None:
             try:
                 parsed = PyJWK(entry, algorithm)
             except PyJWKError:
-                return None
+                raise NoUsableKeyError(
+                    f"kid {quoted(kid)} cannot be read as a {algorithm} key"
+                ) from None
             fetched.parsed[(kid, algorithm)] = parsed
         return parsed
+
+    def holds(self, kid: str) -> bool:
+        """Whether the key set, fetched less than KEY_SET_LIFETIME_SECONDS ago, has `kid`:
+        a token verified with a key removed since must be verified again."""
+        fetched = self._fetched
+        return (
+            fetched.at is not None
+            and time.monotonic() - fetched.at < KEY_SET_LIFETIME_SECONDS
+            and kid in fetched.entries
+        )
 
     async def _refresh(self) -> None:
         async with self._lock:
@@ -111,8 +140,16 @@ class JwksCache:
         keys = {}
         for entry in document.get("keys", []) if isinstance(document, dict) else []:
             # Only asymmetric keys with an id: a symmetric key in a public document would let
-            # anyone who reads it sign tokens.
+            # anyone who reads it sign tokens. And only keys published for signatures
+            # (RFC 7517 §4.2, §4.3): an encryption key does not vouch for a token.
             if not isinstance(entry, dict) or entry.get("kty") not in ("OKP", "EC", "RSA"):
+                continue
+            if entry.get("use", "sig") != "sig":
+                continue
+            operations = entry.get("key_ops")
+            if operations is not None and (
+                not isinstance(operations, list) or "verify" not in operations
+            ):
                 continue
             kid = entry.get("kid")
             if isinstance(kid, str):

@@ -3,6 +3,7 @@
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api.api.problems import problem_response
 
@@ -31,3 +32,25 @@ class ProblemCORSMiddleware(CORSMiddleware):
             if name in response.headers:
                 problem.headers[name] = response.headers[name]
         return problem
+
+
+class CorsOffMiddleware:
+    """With CORS_ORIGINS unset, a preflight is told that CORS is off and what turns it on,
+    instead of the `405` its OPTIONS would get from the routes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                detail = (
+                    "CORS is off on this server: no browser page on another origin may call "
+                    "it. To allow a frontend, list its origin in CORS_ORIGINS "
+                    "(for example CORS_ORIGINS=http://localhost:3000)."
+                )
+                response = problem_response(400, detail, type_="urn:todo-api:cors-refused")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
