@@ -169,7 +169,7 @@ async def test_interactive_docs_are_served(client: httpx.AsyncClient) -> None:
 # What the API sends, by status: the problem types (see todo_api.api.problems and caller).
 SENT_TYPES = {
     400: {"about:blank"},
-    401: {"urn:todo-api:unauthorized"},
+    401: {"urn:todo-api:unauthorized", "urn:todo-api:token-expired"},
     403: {"urn:todo-api:forbidden"},
     404: {"urn:todo-api:task-not-found"},
     409: {"urn:todo-api:idempotency-key-in-flight"},

@@ -21,7 +21,7 @@ from todo_api.api.middleware.response_headers import SecurityHeadersMiddleware
 from todo_api.api.middleware.unexpected_errors import UnexpectedErrorMiddleware
 from todo_api.api.openapi import build_openapi
 from todo_api.api.problems import install_problem_handlers
-from todo_api.api.routes import health, tags, tasks
+from todo_api.api.routes import health, index, tags, tasks
 from todo_api.auth.tokens import TokenVerifier
 from todo_api.db import idempotency
 from todo_api.db import tags as tag_rows
@@ -101,6 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
         docs_url=None,  # install_docs serves /docs and /redoc without a CDN
         redoc_url=None,
+        # A URL has one spelling: Starlette's redirect from `/tasks/` builds its Location from
+        # the Host a client sent, before the caller is decided. The 404 says what to drop.
+        redirect_slashes=False,
     )
     app.state.database = database
     app.state.readiness_database = readiness_database
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(tags.router)
     app.include_router(health.router)
+    app.include_router(index.router)
     install_docs(app)
     # Added first, so innermost: its 500 passes through every other middleware below.
     app.add_middleware(UnexpectedErrorMiddleware)

@@ -8,8 +8,10 @@ import re
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
-from todo_api.api.problems import ProblemError
+from todo_api.api.problems import USER_ID_RULE, ProblemError
 from todo_api.auth.jwks import KeysUnavailableError
 from todo_api.auth.tokens import InvalidTokenError, TokenVerifier
 from todo_api.db.models import USER_ID_MAX_LENGTH
@@ -101,17 +103,27 @@ async def authorize(request: Request) -> None:
     request.state.caller = subject
 
 
+def _user_id(value: str) -> str:
+    # Checked here rather than as the Path's `pattern`, whose message would be the regex.
+    if SUBJECT.fullmatch(value) is None:
+        raise PydanticCustomError("user_id", USER_ID_RULE)
+    return value
+
+
 async def get_caller_id(
     request: Request,
     user_id: Annotated[
         str,
         Path(
-            pattern=USER_ID_PATTERN,
-            min_length=1,
-            max_length=USER_ID_MAX_LENGTH,
             description="Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.",
             examples=["alice"],
+            json_schema_extra={
+                "pattern": USER_ID_PATTERN,
+                "minLength": 1,
+                "maxLength": USER_ID_MAX_LENGTH,
+            },
         ),
+        AfterValidator(_user_id),
     ],
 ) -> str:
     """The caller; with tokens, `authorize` has already proved the path names them."""

@@ -12,10 +12,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from todo_api.db import database
+from todo_api.db.models import USER_ID_MAX_LENGTH
 from todo_api.settings import Settings
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
+
+#: What a user id may be, in words: the 422 for a bad one says this, not the pattern.
+USER_ID_RULE = (
+    f"A user id is 1 to {USER_ID_MAX_LENGTH} of the characters A-Z a-z 0-9 _ - . : @ | "
+    "(but . and .. alone are not user ids)"
+)
 
 _DEFAULT_DETAILS = {
     400: "The request body could not be read as UTF-8 JSON.",
@@ -238,6 +245,14 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
+def _routed_without_slash(request: Request) -> bool:
+    path: str = request.scope["path"]
+    if path == "/" or not path.endswith("/"):
+        return False
+    without = {**request.scope, "path": path.rstrip("/")}
+    return any(route.matches(without)[0] is not Match.NONE for route in request.app.router.routes)
+
+
 async def _handle_http_exception(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
@@ -248,6 +263,8 @@ async def _handle_http_exception(request: Request, exc: Exception) -> ProblemRes
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
+    elif exc.status_code == 404 and exc.detail == "Not Found" and _routed_without_slash(request):
+        detail = "Nothing exists at this URL, but it does without the trailing slash."
     return problem_response(exc.status_code, detail, headers=headers)
 
 
@@ -393,10 +410,10 @@ PROBLEM_EXAMPLES: dict[int, ExampleSet] = {
             "idempotency_key_reused",
         ),
         "invalid-user-id": validation_example(
-            "A user id longer than 128 characters",
+            f"A user id longer than {USER_ID_MAX_LENGTH} characters",
             ["path", "user_id"],
-            "String should have at most 128 characters",
-            "string_too_long",
+            USER_ID_RULE,
+            "user_id",
         ),
     },
     503: {

@@ -160,8 +160,7 @@ async def _update(
 def _page_link(request: Request, offset: int, limit: int, rel: str) -> str:
     """A Link to another page of this list, keeping the other query parameters."""
     query = request.url.include_query_params(offset=offset, limit=limit).query
-    path = request.app.url_path_for("list_tasks", **request.path_params)
-    return f'<{public_url(request, path, query)}>; rel="{rel}"'
+    return f'<{public_url(request, "list_tasks", query, **request.path_params)}>; rel="{rel}"'
 
 
 def _header(description: str) -> dict[str, Any]:
@@ -326,8 +325,8 @@ async def create_task(
 
 
 def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str, str]:
-    path = request.app.url_path_for("read_task", user_id=owner, task_id=str(task["id"]))
-    return {"Location": public_url(request, path), "ETag": task["etag"]}
+    location = public_url(request, "read_task", user_id=owner, task_id=str(task["id"]))
+    return {"Location": location, "ETag": task["etag"]}
 
 
 @router.get(
