@@ -3,6 +3,8 @@
 Alembic's env.py calls `asyncio.run`, so every test here is sync.
 """
 
+import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -413,3 +415,77 @@ def test_upgrade_to_tags_gives_existing_tasks_none_and_deletes_tags_with_their_t
     with engine.connect() as connection:
         titles = connection.execute(text("SELECT title FROM tasks")).scalars().all()
     assert titles == ["Kept on the way down"]
+
+
+def test_upgrade_to_nfc_tags_respells_rekeys_and_merges(
+    fresh_database: tuple[str, Engine],
+) -> None:
+    """Tags written before 0006 in another composition are brought to NFC; a task that had
+    both spellings of one tag keeps the first; only tasks whose tags change get a new version."""
+    url, engine = fresh_database
+    config = alembic_config(url)
+    command.upgrade(config, "0005")
+    tags_as_sent = ["Cafe\u0301", "work", "caf\u00e9", "\u01f0"]  # ǰ folds to j + U+030C
+    with engine.begin() as connection:
+        insert_task(connection, title="Mixed")
+        insert_task(connection, title="Plain")
+        insert_task(connection, title="Only its keys change")
+        set_tags = text("UPDATE tasks SET tags = :tags WHERE title = :title")
+        add_tag = text(
+            "INSERT INTO task_tags (task_id, key, user_id, name)"
+            " SELECT id, :key, 'alice', :name FROM tasks WHERE title = :title"
+        )
+        for title, names in [
+            ("Mixed", tags_as_sent),
+            ("Plain", ["work", "home"]),
+            ("Only its keys change", ["\u01f0"]),
+        ]:
+            connection.execute(set_tags, {"title": title, "tags": json.dumps(names)})
+            for name in names:
+                connection.execute(add_tag, {"title": title, "key": name.casefold(), "name": name})
+
+    command.upgrade(config, "0006")
+
+    def stored() -> dict[str, tuple[list[str], int, list[tuple[str, str]]]]:
+        with engine.connect() as connection:
+            tasks = connection.execute(text("SELECT id, title, tags, version FROM tasks")).all()
+            return {
+                title: (
+                    json.loads(tags),
+                    version,
+                    sorted(
+                        (key, name)
+                        for key, name in connection.execute(
+                            text("SELECT key, name FROM task_tags WHERE task_id = :id"),
+                            {"id": task_id},
+                        )
+                    ),
+                )
+                for task_id, title, tags, version in tasks
+            }
+
+    after = stored()
+    assert after["Mixed"] == (
+        ["Caf\u00e9", "work", "\u01f0"],
+        2,
+        [("caf\u00e9", "Caf\u00e9"), ("work", "work"), ("\u01f0", "\u01f0")],
+    )
+    assert after["Plain"] == (["work", "home"], 1, [("home", "home"), ("work", "work")])
+    assert after["Only its keys change"] == (["\u01f0"], 1, [("\u01f0", "\u01f0")])
+
+    command.downgrade(config, "0005")
+
+    assert stored()["Only its keys change"] == (["\u01f0"], 1, [("j\u030c", "\u01f0")])
+
+
+def test_the_docs_name_the_head_revision() -> None:
+    """Examples that show a revision show the one `make migrate` brings a database to."""
+    head = head_revision()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    neon = (PROJECT_ROOT / "docs" / "neon.md").read_text()
+    for text_, pattern in [
+        (readme, r"this code needs revision (\d{4})"),
+        (readme, r"behind the (\d{4})"),
+        (neon, r'"(\d{4}) \(head\)"'),
+    ]:
+        assert set(re.findall(pattern, text_)) == {head}, pattern

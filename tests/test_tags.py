@@ -57,6 +57,10 @@ async def test_tags_are_kept_trimmed_in_order_and_indexed_ignoring_case(
         pytest.param([""], ["body", "tags", 0], id="empty"),
         pytest.param(["   "], ["body", "tags", 0], id="blank"),
         pytest.param(["\u200b"], ["body", "tags", 0], id="invisible"),
+        pytest.param(["\u00e9t\u00e9", "e\u0301te\u0301"], ["body", "tags"], id="same-in-nfc"),
+        pytest.param(["a\u202eb"], ["body", "tags", 0], id="bidi-override"),
+        pytest.param(["x\u2066y\u2069"], ["body", "tags", 0], id="bidi-isolate"),
+        pytest.param(["\u0958" * 21], ["body", "tags", 0], id="41-characters-in-nfc"),
         pytest.param(["x" * 41], ["body", "tags", 0], id="41-characters"),
         pytest.param([f"t{i}" for i in range(21)], ["body", "tags"], id="21-tags"),
         pytest.param("work", ["body", "tags"], id="not-a-list"),
@@ -306,3 +310,28 @@ async def test_concurrent_tag_edits_leave_the_rows_matching_the_task(
     assert final in lists
     assert rows == sorted((tag.casefold(), tag) for tag in final)
     assert await _tag_rows(engine) == 3
+
+
+async def test_tags_are_stored_in_nfc_and_found_however_they_are_composed(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    decomposed, composed = "Cafe\u0301", "Caf\u00e9"
+    task = await create(client, "alice", title="T", tags=[decomposed])
+    assert task["tags"] == [composed]
+    assert await _stored(engine, task["id"]) == ([composed], [("caf\u00e9", composed)])
+    for spelling in (decomposed, composed, "CAFE\u0301"):
+        listed = await client.get(tasks_url("alice"), params={"tags": spelling})
+        assert [found["id"] for found in listed.json()] == [task["id"]], spelling
+    await create(client, "alice", title="U", tags=[composed])
+    counts = (await client.get("/api/alice/tags")).json()
+    assert [(tag["name"], tag["count"]) for tag in counts] == [(composed, 2)]
+
+
+async def test_bidirectional_controls_stay_in_titles_and_descriptions(
+    client: httpx.AsyncClient,
+) -> None:
+    """Right-to-left text needs them; a task is only ever shown to its owner, and a frontend
+    shows text with `dir="auto"` in an isolating element (docs/design.md)."""
+    title = "\u2067\u05e7\u05e0\u05d5\u05ea \u05d7\u05dc\u05d1\u2069 milk"
+    task = await create(client, "alice", title=title, description="a\u202eb\u202c")
+    assert (task["title"], task["description"]) == (title, "a\u202eb\u202c")

@@ -1,6 +1,7 @@
 """Request and response bodies of the task endpoints."""
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -189,8 +190,11 @@ def _due_changes(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 # A tag: 1-40 characters once trimmed, the first and last of them visible; no control
-# character, and no comma, as commas separate tags in `?tags=work,home`.
-_TAG_FORBIDDEN_CHARACTERS = rf"{_TITLE_CONTROLS},"
+# character, and no comma, as commas separate tags in `?tags=work,home`. No bidirectional
+# embedding, override or isolate either (U+202A-202E, U+2066-2069): a tag is a short label
+# shown and matched on its own, which they could only make display as another tag.
+_BIDI_CONTROLS = r"\u202a-\u202e\u2066-\u2069"
+_TAG_FORBIDDEN_CHARACTERS = rf"{_TITLE_CONTROLS},{_BIDI_CONTROLS}"
 _TAG_EDGE = rf"[^\s{_TAG_FORBIDDEN_CHARACTERS}{_INVISIBLE}]"
 _TAG_PADDING = rf"[^\S{_TITLE_CONTROLS}]*"  # spaces, trimmed off (tabs and newlines are controls)
 _TAG_MIDDLE = rf"[^{_TAG_FORBIDDEN_CHARACTERS}]{{0,{TAG_MAX_LENGTH - 2}}}"
@@ -203,12 +207,13 @@ _TAG_EDGE_CHARACTER = re.compile(_TAG_EDGE)
 
 
 def tag(value: str) -> str:
-    """`value` trimmed, if it is a valid tag; raises PydanticCustomError if not."""
+    """`value` trimmed and in Unicode NFC, if it is a valid tag; raises PydanticCustomError
+    if not. In NFC, "\u00e9" and "e\u0301" are one tag, stored one way."""
     _refuse_found(
         _TAG_FORBIDDEN,
         value,
-        "Tags must not contain the character U+{code_point} (a comma, a control or an "
-        "unpaired surrogate)",
+        "Tags must not contain the character U+{code_point} (a comma, a control, a "
+        "bidirectional control or an unpaired surrogate)",
     )
     trimmed = value.strip()
     if not trimmed:
@@ -225,7 +230,14 @@ def tag(value: str) -> str:
         raise PydanticCustomError(
             "invisible_tag_edge", "A tag must begin and end with a visible character"
         )
-    return trimmed
+    normalized = unicodedata.normalize("NFC", trimmed)
+    if len(normalized) > TAG_MAX_LENGTH:  # the rare characters NFC writes as two or three
+        raise PydanticCustomError(
+            "tag_too_long",
+            "A tag has at most {max_length} characters in Unicode NFC",
+            {"max_length": TAG_MAX_LENGTH},
+        )
+    return normalized
 
 
 def _distinct_tags(tags: list[str]) -> list[str]:

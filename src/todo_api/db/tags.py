@@ -4,6 +4,7 @@ A task's tags are stored twice, in one transaction: as sent on the task row (wha
 returns) and one row per tag under its case-folded key (what a filter or count looks up).
 """
 
+import unicodedata
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,8 +33,9 @@ _TASK_ID = bindparam("task_id", type_=BigInteger())
 
 
 def tag_key(tag: str) -> str:
-    """What a tag is compared by: tags that differ only by case have the same key."""
-    return tag.casefold()
+    """What a tag is compared by: tags that differ only by case, or by how their characters
+    are composed, have the same key (the case fold of their NFC form, itself in NFC)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", tag).casefold())
 
 
 @lru_cache(maxsize=TAGS_MAX_COUNT)  # one per count of tags a task may have
