@@ -1,13 +1,16 @@
 """/docs and /redoc load every script, stylesheet and icon from this service, never a CDN."""
 
 import re
+from fnmatch import fnmatch
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.conftest import PROJECT_ROOT
 from tests.helpers import assert_problem
 
 BASE_URL = "http://testserver"
@@ -129,3 +132,21 @@ async def test_pages_tell_the_browser_to_fetch_from_this_host_only(
     for sources in directives.values():
         assert not [source for source in sources if "." in source or "//" in source], policy
         assert "*" not in sources
+
+
+def test_the_sqlite_files_the_readme_names_are_ignored_by_git() -> None:
+    """A newcomer who follows the README never sees a database file as a change to commit."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    names = set(re.findall(r"[\w./-]+\.sqlite3?\b", readme))
+    assert "todo.sqlite3" in names
+    paths = [
+        Path(name.removeprefix("sqlite:").lstrip("/")).name + suffix
+        for name in names
+        for suffix in ("", "-wal", "-shm", "-journal")
+    ]
+    patterns = [
+        line
+        for line in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert [path for path in paths if not any(fnmatch(path, p) for p in patterns)] == []
