@@ -69,6 +69,23 @@ class BetterAuth:
             assert token.status_code == 200, token.text
             return str(signed_up.json()["user"]["id"]), str(token.json()["token"])
 
+    def server_side_token(self) -> tuple[str, str]:
+        """Signs a new user up; returns their id and the token a Next.js server would get
+        with `auth.api.getToken({ headers })` for the request carrying their session."""
+        with httpx.Client(base_url=self.url, headers={"Origin": self.url}, timeout=10) as client:
+            signed_up = client.post(
+                "/api/auth/sign-up/email",
+                json={
+                    "email": f"{uuid.uuid4().hex[:12]}@example.com",
+                    "password": "correct horse battery staple",
+                    "name": "Server Side",
+                },
+            )
+            assert signed_up.status_code == 200, signed_up.text
+            token = client.get("/server-side-token")
+            assert token.status_code == 200, token.text
+            return str(signed_up.json()["user"]["id"]), str(token.json()["token"])
+
 
 @contextmanager
 def better_auth(algorithm: str, log_path: Path) -> Iterator[BetterAuth]:
@@ -130,8 +147,39 @@ async def test_better_auth_tokens_work_for_their_own_user_only(
             forbidden = await api.get(tasks_url(bob), headers=as_alice)
             assert assert_problem(forbidden, 403)["type"] == "urn:todo-api:forbidden"
 
+            # The token a server component gets for its user works the same.
+            carol, carol_token = auth.server_side_token()
+            as_carol = {"Authorization": f"Bearer {carol_token}"}
+            assert (await api.get(tasks_url(carol), headers=as_carol)).json() == []
+
             # Another Better Auth, with keys of its own: its tokens prove nothing here.
             as_stranger = {"Authorization": f"Bearer {stranger_token}"}
             refused = await api.get(tasks_url(stranger), headers=as_stranger)
             assert assert_problem(refused, 401)["type"] == "urn:todo-api:unauthorized"
             assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
+def _minted_with_jose(secret: str, user_id: str) -> str:
+    minted = subprocess.run(
+        ["node", "mint-hs256.mjs"],
+        cwd=SERVER_DIR,
+        env=os.environ | {"TODO_API_JWT_SECRET": secret, "USER_ID": user_id},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return minted.stdout.strip()
+
+
+async def test_a_token_minted_with_jose_and_the_shared_secret_works(
+    node_modules: Path, database_url: str, engine: AsyncEngine
+) -> None:
+    """docs/auth.md's HS256 snippet (tests/better_auth/mint-hs256.mjs), against the API."""
+    secret = "a-shared-secret-of-at-least-32-bytes-for-jose"
+    token = _minted_with_jose(secret, "alice")
+    async with app_client(database_url, auth_mode="jwt", auth_jwt_secret=secret) as api:
+        as_alice = {"Authorization": f"Bearer {token}"}
+        created = await api.post(tasks_url("alice"), json={"title": "HS256"}, headers=as_alice)
+        assert created.status_code == 201, created.text
+        assert (await api.get(tasks_url("bob"), headers=as_alice)).status_code == 403

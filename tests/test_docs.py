@@ -150,3 +150,29 @@ def test_the_sqlite_files_the_readme_names_are_ignored_by_git() -> None:
         if line and not line.startswith("#")
     ]
     assert [path for path in paths if not any(fnmatch(path, p) for p in patterns)] == []
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_in_the_docs_lead_somewhere() -> None:
+    """After moving reference material out of the README, no link points at the old place."""
+    documents = [PROJECT_ROOT / "README.md", PROJECT_ROOT / "CONTRIBUTING.md"]
+    documents += sorted((PROJECT_ROOT / "docs").glob("*.md"))
+    broken = []
+    for document in documents:
+        text = re.sub(r"```.*?```", "", document.read_text(), flags=re.DOTALL)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto
+            path, _, anchor = target.partition("#")
+            linked = (document.parent / path).resolve() if path else document
+            if not linked.exists():
+                broken.append(f"{document.name}: {target}")
+            elif anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.MULTILINE)
+                if anchor not in {_slug(heading) for heading in headings}:
+                    broken.append(f"{document.name}: {target}")
+    assert broken == []

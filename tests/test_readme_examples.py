@@ -1,4 +1,5 @@
-"""The README's examples, run in order against a real server, so the README cannot drift.
+"""The README's examples, then docs/errors.md's, run in order against a real server, so
+neither can drift.
 
 The convention (CONTRIBUTING.md, "README examples", says the same for README writers):
 
@@ -38,7 +39,10 @@ import pytest
 from tests.live_server import running_server
 from todo_api.settings import Settings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+README = PROJECT_ROOT / "README.md"
+#: Run in this order on one server and one database: docs/errors.md goes on from the README.
+DOCUMENTS = [README, PROJECT_ROOT / "docs" / "errors.md"]
 README_BASE_URL = "http://127.0.0.1:8000"
 COMMAND_TIMEOUT_SECONDS = 30
 NOT_RUN_MARKER = "<!-- not run:"
@@ -63,7 +67,7 @@ class Block:
 @dataclass(frozen=True)
 class Example:
     command: str
-    line: int
+    where: str  # file:line
     output_kind: str  # "http" or "json"
     expected: str
 
@@ -90,8 +94,8 @@ def fenced_blocks(markdown: str) -> Iterator[Block]:
         index += 1  # the closing fence
 
 
-def readme_examples(markdown: str) -> list[Example]:
-    """The README's examples, in order; refuses a curl block that is neither run nor marked."""
+def readme_examples(markdown: str, name: str = "README.md") -> list[Example]:
+    """A document's examples, in order; refuses a curl block that is neither run nor marked."""
     blocks = list(fenced_blocks(markdown))
     examples = []
     for position, block in enumerate(blocks):
@@ -110,11 +114,12 @@ def readme_examples(markdown: str) -> list[Example]:
         if is_example:
             assert following is not None
             if len(_CURL_LINE.findall(block.text)) != 1:
-                pytest.fail(f"README.md:{block.line}: an example holds one curl command")
-            examples.append(Example(block.text, block.line, following.info, following.text))
+                pytest.fail(f"{name}:{block.line}: an example holds one curl command")
+            where = f"{name}:{block.line}"
+            examples.append(Example(block.text, where, following.info, following.text))
         else:
             pytest.fail(
-                f"README.md:{block.line}: a ```sh block with curl that is not an example "
+                f"{name}:{block.line}: a ```sh block with curl that is not an example "
                 "(first line `curl ...`, then an ```http or ```json block) and not marked "
                 f"`{NOT_RUN_MARKER} ... -->` on the line before it"
             )
@@ -216,7 +221,7 @@ def run_example(example: Example, base_url: str) -> str:
         check=False,
     )
     assert finished.returncode == 0, (
-        f"README.md:{example.line}: exit status {finished.returncode}\n"
+        f"{example.where}: exit status {finished.returncode}\n"
         f"{finished.stderr.decode(errors='replace')}"
     )
     return finished.stdout.decode().replace(base_url, README_BASE_URL)
@@ -239,8 +244,14 @@ def default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("default_settings")
 def test_readme_examples_answer_as_shown(migrated_url: str, tmp_path: Path) -> None:
-    examples = readme_examples(README.read_text(encoding="utf-8"))
-    assert len(examples) >= 20, f"only {len(examples)} examples found in README.md"
+    examples = [
+        example
+        for document in DOCUMENTS
+        for example in readme_examples(
+            document.read_text(encoding="utf-8"), str(document.relative_to(PROJECT_ROOT))
+        )
+    ]
+    assert len(examples) >= 25, f"only {len(examples)} examples found in {DOCUMENTS}"
     _require_curl()
     log_path = tmp_path / "server.log"
     with running_server(migrated_url, log_path) as (_process, client):
@@ -250,7 +261,7 @@ def test_readme_examples_answer_as_shown(migrated_url: str, tmp_path: Path) -> N
             mismatch = output_mismatch(example.output_kind, example.expected, actual)
             if mismatch is not None:
                 pytest.fail(
-                    f"README.md:{example.line}: the example's output is not what the README "
+                    f"{example.where}: the example's output is not what the document "
                     f"shows: {mismatch}\n\ncommand:\n{example.command}\n\nprinted:\n{actual}"
                 )
 

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 
 import { betterAuth } from "better-auth";
 import { memoryAdapter } from "better-auth/adapters/memory";
-import { toNodeHandler } from "better-auth/node";
+import { fromNodeHeaders, toNodeHandler } from "better-auth/node";
 import { jwt } from "better-auth/plugins";
 
 const port = Number(process.env.PORT);
@@ -20,6 +20,21 @@ const auth = betterAuth({
   plugins: [jwt(alg === "EdDSA" ? {} : { jwks: { keyPairConfig: { alg } } })],
 });
 
-createServer(toNodeHandler(auth)).listen(port, "127.0.0.1", () => {
+const handleAuth = toNodeHandler(auth);
+
+// What docs/auth.md's server-side snippet does in a Next.js route handler or server component:
+// the token of the user whose session cookie came with the request, from auth.api.getToken.
+async function serverSideToken(req, res) {
+  try {
+    const { token } = await auth.api.getToken({ headers: fromNodeHeaders(req.headers) });
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token }));
+  } catch (error) {
+    res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: String(error) }));
+  }
+}
+
+createServer((req, res) =>
+  req.url === "/server-side-token" ? serverSideToken(req, res) : handleAuth(req, res),
+).listen(port, "127.0.0.1", () => {
   console.log(`better-auth ready at ${baseURL} (${alg})`);
 });
