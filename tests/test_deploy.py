@@ -65,7 +65,9 @@ def parse_dockerfile(path: Path) -> Dockerfile:
             case "RUN":
                 parsed.runs.append((rest, parsed.workdir))
             case "ENV":
-                parsed.env.update(pair.split("=", 1) for pair in shlex.split(rest))
+                for pair in shlex.split(rest):
+                    name, _, value = pair.partition("=")
+                    parsed.env[name] = value
             case "USER":
                 parsed.user = rest
             case "HEALTHCHECK":
@@ -155,14 +157,14 @@ def test_the_docker_entry_migrates_and_serves_from_a_fresh_venv(
     (root / dockerfile.workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
     port = free_port()
     run_env = base_env | dockerfile.env | {"HOST": "127.0.0.1", "PORT": str(port)}
-    command = [
+    entry_command = [
         str(root / part.lstrip("/")) if part.startswith("/") else part
         for part in dockerfile.command
     ]
     log = tmp_path / "entry.log"
     with log.open("wb") as output:
         entry = subprocess.Popen(
-            command,
+            entry_command,
             cwd=root / dockerfile.workdir.lstrip("/"),
             env=run_env,
             stdout=output,
@@ -218,7 +220,8 @@ def test_the_compose_file_wires_the_api_through_pgbouncer_to_postgres() -> None:
     names = set(environment)
     assert names <= {name.upper() for name in Settings.model_fields}, names
     assert names <= _documented_settings(), names - _documented_settings()
-    Settings(_env_file=None, **{name.lower(): value for name, value in environment.items()})
+    values: dict[str, Any] = {name.lower(): value for name, value in environment.items()}
+    Settings(_env_file=None, **values)
 
     postgres_env = services["postgres"]["environment"]
     pgbouncer = configparser.ConfigParser()
