@@ -106,7 +106,7 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise InvalidTokenError(f"not a JWT ({exc})") from None
+            raise InvalidTokenError(f"not a JWT ({quoted(str(exc))})") from None
         token_type = header.get("typ")
         if token_type is not None and (
             not isinstance(token_type, str) or token_type.lower() not in _ACCEPTED_TYPES
