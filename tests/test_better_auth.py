@@ -16,10 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.helpers import app_client, assert_problem, tasks_url
-from tests.live_server import free_port
+from tests.live_server import free_port, running_server
 
 SERVER_DIR = Path(__file__).parent / "better_auth"
 STARTUP_SECONDS = 30.0
@@ -183,3 +186,32 @@ async def test_a_token_minted_with_jose_and_the_shared_secret_works(
         created = await api.post(tasks_url("alice"), json={"title": "HS256"}, headers=as_alice)
         assert created.status_code == 201, created.text
         assert (await api.get(tasks_url("bob"), headers=as_alice)).status_code == 403
+
+
+async def test_better_auth_tokens_sign_in_to_the_mcp_endpoint(
+    node_modules: Path, migrated_url: str, tmp_path: Path
+) -> None:
+    """An agent acting for a Better Auth user: its token is the user, for MCP as for REST."""
+    with better_auth("EdDSA", tmp_path / "auth.log") as auth:
+        alice, alice_token = auth.user_and_token()
+        bob, _ = auth.user_and_token()
+        settings = {
+            "AUTH_MODE": "jwt",
+            "AUTH_JWKS_URL": auth.jwks_url,
+            "AUTH_ISSUER": auth.url,
+            "AUTH_AUDIENCE": auth.url,
+        }
+        with running_server(migrated_url, tmp_path / "server.log", **settings) as (_, client):
+            headers = {"Authorization": f"Bearer {alice_token}"}
+            async with (
+                create_mcp_http_client(headers=headers) as http,
+                streamable_http_client(f"{client.base_url}/mcp", http_client=http) as streams,
+                ClientSession(*streams) as session,
+            ):
+                await session.initialize()
+                added = await session.call_tool("add_task", {"title": "From Better Auth"})
+                assert not added.is_error, added.content
+                forged = await session.call_tool("list_tasks", {"user_id": bob})
+                assert forged.is_error
+            listed = client.get(tasks_url(alice), headers=headers)
+    assert [task["title"] for task in listed.json()] == ["From Better Auth"]

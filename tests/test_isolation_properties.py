@@ -16,7 +16,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import create_engine, text
 
-from tests.helpers import TokenForPathUser, jwt_settings, sync_url, task_url, tasks_url
+from tests.helpers import jwt_settings, sync_url, task_url, tasks_url, token_for_path_user
 from todo_api.api.caller import USER_ID_PATTERN
 from todo_api.app import create_app
 from todo_api.settings import Settings
@@ -152,7 +152,7 @@ def isolated_client(database_url: str, request: pytest.FixtureRequest) -> Any:
     app = create_app(Settings(_env_file=None, database_url=database_url, **auth))
     with TestClient(app, raise_server_exceptions=False) as client:
         if request.param == "jwt":
-            client.auth = TokenForPathUser()
+            client.auth = token_for_path_user
         yield client
 
 

@@ -25,13 +25,13 @@ from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseElement
 
 from tests.helpers import (
-    TokenForPathUser,
     assert_problem,
     close_databases,
     create,
     jwt_settings,
     task_url,
     tasks_url,
+    token_for_path_user,
 )
 from todo_api.app import create_app
 from todo_api.db.database import Statement, StatementShape
@@ -67,7 +67,7 @@ async def app(database_url: str, request: pytest.FixtureRequest) -> AsyncIterato
 
 @pytest.fixture
 async def client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    auth = None if app.state.token_verifier is None else TokenForPathUser()
+    auth = None if app.state.token_verifier is None else token_for_path_user
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", auth=auth

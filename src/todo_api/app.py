@@ -7,10 +7,18 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from mcp.server.transport_security import TransportSecuritySettings
 
 from todo_api import __version__
 from todo_api.api.caller import SUBJECT
 from todo_api.api.docs import install_docs
+from todo_api.api.mcp_endpoint import (
+    MCP_PATH,
+    McpEndpoint,
+    McpRoute,
+    protected_resource_routes,
+)
+from todo_api.api.mcp_tools import build_mcp_server
 from todo_api.api.middleware.body_limit import BodySizeLimitMiddleware
 from todo_api.api.middleware.cors import CorsOffMiddleware, ProblemCORSMiddleware
 from todo_api.api.middleware.forwarded import ForwardedHeadersMiddleware, trusted_proxies
@@ -40,6 +48,7 @@ EXPOSED_HEADERS = [
     "ETag",
     "Idempotent-Replayed",
     "WWW-Authenticate",
+    "Mcp-Session-Id",
 ]
 # Request headers beyond the CORS-safelisted ones that a frontend sends.
 ALLOWED_HEADERS = [
@@ -49,6 +58,8 @@ ALLOWED_HEADERS = [
     "If-Match",
     "If-None-Match",
     "Idempotency-Key",
+    "Mcp-Session-Id",
+    "Mcp-Protocol-Version",
 ]
 
 
@@ -71,6 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Fetches the JWKS; redirects are not followed, so the key set comes from the URL given.
     key_client = httpx.AsyncClient(follow_redirects=False) if settings.auth_mode == "jwt" else None
     verifier = None if key_client is None else TokenVerifier(settings, key_client, SUBJECT)
+    mcp_server = build_mcp_server(database, signed_in=verifier is not None)
+    # Stateless and JSON: any instance answers any call, no session affinity. Host and
+    # Origin are checked by McpEndpoint, consistently with the rest of the settings.
+    mcp_server.streamable_http_app(
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    mcp_sessions = mcp_server.session_manager
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -86,7 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        yield
+        async with mcp_sessions.run():
+            yield
         await database.close()
         await readiness_database.close()
         if key_client is not None:
@@ -115,6 +136,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tags.router)
     app.include_router(health.router)
     app.include_router(index.router)
+    app.router.routes.append(
+        McpRoute(MCP_PATH, McpEndpoint(mcp_sessions, settings), include_in_schema=False)
+    )
+    app.router.routes.extend(protected_resource_routes(settings))
     install_docs(app)
     # Added first, so innermost: its 500 passes through every other middleware below.
     app.add_middleware(UnexpectedErrorMiddleware)

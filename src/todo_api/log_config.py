@@ -24,8 +24,9 @@ from todo_api.settings import LogFormat, LogLevel
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Loggers held at WARNING because below that they write statement parameters.
-QUIET_LOGGERS = ("sqlalchemy", "aiosqlite", "psycopg")
+# Loggers held at WARNING because below that they write statement parameters, or (the MCP
+# SDK) a line per message and the text of each tool error, which todo_api.mcp says instead.
+QUIET_LOGGERS = ("sqlalchemy", "aiosqlite", "psycopg", "mcp")
 
 
 # C0 and C1 controls, DEL and the Unicode line separators: in a message any of them could

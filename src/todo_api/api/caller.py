@@ -81,26 +81,60 @@ def _bearer_token(request: Request) -> str:
     return token
 
 
-async def authorize(request: Request) -> None:
-    """401, 403 or 503 unless the request may act for the user in its path.
-
-    Runs before the request's body or parameters are read, so that a caller without a
-    token learns nothing about what else was wrong.
-    """
+async def verified_subject(request: Request) -> str | None:
+    """With tokens, the `sub` of the request's verified bearer token (else 401, or 503 when
+    the keys cannot be had); without them (AUTH_MODE=none), None: nothing is verified."""
     verifier: TokenVerifier | None = request.app.state.token_verifier
     if verifier is None:
-        return
+        return None
     try:
-        subject = await verifier.subject(_bearer_token(request))
+        return await verifier.subject(_bearer_token(request))
     except InvalidTokenError as invalid:
         raise UnauthorizedError(
             invalid.description, invalid.description, expired=invalid.expired
         ) from None
     except KeysUnavailableError:
         raise KeysUnavailableProblemError() from None
+
+
+async def authorize(request: Request) -> None:
+    """401, 403 or 503 unless the request may act for the user in its path.
+
+    Runs before the request's body or parameters are read, so that a caller without a
+    token learns nothing about what else was wrong.
+    """
+    subject = await verified_subject(request)
+    if subject is None:
+        return
     if subject != request.path_params.get("user_id"):
         raise ForbiddenError()
     request.state.caller = subject
+
+
+class ToolCallerError(Exception):
+    """A tool call that names no user it may act for; the message says so to the model."""
+
+
+MISMATCHED_USER = "forbidden: user_id does not match the signed-in user"
+
+
+def tool_caller(verified: str | None, user_id: str | None, *, signed_in: bool) -> str:
+    """Whom an MCP tool call acts for. With tokens (`signed_in`), the `sub` that
+    `verified_subject` proved for the request, which a `user_id` argument may only repeat;
+    without them, the `user_id` argument, like the path's user id in REST."""
+    if signed_in:
+        if verified is None:  # the endpoint verifies before any tool runs; never guess
+            raise ToolCallerError("not signed in: send the bearer token with the request")
+        if user_id is not None and user_id != verified:
+            raise ToolCallerError(MISMATCHED_USER)
+        return verified
+    if user_id is None:
+        raise ToolCallerError(
+            "user_id is required: without sign-in (AUTH_MODE=none) it names the user"
+        )
+    if SUBJECT.fullmatch(user_id) is None:
+        raise ToolCallerError(f"invalid user_id: {USER_ID_RULE}")
+    return user_id
 
 
 def _user_id(value: str) -> str:

@@ -12,7 +12,7 @@ from todo_api.db.models import IDEMPOTENCY_KEY_MAX_LENGTH
 
 # Visible ASCII: what a UUID, a ULID or any token a client makes up consists of.
 _KEY_PATTERN = rf"^[!-~]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"
-_VALID_KEY = re.compile(_KEY_PATTERN)
+VALID_KEY = re.compile(_KEY_PATTERN)
 
 # Read by `idempotency_key` rather than declared as a FastAPI Header parameter, whose
 # validation would cost every create, keyed or not (see conditional.py).
@@ -47,7 +47,7 @@ def idempotency_key(request: Request) -> str | None:
         return None
     if len(keys) > 1:
         raise key_error("Header must be given at most once", "repeated_header")
-    if _VALID_KEY.fullmatch(keys[0]) is None:
+    if VALID_KEY.fullmatch(keys[0]) is None:
         raise key_error(
             f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters",
             "idempotency_key_invalid",

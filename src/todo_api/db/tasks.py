@@ -323,7 +323,7 @@ def _toggle_query(conditional: bool) -> Update:
 
 @lru_cache(maxsize=2)  # unconditional and conditional
 def _delete_query(conditional: bool) -> ReturningDelete[Any]:
-    return delete(tasks_table).where(*_one_task(conditional)).returning(_t.id)
+    return delete(tasks_table).where(*_one_task(conditional)).returning(_t.title)
 
 
 _STATS = select(
@@ -665,8 +665,8 @@ async def delete_task(
     owner: str,
     task_id: int,
     if_version_in: Collection[int] | None = None,
-) -> bool:
-    """Delete one task; False when the owner has no such task.
+) -> str | None:
+    """Delete one task; its title, or None when the owner has no such task.
 
     `if_version_in` works as in `update_task`.
     """
@@ -674,8 +674,9 @@ async def delete_task(
     deleted = await database.fetch_one(_delete_query(conditional), params)
     if deleted is None:
         await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
-        return False
-    return True
+        return None
+    title: str = deleted[0]
+    return title
 
 
 @dataclass(frozen=True, slots=True)

@@ -454,7 +454,7 @@ async def delete_task(
     write = task_queries.delete_task(
         database, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
-    if not await _checking_version(write, task_id, request):
+    if await _checking_version(write, task_id, request) is None:
         raise TaskNotFoundError(task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -1,0 +1,440 @@
+"""The MCP tools: what an AI assistant may do with the caller's tasks.
+
+Each tool goes through the same data layer and the same validation as the REST routes; who
+it acts for is decided by `todo_api.api.caller.tool_caller`, from the verified token when
+there is one. A failure is a tool error result with a sentence a model can act on, never a
+protocol error, a traceback or another user's data.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import to_json
+
+from todo_api import __version__
+from todo_api.api.caller import ToolCallerError, tool_caller
+from todo_api.api.conditional import task_etag
+from todo_api.api.idempotency import VALID_KEY, request_fingerprint
+from todo_api.api.list_query import TaskListQuery
+from todo_api.api.middleware.request_log import current_request_id
+from todo_api.api.problems import RETRY_AFTER_SECONDS
+from todo_api.api.schemas import TaskCreate, TaskPublic, TaskStats, TaskUpdate
+from todo_api.db import database as db_errors
+from todo_api.db import idempotency
+from todo_api.db import tasks as task_queries
+from todo_api.db.database import Database
+from todo_api.db.models import IDEMPOTENCY_KEY_MAX_LENGTH
+from todo_api.db.tasks import NewTask, TaskRecord, TaskSort
+
+logger = logging.getLogger("todo_api.mcp")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+INSTRUCTIONS = (
+    "Manage the signed-in user's tasks (a todo list). Use list_tasks to find task ids before "
+    "changing a task; ids are numbers. Dates are YYYY-MM-DD; instants are ISO 8601 with an "
+    "offset. When the user speaks of 'today' or 'overdue', pass their IANA time zone as tz."
+)
+DEFAULT_LIST_LIMIT = 50
+
+UserId = Annotated[
+    str | None,
+    Field(
+        description="The user whose tasks these are. With sign-in it may be omitted (the "
+        "signed-in user is used) and must otherwise be that user; without sign-in it is "
+        "required."
+    ),
+]
+TaskIdArg = Annotated[int, Field(ge=1, description="The task's id, as list_tasks shows it.")]
+Priority = Literal["low", "medium", "high"]
+TimeZoneArg = Annotated[
+    str,
+    Field(description="IANA time zone for dates and 'today', such as Europe/Paris."),
+]
+
+
+class TaskChange(BaseModel):
+    """What a change did to one task."""
+
+    task_id: int
+    status: Literal["created", "completed", "reopened", "updated", "deleted"]
+    title: str
+
+
+def _public(task: TaskRecord) -> TaskRecord:
+    task["etag"] = task_etag(task["id"], task.pop("version"))
+    return task
+
+
+def _invalid(error: ValidationError) -> ToolError:
+    """Each bad argument and why, by the REST rules; never the value that was sent."""
+    reasons = "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'arguments'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)
+    )
+    return ToolError(f"invalid arguments: {reasons}")
+
+
+def _not_found(task_id: int) -> ToolError:
+    return ToolError(f"no task {task_id} for this user; call list_tasks to see ids")
+
+
+class TaskTools:
+    """The tools, bound to one app's database."""
+
+    def __init__(self, database: Database, *, signed_in: bool) -> None:
+        self.database = database
+        self.signed_in = signed_in
+
+    def _owner(self, context: Context, user_id: str | None) -> str:
+        request = context.request_context.request
+        verified = None if request is None else getattr(request.state, "caller", None)
+        try:
+            return tool_caller(verified, user_id, signed_in=self.signed_in)
+        except ToolCallerError as refused:
+            raise ToolError(str(refused)) from None
+
+    async def add_task(
+        self,
+        ctx: Context,
+        title: Annotated[str, Field(description="What to do, 1-200 characters.")],
+        description: Annotated[str | None, Field(description="Details, optional.")] = None,
+        priority: Annotated[Priority | None, Field(description="Default medium.")] = None,
+        due_date: Annotated[
+            str | None, Field(description="Due day, YYYY-MM-DD (or give due_at).")
+        ] = None,
+        due_at: Annotated[
+            str | None, Field(description="Due instant, ISO 8601 with an offset.")
+        ] = None,
+        tags: Annotated[list[str] | None, Field(description="Labels such as work.")] = None,
+        request_id: Annotated[
+            str | None,
+            Field(
+                description="Any id for this request (a UUID, say): calling again with the "
+                "same one and the same arguments makes no second task."
+            ),
+        ] = None,
+        user_id: UserId = None,
+    ) -> TaskChange:
+        """Create a task for the user. Returns its id, to use with the other tools."""
+        owner = self._owner(ctx, user_id)
+        fields = {
+            "title": title,
+            "description": description,
+            "priority": priority,
+            "due_date": due_date,
+            "due_at": due_at,
+            "tags": tags,
+        }
+        given = {name: value for name, value in fields.items() if value is not None}
+        try:
+            task_in = TaskCreate.model_validate(given)
+        except ValidationError as invalid:
+            raise _invalid(invalid) from None
+        new_task = NewTask(
+            title=task_in.title,
+            description=task_in.description,
+            completed=task_in.completed,
+            priority=task_in.priority,
+            due_date=task_in.due_date,
+            due_at=task_in.due_at,
+            tags=tuple(task_in.tags),
+        )
+        if request_id is None:
+            task = await task_queries.create_task(self.database, owner=owner, task=new_task)
+            return TaskChange(task_id=task["id"], status="created", title=task["title"])
+        if VALID_KEY.fullmatch(request_id) is None:
+            raise ToolError(
+                f"invalid arguments: request_id: 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible "
+                "ASCII characters"
+            )
+        try:
+            keyed = await idempotency.create_task_once(
+                self.database,
+                owner=owner,
+                key=request_id,
+                fingerprint=request_fingerprint(to_json(given)),
+                task=new_task,
+                encode=lambda task: to_json(_public(task)).decode(),
+            )
+        except idempotency.KeyInFlightError:
+            raise ToolError(
+                "a call with this request_id is still running; call again in a second to "
+                "get its result"
+            ) from None
+        except idempotency.KeyReusedError:
+            raise ToolError(
+                "request_id was already used with other arguments; use a new request_id "
+                "for a new task"
+            ) from None
+        stored = json.loads(keyed.body)
+        return TaskChange(task_id=stored["id"], status="created", title=stored["title"])
+
+    async def list_tasks(
+        self,
+        ctx: Context,
+        status: Annotated[
+            Literal["all", "pending", "completed"], Field(description="Which tasks.")
+        ] = "all",
+        q: Annotated[
+            str | None, Field(description="Only tasks whose title or description has this.")
+        ] = None,
+        priority: Annotated[list[Priority] | None, Field(description="Only these.")] = None,
+        tags: Annotated[
+            list[str] | None, Field(description="Only tasks carrying all of these tags.")
+        ] = None,
+        due_from: Annotated[str | None, Field(description="Due on or after, YYYY-MM-DD.")] = None,
+        due_to: Annotated[str | None, Field(description="Due on or before, YYYY-MM-DD.")] = None,
+        overdue: Annotated[
+            bool | None, Field(description="true: only pending tasks past due.")
+        ] = None,
+        sort: Annotated[
+            TaskSort, Field(description="Order; a leading - is descending.")
+        ] = TaskSort.NEWEST,
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many.")] = (
+            DEFAULT_LIST_LIMIT
+        ),
+        tz: TimeZoneArg = "UTC",
+        user_id: UserId = None,
+    ) -> list[TaskPublic]:
+        """List the user's tasks (the newest 50 unless limit says otherwise), with filters.
+        Use it to find a task's id from its title."""
+        owner = self._owner(ctx, user_id)
+        arguments: dict[str, Any] = {
+            "status": status,
+            "q": q,
+            "priority": None if priority is None else ",".join(priority),
+            "tags": None if tags is None else ",".join(tags),
+            "due_from": due_from,
+            "due_to": due_to,
+            "overdue": overdue,
+            "sort": sort,
+            "limit": limit,
+            "tz": tz,
+        }
+        try:
+            query = TaskListQuery.model_validate(
+                {name: value for name, value in arguments.items() if value is not None}
+            )
+        except ValidationError as invalid:
+            raise _invalid(invalid) from None
+        page = await task_queries.list_tasks(
+            self.database,
+            owner=owner,
+            status=query.status,
+            sort=query.sort,
+            limit=query.limit,
+            offset=0,
+            search=query.q,
+            priorities=() if query.priority is None else query.priority.split(","),
+            due=task_queries.DueQuery(
+                zone=ZoneInfo(query.tz),
+                has_due=None,
+                due_from=query.due_from,
+                due_to=query.due_to,
+                overdue=query.overdue,
+            ),
+            tags=() if query.tags is None else query.tags.split(","),
+        )
+        return [TaskPublic.model_validate(_public(task)) for task in page.tasks]
+
+    async def get_task(
+        self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
+    ) -> TaskPublic:
+        """Read one task of the user, with every field."""
+        owner = self._owner(ctx, user_id)
+        task = await task_queries.get_task(self.database, owner=owner, task_id=task_id)
+        if task is None:
+            raise _not_found(task_id)
+        return TaskPublic.model_validate(_public(task))
+
+    async def _set_completed(
+        self, ctx: Context, task_id: int, user_id: str | None, completed: bool
+    ) -> TaskChange:
+        owner = self._owner(ctx, user_id)
+        task = await task_queries.update_task(
+            self.database, owner=owner, task_id=task_id, changes={"completed": completed}
+        )
+        if task is None:
+            raise _not_found(task_id)
+        status: Literal["completed", "reopened"] = "completed" if completed else "reopened"
+        return TaskChange(task_id=task_id, status=status, title=task["title"])
+
+    async def complete_task(
+        self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
+    ) -> TaskChange:
+        """Mark a task done. Calling it again on a done task changes nothing."""
+        return await self._set_completed(ctx, task_id, user_id, True)
+
+    async def reopen_task(
+        self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
+    ) -> TaskChange:
+        """Mark a done task as not done again. Calling it again changes nothing."""
+        return await self._set_completed(ctx, task_id, user_id, False)
+
+    async def update_task(
+        self,
+        ctx: Context,
+        task_id: TaskIdArg,
+        title: Annotated[str | None, Field(description="New title.")] = None,
+        description: Annotated[str | None, Field(description="New details.")] = None,
+        priority: Annotated[Priority | None, Field(description="New priority.")] = None,
+        due_date: Annotated[str | None, Field(description="New due day, YYYY-MM-DD.")] = None,
+        due_at: Annotated[str | None, Field(description="New due instant, ISO 8601.")] = None,
+        tags: Annotated[
+            list[str] | None, Field(description="The new list of tags ([] removes all).")
+        ] = None,
+        user_id: UserId = None,
+    ) -> TaskChange:
+        """Change some fields of a task; the fields left out stay as they are."""
+        owner = self._owner(ctx, user_id)
+        fields = {
+            "title": title,
+            "description": description,
+            "priority": priority,
+            "due_date": due_date,
+            "due_at": due_at,
+            "tags": tags,
+        }
+        try:
+            changes = TaskUpdate.model_validate(
+                {name: value for name, value in fields.items() if value is not None}
+            ).changes()
+        except ValidationError as invalid:
+            raise _invalid(invalid) from None
+        task = await task_queries.update_task(
+            self.database, owner=owner, task_id=task_id, changes=changes
+        )
+        if task is None:
+            raise _not_found(task_id)
+        return TaskChange(task_id=task_id, status="updated", title=task["title"])
+
+    async def delete_task(
+        self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
+    ) -> TaskChange:
+        """Delete a task for good."""
+        owner = self._owner(ctx, user_id)
+        title = await task_queries.delete_task(self.database, owner=owner, task_id=task_id)
+        if title is None:
+            raise ToolError(
+                f"no task {task_id} for this user: it was deleted already or never existed; "
+                "call list_tasks to see ids"
+            )
+        return TaskChange(task_id=task_id, status="deleted", title=title)
+
+    async def task_stats(
+        self, ctx: Context, tz: TimeZoneArg = "UTC", user_id: UserId = None
+    ) -> TaskStats:
+        """Count the user's tasks: total, pending, completed, overdue and due today (in tz)."""
+        owner = self._owner(ctx, user_id)
+        try:
+            zone = ZoneInfo(TaskListQuery.model_validate({"tz": tz}).tz)
+        except ValidationError as invalid:
+            raise _invalid(invalid) from None
+        counts = await task_queries.count_tasks(self.database, owner=owner, zone=zone)
+        return TaskStats(
+            total=counts.total,
+            pending=counts.pending,
+            completed=counts.completed,
+            overdue=counts.overdue,
+            due_today=counts.due_today,
+        )
+
+
+def _logged(name: str, call: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """One log line per call: tool, outcome, duration, request id; never arguments or text.
+    A database that is away becomes an error result that says when to retry."""
+
+    @wraps(call)
+    async def logged(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await call(*args, **kwargs)
+            outcome = "ok"
+            return result
+        except db_errors.DatabaseSchemaError:
+            raise ToolError("the task service is not set up yet (its schema is behind)") from None
+        except db_errors.DatabaseMisconfiguredError:
+            raise ToolError("the task service cannot reach its database as configured") from None
+        except db_errors.DatabaseError:
+            raise ToolError(
+                f"the task service is temporarily unavailable; retry in {RETRY_AFTER_SECONDS} s"
+            ) from None
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            logger.info(
+                "MCP tool %s %s %.1fms request_id=%s",
+                name,
+                outcome,
+                elapsed,
+                current_request_id.get(),
+            )
+
+    return logged
+
+
+_READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True)
+_IDEMPOTENT = ToolAnnotations(readOnlyHint=False, idempotentHint=True, destructiveHint=False)
+
+
+class _TaskServer(MCPServer):
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """As MCPServer's, but an error says only what is wrong, and arguments of the wrong
+        type as the REST API says them, each field and why, never the value (the SDK's
+        message quotes it); and the text content is the structured result's JSON."""
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise  # a bug: the SDK logs it and answers a generic error
+        except ToolError as failed:
+            if isinstance(failed.__cause__, ValidationError):
+                raise _invalid(failed.__cause__) from None
+            # Without the SDK's "Error executing tool <name>: ", which the caller knows.
+            raise ToolError(str(failed).removeprefix(f"Error executing tool {name}: ")) from None
+        if isinstance(result, CallToolResult) and isinstance(result.structured_content, dict):
+            # The same JSON as text, in one block (the SDK writes a list item by item). A
+            # list comes wrapped as {"result": [...]}; no other result has that one key.
+            structured = result.structured_content
+            payload = structured["result"] if set(structured) == {"result"} else structured
+            result.content = [TextContent(type="text", text=to_json(payload).decode())]
+        return result
+
+
+def build_mcp_server(database: Database, *, signed_in: bool) -> MCPServer:
+    """An MCP server whose tools act on `database` for the caller of each request;
+    `signed_in`: every request carries a verified token (AUTH_MODE=jwt)."""
+    tools = TaskTools(database, signed_in=signed_in)
+    server = _TaskServer(
+        "todo-api", title="Todo API", instructions=INSTRUCTIONS, version=__version__
+    )
+    annotations: dict[str, ToolAnnotations | None] = {
+        "add_task": None,
+        "list_tasks": _READ_ONLY,
+        "get_task": _READ_ONLY,
+        "complete_task": _IDEMPOTENT,
+        "reopen_task": _IDEMPOTENT,
+        "update_task": _IDEMPOTENT,
+        "delete_task": ToolAnnotations(destructiveHint=True, idempotentHint=True),
+        "task_stats": _READ_ONLY,
+    }
+    for name, hints in annotations.items():
+        server.add_tool(
+            _logged(name, getattr(tools, name)),
+            name=name,
+            annotations=hints,
+            structured_output=True,
+        )
+    return server
