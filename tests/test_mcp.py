@@ -4,6 +4,9 @@ auth modes. Identity comes from the token, never from an argument a model could 
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult
 
-from tests.conftest import alembic_config
+from tests.conftest import PROJECT_ROOT, UNREACHABLE_POSTGRES, alembic_config
 from tests.helpers import TEST_JWT_SECRET, app_client, jwt_settings, tasks_url
 from tests.live_server import running_server
 
@@ -381,3 +384,37 @@ async def test_the_protected_resource_metadata_names_the_issuer(database_url: st
     assert metadata.json()["authorization_servers"] == ["https://app.example.com/"]
     async with app_client(database_url) as client:  # without tokens: nothing to publish
         assert (await client.get("/.well-known/oauth-protected-resource/mcp")).status_code == 404
+
+
+async def test_a_database_that_is_away_is_an_error_result_that_says_when_to_retry(
+    tmp_path: Path,
+) -> None:
+    with running_server(
+        UNREACHABLE_POSTGRES, tmp_path / "server.log", DB_STARTUP_WAIT_SECONDS="0"
+    ) as (_, client):
+        async with mcp_session(str(client.base_url)) as session:
+            called = await session.call_tool("add_task", {"user_id": "alice", "title": "x"})
+    assert error_of(called) == "the task service is temporarily unavailable; retry in 5 s"
+
+
+def test_the_agents_sdk_snippet_in_docs_mcp_runs(servers: Servers, alice: str) -> None:
+    """docs/mcp.md's OpenAI Agents SDK example, run as a user would, against the server."""
+    text = (PROJECT_ROOT / "docs" / "mcp.md").read_text()
+    after_marker = text.split("<!-- tested: tests/test_mcp.py runs this block -->", 1)[1]
+    snippet = after_marker.split("```python\n", 1)[1].split("\n```", 1)[0]
+    environment = {
+        name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"
+    } | {"TODO_API_URL": servers.open, "TODO_API_USER": alice}
+    finished = subprocess.run(
+        [sys.executable, "-c", snippet],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert lines[0].startswith("tools: add_task, list_tasks"), lines
+    assert lines[1].startswith("added: {'task_id': "), lines
+    listed = httpx.get(f"{servers.open}{tasks_url(alice)}").json()
+    assert [task["title"] for task in listed] == ["Buy milk"]
