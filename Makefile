@@ -81,6 +81,7 @@ test: lint test-tools
 bench: install-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth_cost.py
+	$(BIN)/python bench/mcp_cost.py
 
 # Did a change make an existing endpoint slower? This checkout against BASE (a commit), both
 # on identical rows in one private cluster, turn by turn (bench/todo_bench/compare.py); about 10
@@ -94,6 +95,11 @@ bench-compare: install-dev
 .PHONY: bench-auth
 bench-auth: install-dev
 	$(BIN)/python bench/auth_cost.py
+
+# Issue 22: server CPU per MCP tool call against the REST request that does the same.
+.PHONY: bench-mcp
+bench-mcp: install-dev
+	$(BIN)/python bench/mcp_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
