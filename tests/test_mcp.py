@@ -418,3 +418,22 @@ def test_the_agents_sdk_snippet_in_docs_mcp_runs(servers: Servers, alice: str) -
     assert lines[1].startswith("added: {'task_id': "), lines
     listed = httpx.get(f"{servers.open}{tasks_url(alice)}").json()
     assert [task["title"] for task in listed] == ["Buy milk"]
+
+
+async def test_a_listed_browser_origin_may_send_the_mcp_headers(database_url: str) -> None:
+    origin = "http://localhost:3000"
+    async with app_client(database_url, cors_origins=[origin]) as client:
+        preflight = await client.options(
+            "/mcp",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type, "
+                "mcp-protocol-version, mcp-session-id",
+            },
+        )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == origin
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    for header in ("authorization", "mcp-protocol-version", "mcp-session-id"):
+        assert header in allowed
