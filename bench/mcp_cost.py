@@ -35,50 +35,76 @@ _MCP_HEADERS = (
 )
 
 
-def _mcp(tool: str, arguments: str) -> str:
-    """A Lua body that sends one tools/call; `arguments` is a Lua string.format of JSON."""
+_MODERN_HEADERS = (
+    '{["Content-Type"] = "application/json", '
+    '["Accept"] = "application/json, text/event-stream", '
+    '["MCP-Protocol-Version"] = "2026-07-28", ["Mcp-Method"] = "tools/call", '
+    '["Mcp-Name"] = "NAME"}'
+)
+_MODERN_META = (
+    ',"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
+    '"io.modelcontextprotocol/clientCapabilities":{}}'
+)
+
+
+def _mcp(tool: str, arguments: str, *, modern: bool = False) -> str:
+    """A Lua body that sends one tools/call; `arguments` is a Lua string.format of JSON.
+    `modern`: as a client of the 2026-07-28 protocol sends it (no handshake era)."""
+    meta = _MODERN_META if modern else ""
     envelope = (
         '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"' + tool + '",'
-        '"arguments":%s}}'
+        '"arguments":%s' + meta + "}}"
     )
+    headers = _MODERN_HEADERS.replace("NAME", tool) if modern else _MCP_HEADERS
     return (
         f"local arguments = {arguments}\n"
-        f'  return wrk.format("POST", "/mcp", {_MCP_HEADERS}, '
+        f'  return wrk.format("POST", "/mcp", {headers}, '
         f"string.format('{envelope}', arguments))"
     )
 
 
-PAIRS: dict[str, tuple[str, str]] = {
+#: operation -> (the REST request, the tool, its arguments as a Lua expression).
+PAIRS: dict[str, tuple[str, str, str]] = {
     "read": (
         'return wrk.format("GET", string.format("/api/u%d/tasks/%d", user, id))',
-        _mcp("get_task", 'string.format(\'{"user_id":"u%d","task_id":%d}\', user, id)'),
+        "get_task",
+        'string.format(\'{"user_id":"u%d","task_id":%d}\', user, id)',
     ),
     "list": (
         'return wrk.format("GET", string.format("/api/u%d/tasks?limit=20", user))',
-        _mcp("list_tasks", 'string.format(\'{"user_id":"u%d","limit":20}\', user)'),
+        "list_tasks",
+        'string.format(\'{"user_id":"u%d","limit":20}\', user)',
     ),
     "complete": (
         'return wrk.format("PATCH", string.format("/api/u%d/tasks/%d", user, id), '
         '{["Content-Type"] = "application/json"}, \'{"completed":true}\')',
-        _mcp("complete_task", 'string.format(\'{"user_id":"u%d","task_id":%d}\', user, id)'),
+        "complete_task",
+        'string.format(\'{"user_id":"u%d","task_id":%d}\', user, id)',
     ),
     "create": (
         'return wrk.format("POST", string.format("/api/u%d/tasks", user), '
         '{["Content-Type"] = "application/json"}, \'{"title":"Benchmark task"}\')',
-        _mcp("add_task", 'string.format(\'{"user_id":"u%d","title":"Benchmark task"}\', user)'),
+        "add_task",
+        'string.format(\'{"user_id":"u%d","title":"Benchmark task"}\', user)',
     ),
 }
+#: REST, a tool call of the handshake-era protocol (2025-11-25 and before), and of 2026-07-28.
+SIDES = ("rest", "mcp", "mcp-2026")
 
 
-def _scripts(directory: Path) -> dict[str, tuple[Path, Path]]:
-    scripts = {}
-    for name, (rest, mcp) in PAIRS.items():
-        paths = []
-        for side, body in (("rest", rest), ("mcp", mcp)):
+def _scripts(directory: Path) -> dict[str, dict[str, Path]]:
+    scripts: dict[str, dict[str, Path]] = {}
+    for name, (rest, tool, arguments) in PAIRS.items():
+        bodies = {
+            "rest": rest,
+            "mcp": _mcp(tool, arguments),
+            "mcp-2026": _mcp(tool, arguments, modern=True),
+        }
+        scripts[name] = {}
+        for side, body in bodies.items():
             path = directory / f"{name}_{side}.lua"
             path.write_text(_LUA.format(tasks=USERS * TASKS_PER_USER, users=USERS, body=body))
-            paths.append(path)
-        scripts[name] = (paths[0], paths[1])
+            scripts[name][side] = path
     return scripts
 
 
@@ -113,16 +139,16 @@ def main() -> None:
         scripts = _scripts(work)
         with api_server(database_url, work / "server.log", AUTH_MODE="none") as (base, pid):
             _check_tool_answers(base)
-            for rest, mcp in scripts.values():
-                drive(base, pid, rest, 2)  # warm-up: connections, prepared statements
-                drive(base, pid, mcp, 2)
+            for sides in scripts.values():
+                for script in sides.values():
+                    drive(base, pid, script, 2)  # warm-up: connections, prepared statements
             for round_number in range(1, args.rounds + 1):
-                for name, (rest, mcp) in scripts.items():
-                    for side, script in (("rest", rest), ("mcp", mcp)):
+                for name, sides in scripts.items():
+                    for side, script in sides.items():
                         rate, per_request = drive(base, pid, script, args.duration)
                         cpu.setdefault((name, side), []).append(per_request)
                         print(
-                            f"round {round_number} {name:8} {side:4}: {rate:8.1f} req/s "
+                            f"round {round_number} {name:8} {side:8}: {rate:8.1f} req/s "
                             f"{per_request:7.1f} µs CPU/req"
                         )
     report(cpu)
@@ -130,14 +156,21 @@ def main() -> None:
 
 def report(cpu: dict[tuple[str, str], list[float]]) -> None:
     print()
-    print("| operation | REST µs CPU/request | MCP tool µs CPU/request | MCP / REST |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| operation | REST µs CPU/request | tool call, handshake era | / REST "
+        "| tool call, 2026-07-28 | / REST |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     worst = 0.0
     for name in PAIRS:
         rest = statistics.median(cpu[(name, "rest")])
-        mcp = statistics.median(cpu[(name, "mcp")])
-        worst = max(worst, mcp / rest)
-        print(f"| {name} | {rest:,.0f} | {mcp:,.0f} | {mcp / rest:.2f} |")
+        era = statistics.median(cpu[(name, "mcp")])
+        modern = statistics.median(cpu[(name, "mcp-2026")])
+        worst = max(worst, era / rest, modern / rest)
+        print(
+            f"| {name} | {rest:,.0f} | {era:,.0f} | {era / rest:.2f} "
+            f"| {modern:,.0f} | {modern / rest:.2f} |"
+        )
     met = worst <= TARGET_RATIO
     print(
         f"\nTarget (a tool call at most {TARGET_RATIO:g}x its REST request's CPU): "
