@@ -28,6 +28,8 @@ from mcp_types import CallToolResult
 from tests.conftest import PROJECT_ROOT, UNREACHABLE_POSTGRES, alembic_config
 from tests.helpers import TEST_JWT_SECRET, app_client, jwt_settings, tasks_url
 from tests.live_server import running_server
+from todo_api.app import create_app
+from todo_api.settings import Settings
 
 #: The tools assistants are written against: name -> (required, all parameters).
 USUAL_TOOLS = {
@@ -437,3 +439,45 @@ async def test_a_listed_browser_origin_may_send_the_mcp_headers(database_url: st
     allowed = preflight.headers["access-control-allow-headers"].lower()
     for header in ("authorization", "mcp-protocol-version", "mcp-session-id"):
         assert header in allowed
+
+
+@asynccontextmanager
+async def mcp_app_client(
+    database_url: str, peer: tuple[str, int], **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of an app whose lifespan runs (the MCP session manager with it)."""
+    app = create_app(Settings(_env_file=None, database_url=database_url, **settings))
+    transport = httpx.ASGITransport(app=app, client=peer)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as client,
+    ):
+        yield client
+
+
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_host", "status"),
+    [
+        (("127.0.0.1", 5000), "api.example.com", 200),  # a trusted proxy names the public host
+        (("203.0.113.9", 5000), "api.example.com", 421),  # anyone else's X-Forwarded-Host
+        (("127.0.0.1", 5000), "evil.example", 421),
+    ],
+)
+async def test_the_host_is_checked_as_trusted_proxies_forward_it(
+    database_url: str, peer: tuple[str, int], forwarded_host: str, status: int
+) -> None:
+    """Behind a proxy at FORWARDED_ALLOW_IPS (127.0.0.1 by default), the public host is the
+    one it forwards; the Host it connects with (`internal:8000`) is not PUBLIC_BASE_URL's."""
+    async with mcp_app_client(
+        database_url, peer, public_base_url="https://api.example.com"
+    ) as client:
+        response = await client.post(
+            "/mcp",
+            json=TOOLS_LIST,
+            headers=MCP_HEADERS | {"X-Forwarded-Host": forwarded_host},
+        )
+    assert response.status_code == status, response.text
