@@ -361,14 +361,18 @@ async def test_each_tool_call_is_one_log_line_without_task_text(
     async with mcp_session(servers.open) as session:
         await session.call_tool("add_task", {"user_id": alice, "title": "secret-title-7"})
         await session.call_tool("get_task", {"user_id": alice, "task_id": 999_999})
+        await session.call_tool("add_task", {"user_id": alice, "title": 5})  # a wrong type
+        await session.call_tool("no\nsuch tool", {})
         await session.call_tool("list_tasks", {"user_id": alice})  # lets the log catch up
     with servers.open_log.open() as log:
         log.seek(before)
         lines = log.read().splitlines()
     tool_lines = [line for line in lines if "todo_api.mcp:" in line]
-    assert len(tool_lines) == 3, lines
+    assert len(tool_lines) == 5, lines
     assert "MCP tool add_task ok" in tool_lines[0]
     assert "MCP tool get_task error" in tool_lines[1]
+    assert "MCP tool add_task error" in tool_lines[2]
+    assert "MCP tool (unknown tool) error" in tool_lines[3]
     assert all("request_id=" in line for line in tool_lines)
     assert not [line for line in lines if "secret-title-7" in line or alice in line]
 

@@ -360,18 +360,14 @@ class TaskTools:
         )
 
 
-def _logged(name: str, call: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
-    """One log line per call: tool, outcome, duration, request id; never arguments or text.
-    A database that is away becomes an error result that says when to retry."""
+def _outages_answered(call: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """A database that is away, or not as this code needs it, becomes an error result that
+    says so (and when to retry), as the REST API's 503s do."""
 
     @wraps(call)
-    async def logged(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        started = time.perf_counter()
-        outcome = "error"
+    async def answered(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
-            result = await call(*args, **kwargs)
-            outcome = "ok"
-            return result
+            return await call(*args, **kwargs)
         except db_errors.DatabaseSchemaError:
             raise ToolError("the task service is not set up yet (its schema is behind)") from None
         except db_errors.DatabaseMisconfiguredError:
@@ -380,17 +376,8 @@ def _logged(name: str, call: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaita
             raise ToolError(
                 f"the task service is temporarily unavailable; retry in {RETRY_AFTER_SECONDS} s"
             ) from None
-        finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            logger.info(
-                "MCP tool %s %s %.1fms request_id=%s",
-                name,
-                outcome,
-                elapsed,
-                current_request_id.get(),
-            )
 
-    return logged
+    return answered
 
 
 _READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True)
@@ -398,14 +385,19 @@ _IDEMPOTENT = ToolAnnotations(readOnlyHint=False, idempotentHint=True, destructi
 
 
 class _TaskServer(MCPServer):
+    tool_names: frozenset[str] = frozenset()
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         """As MCPServer's, but an error says only what is wrong, and arguments of the wrong
         type as the REST API says them, each field and why, never the value (the SDK's
         message quotes it); and the text content is the structured result's JSON."""
+        started = time.perf_counter()
+        outcome = "error"
         try:
             result = await super().call_tool(name, arguments, context)
+            outcome = "ok"
         except UnexpectedToolError:
             raise  # a bug: the SDK logs it and answers a generic error
         except ToolError as failed:
@@ -413,6 +405,15 @@ class _TaskServer(MCPServer):
                 raise _invalid(failed.__cause__) from None
             # Without the SDK's "Error executing tool <name>: ", which the caller knows.
             raise ToolError(str(failed).removeprefix(f"Error executing tool {name}: ")) from None
+        finally:
+            # One line per call, whatever its outcome; never its arguments or task text.
+            logger.info(
+                "MCP tool %s %s %.1fms request_id=%s",
+                name if name in self.tool_names else "(unknown tool)",
+                outcome,
+                (time.perf_counter() - started) * 1000,
+                current_request_id.get(),
+            )
         if isinstance(result, CallToolResult) and isinstance(result.structured_content, dict):
             # The same JSON as text, in one block (the SDK writes a list item by item). A
             # list comes wrapped as {"result": [...]}; no other result has that one key.
@@ -439,9 +440,10 @@ def build_mcp_server(database: Database, *, signed_in: bool) -> MCPServer:
         "delete_task": ToolAnnotations(destructiveHint=True, idempotentHint=True),
         "task_stats": _READ_ONLY,
     }
+    server.tool_names = frozenset(annotations)
     for name, hints in annotations.items():
         server.add_tool(
-            _logged(name, getattr(tools, name)),
+            _outages_answered(getattr(tools, name)),
             name=name,
             annotations=hints,
             structured_output=True,
