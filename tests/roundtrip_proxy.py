@@ -1,0 +1,99 @@
+"""A TCP proxy that counts round trips between the API and PostgreSQL, and can add a delay.
+
+A round trip is a burst of client bytes that the server has not answered yet: the client
+speaks, then waits for the server. However many messages one burst holds (Parse, Bind,
+Execute, Sync), the client waits once. `delay` is added once per round trip, before the
+burst goes on, as the distance to a database in another region would add it.
+"""
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import make_url
+
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class RoundTrips:
+    """The count, shared by every connection through the proxy."""
+
+    count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+class _Connection:
+    def __init__(self, counter: RoundTrips, delay: float) -> None:
+        self.counter = counter
+        self.delay = delay
+        self.answered = True  # nothing asked yet
+
+    async def client_to_server(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while data := await reader.read(_CHUNK):
+            if self.answered:
+                self.answered = False
+                self.counter.add()
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def server_to_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while data := await reader.read(_CHUNK):
+            self.answered = True
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+
+@contextmanager
+def roundtrip_proxy(database_url: str, delay: float = 0.0) -> Iterator[tuple[str, RoundTrips]]:
+    """The URL to reach `database_url` through a counting proxy, and its counter."""
+    target = make_url(database_url)
+    host, port = target.host or "127.0.0.1", target.port or 5432
+    counter = RoundTrips()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    state: dict[str, asyncio.base_events.Server] = {}
+
+    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter):
+        try:
+            server_reader, server_writer = await asyncio.open_connection(host, port)
+        except OSError:
+            client_writer.close()
+            return
+        connection = _Connection(counter, delay)
+        await asyncio.gather(
+            connection.client_to_server(client_reader, server_writer),
+            connection.server_to_client(server_reader, client_writer),
+            return_exceptions=True,
+        )
+
+    async def serve() -> None:
+        state["server"] = await asyncio.start_server(handle, "127.0.0.1", 0)
+        started.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(serve(), loop)
+    started.wait(timeout=10)
+    proxy_port = state["server"].sockets[0].getsockname()[1]
+    try:
+        url = target.set(host="127.0.0.1", port=proxy_port)
+        yield url.render_as_string(hide_password=False), counter
+    finally:
+        loop.call_soon_threadsafe(state["server"].close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
