@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,16 +22,19 @@ from tests.helpers import (
     TASK_FIELDS,
     app_client,
     assert_problem,
+    close_databases,
     create,
     libpq_url,
     task_url,
     tasks_url,
 )
 from todo_api.api.idempotency import request_fingerprint
+from todo_api.app import create_app
 from todo_api.db import idempotency as idempotency_db
 from todo_api.db.database import Session
 from todo_api.db.models import idempotency_keys_table
 from todo_api.db.tasks import NewTask, TaskRecord, insert_task
+from todo_api.settings import Settings
 
 KEY = "3f0c9a52-6d1e-4b7a-9e0f-1c2d3e4f5a6b"
 BODY: dict[str, Any] = {"title": "Buy milk", "description": "two litres"}
@@ -333,7 +337,7 @@ async def test_abandoned_claim_is_taken_over(
 
 
 async def test_expired_key_creates_anew_and_expired_keys_are_cleaned_up(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, engine: AsyncEngine, app: FastAPI
 ) -> None:
     old = await create(client, "alice", **BODY)
     old_response = json.dumps(old)
@@ -350,6 +354,13 @@ async def test_expired_key_creates_anew_and_expired_keys_are_cleaned_up(
     task = _assert_fresh(response)
     assert task["id"] != old["id"]
     assert [row.id for row in await _tasks(engine)] == [old["id"], task["id"]]
+    # The create left bob's expired key alone: the background clean-up deletes it.
+    assert [(row.user_id, row.task_id) for row in await _keys(engine)] == [
+        ("alice", task["id"]),
+        ("bob", old["id"]),
+        ("carol", old["id"]),
+    ]
+    assert await idempotency_db.delete_expired_batches(app.state.database) == 1
     assert [(row.user_id, row.task_id) for row in await _keys(engine)] == [
         ("alice", task["id"]),
         ("carol", old["id"]),
@@ -603,21 +614,43 @@ async def _expired_key_count(engine: AsyncEngine) -> int:
         return int(result.scalar_one())
 
 
-async def test_a_backlog_of_expired_keys_costs_each_keyed_create_one_small_batch(
+async def test_a_backlog_of_expired_keys_never_slows_a_keyed_create(
     engine: AsyncEngine, database_url: str
 ) -> None:
+    """The clean-up runs in the background in bounded batches: under a statement timeout far
+    below what deleting the backlog at once takes, creates go through and runs shrink it."""
     await _insert_expired_backlog(engine, BACKLOG)
-    # A statement timeout far below what deleting the whole backlog at once takes.
-    async with app_client(database_url, db_statement_timeout_ms=250) as impatient:
-        first = await _post(impatient)
-        _assert_fresh(first)
-        assert await _expired_key_count(engine) == BACKLOG - idempotency_db.CLEAN_UP_BATCH
-
-        responses = await asyncio.gather(*(_post(impatient, key=f"k{i}") for i in range(15)))
-
-    for response in responses:
-        _assert_fresh(response)
-    remaining = await _expired_key_count(engine)
-    # Each create deleted its own batch; concurrent ones skip each other's rows.
-    assert BACKLOG - 16 * idempotency_db.CLEAN_UP_BATCH <= remaining < BACKLOG
+    app = create_app(
+        Settings(_env_file=None, database_url=database_url, db_statement_timeout_ms=250)
+    )
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as impatient:
+            responses = await asyncio.gather(*(_post(impatient, key=f"k{i}") for i in range(16)))
+        for response in responses:
+            _assert_fresh(response)
+        assert await _expired_key_count(engine) == BACKLOG  # no request deleted any
+        deleted = await idempotency_db.delete_expired_batches(app.state.database)
+    finally:
+        await close_databases(app)
+    run = idempotency_db.CLEAN_UP_BATCH * idempotency_db.CLEAN_UP_BATCHES_PER_RUN
+    assert deleted == run
+    assert await _expired_key_count(engine) == BACKLOG - run
     assert len(await _tasks(engine)) == 16
+
+
+async def test_the_running_app_deletes_expired_keys_every_few_seconds(
+    engine: AsyncEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency_db, "CLEAN_UP_INTERVAL_SECONDS", 0.05)
+    await _insert_expired_backlog(engine, 300)
+    app = create_app(Settings(_env_file=None, database_url=database_url))
+    try:
+        async with app.router.lifespan_context(app):
+            for _ in range(200):  # up to 10 s: 200 runs due
+                if not await _expired_key_count(engine):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await close_databases(app)
+    assert await _expired_key_count(engine) == 0

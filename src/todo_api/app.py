@@ -1,9 +1,10 @@
 """The application factory."""
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import httpx
 from fastapi import FastAPI
@@ -106,8 +107,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        async with mcp_sessions.run():
-            yield
+        # Expired idempotency keys go in the background, never on a request's path.
+        janitor = asyncio.create_task(idempotency.clean_up_expired_keys(database))
+        try:
+            async with mcp_sessions.run():
+                yield
+        finally:
+            janitor.cancel()
+            with suppress(asyncio.CancelledError):
+                await janitor
         await database.close()
         await readiness_database.close()
         if key_client is not None:

@@ -183,9 +183,6 @@ class TaskTools:
                 "request_id was already used with other arguments; use a new request_id "
                 "for a new task"
             ) from None
-        # As the REST route does after its response: a small, bounded batch, so that keys
-        # made only through MCP do not pile up.
-        await idempotency.delete_expired_keys(self.database)
         stored = json.loads(keyed.body)
         return TaskChange(task_id=stored["id"], status="created", title=stored["title"])
 

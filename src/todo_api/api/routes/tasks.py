@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic_core import to_json
-from starlette.background import BackgroundTask
 from starlette.convertors import Convertor, register_url_convertor
 
 from todo_api.api.authorized_route import AuthorizedRoute
@@ -313,15 +312,7 @@ async def create_task(
     headers = _created_headers(request, owner, stored)
     if keyed.replayed:
         headers["Idempotent-Replayed"] = "true"
-    # After the response is sent, so that no client waits for it.
-    clean_up = BackgroundTask(idempotency.delete_expired_keys, database)
-    return Response(
-        keyed.body,
-        status.HTTP_201_CREATED,
-        headers,
-        media_type="application/json",
-        background=clean_up,
-    )
+    return Response(keyed.body, status.HTTP_201_CREATED, headers, media_type="application/json")
 
 
 def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str, str]:
