@@ -96,6 +96,11 @@ bench-compare: install-dev
 bench-auth: install-dev
 	$(BIN)/python bench/auth_cost.py
 
+# Issue 23: each endpoint's round trips and latency with 20 ms added per round trip.
+.PHONY: bench-distance
+bench-distance: install-dev
+	$(BIN)/python bench/distance.py
+
 # Issue 22: server CPU per MCP tool call against the REST request that does the same.
 .PHONY: bench-mcp
 bench-mcp: install-dev
