@@ -47,16 +47,16 @@ format: install-dev
 
 test-sqlite: install-dev
 	$(if $(filter 1 true TRUE True yes YES,$(INSTALL_CHROMIUM)),bash scripts/ensure-chromium.sh)
-	$(BIN)/pytest --db=sqlite
+	$(BIN)/pytest --db=sqlite $(PYTEST_ARGS)
 
 # Its fault tests also run through a PgBouncer of their own (skipped outside CI without one).
 test-postgres: install-dev
 	bash scripts/ensure-pgbouncer.sh || [ $$? = 2 ]
-	$(BIN)/pytest --db=postgres
+	$(BIN)/pytest --db=postgres $(PYTEST_ARGS)
 
 # The whole suite again, through PgBouncer in transaction mode (what Neon's -pooler is).
 test-pgbouncer: install-dev
-	scripts/with-pgbouncer.sh $(BIN)/pytest --db=postgres
+	scripts/with-pgbouncer.sh $(BIN)/pytest --db=postgres $(PYTEST_ARGS)
 
 # The generated TypeScript client: schema in sync, tsc --noEmit, then a run against the server.
 test-typescript: install-dev
@@ -68,10 +68,21 @@ test-tools:
 	bash scripts/ensure-pgbouncer.sh || [ $$? = 2 ]
 
 # The passes run all at once: each mostly waits on its servers (one core busy at most), so
-# on two cores this takes about 8 minutes instead of 17 one after the other. -O keeps each
-# pass's output together; a failed pass fails the whole.
+# on two cores this takes about 7 minutes instead of 17 one after the other. -O keeps each
+# pass's output together; a failed pass fails the whole. The browser tests then run on each
+# backend, apart from the passes: three Chromiums beside three passes starved each other.
+BROWSER_TESTS := tests/test_docs_browser.py
 test: lint test-tools
-	$(MAKE) --no-print-directory -O -j4 test-sqlite test-pgbouncer test-postgres test-typescript
+	$(MAKE) --no-print-directory -O -j4 test-sqlite test-pgbouncer test-postgres test-typescript \
+		PYTEST_ARGS=--ignore=$(BROWSER_TESTS)
+	$(MAKE) --no-print-directory test-browser
+
+# One backend after the other (about 25 s each): Chromium alone on the machine is steady.
+.PHONY: test-browser
+test-browser: install-dev
+	$(BIN)/pytest --db=sqlite $(BROWSER_TESTS)
+	$(BIN)/pytest --db=postgres $(BROWSER_TESTS)
+	scripts/with-pgbouncer.sh $(BIN)/pytest --db=postgres $(BROWSER_TESTS)
 
 # Issues 4 and 12's benchmark: private PostgreSQL, seeded data, wrk against the API and the floor
 # app (bench/todo_bench/floor.py) with 1 worker and one per core, pgbench for the ceiling; writes
