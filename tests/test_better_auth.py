@@ -57,6 +57,14 @@ class BetterAuth:
 
     def user_and_token(self) -> tuple[str, str]:
         """Signs a new user up by email; returns their id and a token from /api/auth/token."""
+        return self._signed_up_with_token("/api/auth/token")
+
+    def server_side_token(self) -> tuple[str, str]:
+        """Signs a new user up; returns their id and the token a Next.js server would get
+        with `auth.api.getToken({ headers })` for the request carrying their session."""
+        return self._signed_up_with_token("/server-side-token")
+
+    def _signed_up_with_token(self, token_path: str) -> tuple[str, str]:
         # Better Auth checks the Origin of requests that carry cookies against its baseURL.
         with httpx.Client(base_url=self.url, headers={"Origin": self.url}, timeout=10) as client:
             signed_up = client.post(
@@ -68,24 +76,7 @@ class BetterAuth:
                 },
             )
             assert signed_up.status_code == 200, signed_up.text
-            token = client.get("/api/auth/token")
-            assert token.status_code == 200, token.text
-            return str(signed_up.json()["user"]["id"]), str(token.json()["token"])
-
-    def server_side_token(self) -> tuple[str, str]:
-        """Signs a new user up; returns their id and the token a Next.js server would get
-        with `auth.api.getToken({ headers })` for the request carrying their session."""
-        with httpx.Client(base_url=self.url, headers={"Origin": self.url}, timeout=10) as client:
-            signed_up = client.post(
-                "/api/auth/sign-up/email",
-                json={
-                    "email": f"{uuid.uuid4().hex[:12]}@example.com",
-                    "password": "correct horse battery staple",
-                    "name": "Server Side",
-                },
-            )
-            assert signed_up.status_code == 200, signed_up.text
-            token = client.get("/server-side-token")
+            token = client.get(token_path)
             assert token.status_code == 200, token.text
             return str(signed_up.json()["user"]["id"]), str(token.json()["token"])
 

@@ -7,6 +7,8 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from todo_api.db.tasks import TaskRecord
+
 # `W/"opaque"` or `"opaque"`, then a comma or the end; list elements may be empty.
 _ENTITY_TAG = re.compile(r'[\s,]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)')
 
@@ -36,6 +38,12 @@ IF_NONE_MATCH: dict[str, Any] = {
 def task_etag(task_id: int, version: int) -> str:
     # The id keeps one task's tag from ever matching another's with the same version.
     return f'"{task_id}.{version}"'
+
+
+def public_task(task: TaskRecord) -> TaskRecord:
+    """The record as TaskPublic describes it: its version is sent only inside the ETag."""
+    task["etag"] = task_etag(task["id"], task.pop("version"))
+    return task
 
 
 def content_etag(*parts: bytes) -> str:

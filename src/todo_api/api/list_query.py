@@ -7,7 +7,7 @@ publishes them as FastAPI would have. `TimeZoneName` serves the stats' `tz` too.
 """
 
 from typing import Annotated
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -16,8 +16,10 @@ from pydantic_core import PydanticCustomError
 
 from todo_api.api.dependencies import reject_repeated_query_parameters
 from todo_api.api.schemas import TAG_LIST_PATTERN, TaskDueDate, tag
+from todo_api.db import tasks as task_queries
+from todo_api.db.database import Database
 from todo_api.db.models import TAGS_MAX_COUNT
-from todo_api.db.tasks import TaskSort, TaskStatus
+from todo_api.db.tasks import TaskPage, TaskSort, TaskStatus
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 100
@@ -141,3 +143,26 @@ async def list_query(request: Request) -> TaskListQuery:
                 for error in invalid.errors(include_url=False)
             ]
         ) from None
+
+
+async def list_page(database: Database, owner: str, query: TaskListQuery) -> TaskPage:
+    """The owner's page of tasks that `query` asks for: a task is listed if it passes every
+    filter given."""
+    return await task_queries.list_tasks(
+        database,
+        owner=owner,
+        status=query.status,
+        sort=query.sort,
+        limit=query.limit,
+        offset=query.offset,
+        search=query.q,
+        priorities=() if query.priority is None else query.priority.split(","),
+        due=task_queries.DueQuery(
+            zone=ZoneInfo(query.tz),
+            has_due=query.has_due,
+            due_from=query.due_from,
+            due_to=query.due_to,
+            overdue=query.overdue,
+        ),
+        tags=() if query.tags is None else query.tags.split(","),
+    )

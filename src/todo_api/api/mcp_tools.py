@@ -22,9 +22,9 @@ from pydantic_core import to_json
 
 from todo_api import __version__
 from todo_api.api.caller import ToolCallerError, tool_caller
-from todo_api.api.conditional import task_etag
+from todo_api.api.conditional import public_task
 from todo_api.api.idempotency import VALID_KEY, request_fingerprint
-from todo_api.api.list_query import TaskListQuery
+from todo_api.api.list_query import TaskListQuery, list_page
 from todo_api.api.middleware.request_log import current_request_id
 from todo_api.api.problems import RETRY_AFTER_SECONDS
 from todo_api.api.schemas import TaskCreate, TaskPublic, TaskStats, TaskUpdate
@@ -33,7 +33,7 @@ from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
 from todo_api.db.database import Database
 from todo_api.db.models import IDEMPOTENCY_KEY_MAX_LENGTH
-from todo_api.db.tasks import NewTask, TaskRecord, TaskSort
+from todo_api.db.tasks import TaskRecord, TaskSort
 
 logger = logging.getLogger("todo_api.mcp")
 
@@ -71,15 +71,10 @@ class TaskChange(BaseModel):
     title: str
 
 
-def _public(task: TaskRecord) -> TaskRecord:
-    task["etag"] = task_etag(task["id"], task.pop("version"))
-    return task
-
-
 def _task(task: TaskRecord) -> TaskPublic:
     """A record as TaskPublic, unvalidated: it comes from the database already valid, as
     the REST routes send it, and the SDK checks results against the output schema anyway."""
-    return TaskPublic.model_construct(**_public(task))
+    return TaskPublic.model_construct(**public_task(task))
 
 
 def _invalid(error: ValidationError) -> ToolError:
@@ -89,6 +84,20 @@ def _invalid(error: ValidationError) -> ToolError:
         for item in error.errors(include_input=False, include_url=False)
     )
     return ToolError(f"invalid arguments: {reasons}")
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _validated(model: type[_Model], arguments: dict[str, Any]) -> _Model:
+    """The arguments given (those not None) as `model` validates them, like a REST body or
+    query; else a ToolError naming each bad one."""
+    try:
+        return model.model_validate(
+            {name: value for name, value in arguments.items() if value is not None}
+        )
+    except ValidationError as invalid:
+        raise _invalid(invalid) from None
 
 
 def _not_found(task_id: int) -> ToolError:
@@ -142,20 +151,7 @@ class TaskTools:
             "due_at": due_at,
             "tags": tags,
         }
-        given = {name: value for name, value in fields.items() if value is not None}
-        try:
-            task_in = TaskCreate.model_validate(given)
-        except ValidationError as invalid:
-            raise _invalid(invalid) from None
-        new_task = NewTask(
-            title=task_in.title,
-            description=task_in.description,
-            completed=task_in.completed,
-            priority=task_in.priority,
-            due_date=task_in.due_date,
-            due_at=task_in.due_at,
-            tags=tuple(task_in.tags),
-        )
+        new_task = _validated(TaskCreate, fields).new_task()
         if request_id is None:
             task = await task_queries.create_task(self.database, owner=owner, task=new_task)
             return TaskChange(task_id=task["id"], status="created", title=task["title"])
@@ -169,9 +165,9 @@ class TaskTools:
                 self.database,
                 owner=owner,
                 key=request_id,
-                fingerprint=request_fingerprint(to_json(given)),
+                fingerprint=request_fingerprint(to_json(fields)),
                 task=new_task,
-                encode=lambda task: to_json(_public(task)).decode(),
+                encode=lambda task: to_json(public_task(task)).decode(),
             )
         except idempotency.KeyInFlightError:
             raise ToolError(
@@ -228,30 +224,8 @@ class TaskTools:
             "limit": limit,
             "tz": tz,
         }
-        try:
-            query = TaskListQuery.model_validate(
-                {name: value for name, value in arguments.items() if value is not None}
-            )
-        except ValidationError as invalid:
-            raise _invalid(invalid) from None
-        page = await task_queries.list_tasks(
-            self.database,
-            owner=owner,
-            status=query.status,
-            sort=query.sort,
-            limit=query.limit,
-            offset=0,
-            search=query.q,
-            priorities=() if query.priority is None else query.priority.split(","),
-            due=task_queries.DueQuery(
-                zone=ZoneInfo(query.tz),
-                has_due=None,
-                due_from=query.due_from,
-                due_to=query.due_to,
-                overdue=query.overdue,
-            ),
-            tags=() if query.tags is None else query.tags.split(","),
-        )
+        query = _validated(TaskListQuery, arguments)
+        page = await list_page(self.database, owner, query)
         return [_task(task) for task in page.tasks]
 
     async def get_task(
@@ -312,12 +286,7 @@ class TaskTools:
             "due_at": due_at,
             "tags": tags,
         }
-        try:
-            changes = TaskUpdate.model_validate(
-                {name: value for name, value in fields.items() if value is not None}
-            ).changes()
-        except ValidationError as invalid:
-            raise _invalid(invalid) from None
+        changes = _validated(TaskUpdate, fields).changes()
         task = await task_queries.update_task(
             self.database, owner=owner, task_id=task_id, changes=changes
         )
@@ -343,10 +312,7 @@ class TaskTools:
     ) -> TaskStats:
         """Count the user's tasks: total, pending, completed, overdue and due today (in tz)."""
         owner = self._owner(ctx, user_id)
-        try:
-            zone = ZoneInfo(TaskListQuery.model_validate({"tz": tz}).tz)
-        except ValidationError as invalid:
-            raise _invalid(invalid) from None
+        zone = ZoneInfo(_validated(TaskListQuery, {"tz": tz}).tz)
         counts = await task_queries.count_tasks(self.database, owner=owner, zone=zone)
         return TaskStats(
             total=counts.total,

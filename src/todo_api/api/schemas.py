@@ -28,6 +28,7 @@ from todo_api.db.models import (
     TaskBase,
 )
 from todo_api.db.tags import tag_key
+from todo_api.db.tasks import NewTask
 
 # PostgreSQL cannot store NUL, and an unpaired surrogate cannot even be encoded as UTF-8.
 # Other control characters are refused too; descriptions may still span lines. The rules
@@ -322,6 +323,18 @@ class TaskCreate(TaskBase):
 
     _not_null = validates("completed", "priority", "tags", mode="before")(_refuse_null)
     _one_due = model_validator(mode="after")(_one_due)
+
+    def new_task(self) -> NewTask:
+        """What the data layer creates from this body."""
+        return NewTask(
+            title=self.title,
+            description=self.description,
+            completed=self.completed,
+            priority=self.priority,
+            due_date=self.due_date,
+            due_at=self.due_at,
+            tags=tuple(self.tags),
+        )
 
 
 class TaskReplace(SQLModel):

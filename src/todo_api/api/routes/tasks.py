@@ -22,6 +22,7 @@ from todo_api.api.conditional import (
     matching_versions,
     none_match,
     not_modified,
+    public_task,
     task_etag,
 )
 from todo_api.api.dependencies import DatabaseDep, require_json_body
@@ -37,6 +38,7 @@ from todo_api.api.list_query import (
     TIME_ZONE_MAX_LENGTH,
     TaskListQuery,
     TimeZoneName,
+    list_page,
     list_query,
 )
 from todo_api.api.problems import (
@@ -60,7 +62,7 @@ from todo_api.api.schemas import (
 from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
 from todo_api.db.database import Database
-from todo_api.db.tasks import NewTask, TaskRecord, VersionMismatchError
+from todo_api.db.tasks import TaskRecord, VersionMismatchError
 
 _T = TypeVar("_T")
 
@@ -111,17 +113,11 @@ def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None =
     return Response(to_json(content), status_code, headers, media_type="application/json")
 
 
-def _public(task: TaskRecord) -> TaskRecord:
-    """The record as TaskPublic describes it: its version is sent only inside the ETag."""
-    task["etag"] = task_etag(task["id"], task.pop("version"))
-    return task
-
-
 def _found(task: TaskRecord | None, task_id: int) -> TaskRecord:
     """The task as sent to the client; 404 when there is none."""
     if task is None:
         raise TaskNotFoundError(task_id)
-    return _public(task)
+    return public_task(task)
 
 
 def _task_response(task: TaskRecord) -> Response:
@@ -212,28 +208,10 @@ async def list_tasks(
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`. Filters combine: a
     task is listed if it passes all of them."""
-    due = task_queries.DueQuery(
-        zone=ZoneInfo(query.tz),
-        has_due=query.has_due,
-        due_from=query.due_from,
-        due_to=query.due_to,
-        overdue=query.overdue,
-    )
+    page = await list_page(database, owner, query)
     limit, offset = query.limit, query.offset
-    page = await task_queries.list_tasks(
-        database,
-        owner=owner,
-        status=query.status,
-        sort=query.sort,
-        limit=limit,
-        offset=offset,
-        search=query.q,
-        priorities=() if query.priority is None else query.priority.split(","),
-        due=due,
-        tags=() if query.tags is None else query.tags.split(","),
-    )
     total = str(page.total)
-    body = to_json([_public(task) for task in page.tasks])
+    body = to_json([public_task(task) for task in page.tasks])
     etag = content_etag(body, total.encode())
     if not none_match(field_list(request.headers, "if-none-match"), etag):
         return not_modified(etag)
@@ -280,18 +258,10 @@ async def create_task(
     request: Request,
 ) -> Response:
     """The title is trimmed; `completed` defaults to false."""
-    new_task = NewTask(
-        title=task_in.title,
-        description=task_in.description,
-        completed=task_in.completed,
-        priority=task_in.priority,
-        due_date=task_in.due_date,
-        due_at=task_in.due_at,
-        tags=tuple(task_in.tags),
-    )
+    new_task = task_in.new_task()
     key = idempotency_key(request)
     if key is None:
-        task = _public(await task_queries.create_task(database, owner=owner, task=new_task))
+        task = public_task(await task_queries.create_task(database, owner=owner, task=new_task))
         return _json(task, status.HTTP_201_CREATED, _created_headers(request, owner, task))
     try:
         keyed = await idempotency.create_task_once(
@@ -300,7 +270,7 @@ async def create_task(
             key=key,
             fingerprint=request_fingerprint(await request.body()),
             task=new_task,
-            encode=lambda task: to_json(_public(task)).decode(),
+            encode=lambda task: to_json(public_task(task)).decode(),
         )
     except idempotency.KeyInFlightError:
         raise IdempotencyKeyInFlightError() from None
