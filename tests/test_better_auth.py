@@ -4,6 +4,7 @@ Each test starts Better Auth under Node on 127.0.0.1, signs users up, takes thei
 `/api/auth/token` and calls this API configured with that server's JWKS, issuer and audience.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -40,10 +41,14 @@ def node_modules() -> Path:
     modules = SERVER_DIR / "node_modules"
     lock = SERVER_DIR / "package-lock.json"
     installed = modules / ".package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=SERVER_DIR, check=True, timeout=300
-        )
+    # `make test` runs its passes at once: one installs while the others wait, and then
+    # find it done (two `npm ci` in one directory remove each other's files).
+    with (SERVER_DIR / ".install.lock").open("w") as install_lock:
+        fcntl.flock(install_lock, fcntl.LOCK_EX)
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"], cwd=SERVER_DIR, check=True, timeout=300
+            )
     return modules
 
 
