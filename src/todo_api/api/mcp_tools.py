@@ -14,6 +14,7 @@ from functools import wraps
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
@@ -33,7 +34,7 @@ from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
 from todo_api.db.database import Database
 from todo_api.db.models import IDEMPOTENCY_KEY_MAX_LENGTH
-from todo_api.db.tasks import TaskRecord, TaskSort
+from todo_api.db.tasks import TaskSort
 
 logger = logging.getLogger("todo_api.mcp")
 
@@ -71,10 +72,23 @@ class TaskChange(BaseModel):
     title: str
 
 
-def _task(task: TaskRecord) -> TaskPublic:
-    """A record as TaskPublic, unvalidated: it comes from the database already valid, as
-    the REST routes send it, and the SDK checks results against the output schema anyway."""
-    return TaskPublic.model_construct(**public_task(task))
+def _answer(structured: Any, text: Any = None) -> CallToolResult:
+    """A tool's result: `structured` (checked by the SDK against the tool's output schema)
+    and, for clients that read only text, the same JSON as REST sends it (`text`, where the
+    output schema wraps a list as {"result": [...]}, is the bare list).
+
+    Built here rather than left to the SDK, which validates a returned model, dumps it, and
+    writes its text again, list items one by one: for a read that was a fifth of the call.
+    """
+    payload = structured if text is None else text
+    return CallToolResult(
+        content=[TextContent(type="text", text=to_json(payload).decode())],
+        structured_content=structured,
+    )
+
+
+def _changed(task_id: int, status: str, title: str) -> CallToolResult:
+    return _answer({"task_id": task_id, "status": status, "title": title})
 
 
 def _invalid(error: ValidationError) -> ToolError:
@@ -140,7 +154,7 @@ class TaskTools:
             ),
         ] = None,
         user_id: UserId = None,
-    ) -> TaskChange:
+    ) -> Annotated[CallToolResult, TaskChange]:
         """Create a task for the user. Returns its id, to use with the other tools."""
         owner = self._owner(ctx, user_id)
         fields = {
@@ -154,7 +168,7 @@ class TaskTools:
         new_task = _validated(TaskCreate, fields).new_task()
         if request_id is None:
             task = await task_queries.create_task(self.database, owner=owner, task=new_task)
-            return TaskChange(task_id=task["id"], status="created", title=task["title"])
+            return _changed(task["id"], "created", task["title"])
         if VALID_KEY.fullmatch(request_id) is None:
             raise ToolError(
                 f"invalid arguments: request_id: 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible "
@@ -180,7 +194,7 @@ class TaskTools:
                 "for a new task"
             ) from None
         stored = json.loads(keyed.body)
-        return TaskChange(task_id=stored["id"], status="created", title=stored["title"])
+        return _changed(stored["id"], "created", stored["title"])
 
     async def list_tasks(
         self,
@@ -208,7 +222,7 @@ class TaskTools:
         ),
         tz: TimeZoneArg = "UTC",
         user_id: UserId = None,
-    ) -> list[TaskPublic]:
+    ) -> Annotated[CallToolResult, list[TaskPublic]]:
         """List the user's tasks (the newest 50 unless limit says otherwise), with filters.
         Use it to find a task's id from its title."""
         owner = self._owner(ctx, user_id)
@@ -226,21 +240,22 @@ class TaskTools:
         }
         query = _validated(TaskListQuery, arguments)
         page = await list_page(self.database, owner, query)
-        return [_task(task) for task in page.tasks]
+        tasks = [public_task(task) for task in page.tasks]
+        return _answer({"result": tasks}, tasks)
 
     async def get_task(
         self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
-    ) -> TaskPublic:
+    ) -> Annotated[CallToolResult, TaskPublic]:
         """Read one task of the user, with every field."""
         owner = self._owner(ctx, user_id)
         task = await task_queries.get_task(self.database, owner=owner, task_id=task_id)
         if task is None:
             raise _not_found(task_id)
-        return _task(task)
+        return _answer(public_task(task))
 
     async def _set_completed(
         self, ctx: Context, task_id: int, user_id: str | None, completed: bool
-    ) -> TaskChange:
+    ) -> Annotated[CallToolResult, TaskChange]:
         owner = self._owner(ctx, user_id)
         task = await task_queries.update_task(
             self.database, owner=owner, task_id=task_id, changes={"completed": completed}
@@ -248,17 +263,17 @@ class TaskTools:
         if task is None:
             raise _not_found(task_id)
         status: Literal["completed", "reopened"] = "completed" if completed else "reopened"
-        return TaskChange(task_id=task_id, status=status, title=task["title"])
+        return _changed(task_id, status, task["title"])
 
     async def complete_task(
         self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
-    ) -> TaskChange:
+    ) -> Annotated[CallToolResult, TaskChange]:
         """Mark a task done. Calling it again on a done task changes nothing."""
         return await self._set_completed(ctx, task_id, user_id, True)
 
     async def reopen_task(
         self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
-    ) -> TaskChange:
+    ) -> Annotated[CallToolResult, TaskChange]:
         """Mark a done task as not done again. Calling it again changes nothing."""
         return await self._set_completed(ctx, task_id, user_id, False)
 
@@ -275,7 +290,7 @@ class TaskTools:
             list[str] | None, Field(description="The new list of tags ([] removes all).")
         ] = None,
         user_id: UserId = None,
-    ) -> TaskChange:
+    ) -> Annotated[CallToolResult, TaskChange]:
         """Change some fields of a task; the fields left out stay as they are."""
         owner = self._owner(ctx, user_id)
         fields = {
@@ -292,11 +307,11 @@ class TaskTools:
         )
         if task is None:
             raise _not_found(task_id)
-        return TaskChange(task_id=task_id, status="updated", title=task["title"])
+        return _changed(task_id, "updated", task["title"])
 
     async def delete_task(
         self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
-    ) -> TaskChange:
+    ) -> Annotated[CallToolResult, TaskChange]:
         """Delete a task for good."""
         owner = self._owner(ctx, user_id)
         title = await task_queries.delete_task(self.database, owner=owner, task_id=task_id)
@@ -305,22 +320,23 @@ class TaskTools:
                 f"no task {task_id} for this user: it was deleted already or never existed; "
                 "call list_tasks to see ids"
             )
-        return TaskChange(task_id=task_id, status="deleted", title=title)
+        return _changed(task_id, "deleted", title)
 
     async def task_stats(
         self, ctx: Context, tz: TimeZoneArg = "UTC", user_id: UserId = None
-    ) -> TaskStats:
+    ) -> Annotated[CallToolResult, TaskStats]:
         """Count the user's tasks: total, pending, completed, overdue and due today (in tz)."""
         owner = self._owner(ctx, user_id)
         zone = ZoneInfo(_validated(TaskListQuery, {"tz": tz}).tz)
         counts = await task_queries.count_tasks(self.database, owner=owner, zone=zone)
-        return TaskStats(
+        stats = TaskStats(
             total=counts.total,
             pending=counts.pending,
             completed=counts.completed,
             overdue=counts.overdue,
             due_today=counts.due_today,
         )
+        return _answer(stats.model_dump())
 
 
 def _outages_answered(call: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
@@ -355,7 +371,7 @@ class _TaskServer(MCPServer):
     ) -> CallToolResult | InputRequiredResult:
         """As MCPServer's, but an error says only what is wrong, and arguments of the wrong
         type as the REST API says them, each field and why, never the value (the SDK's
-        message quotes it); and the text content is the structured result's JSON."""
+        message quotes it)."""
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -377,12 +393,6 @@ class _TaskServer(MCPServer):
                 (time.perf_counter() - started) * 1000,
                 current_request_id.get(),
             )
-        if isinstance(result, CallToolResult) and isinstance(result.structured_content, dict):
-            # The same JSON as text, in one block (the SDK writes a list item by item). A
-            # list comes wrapped as {"result": [...]}; no other result has that one key.
-            structured = result.structured_content
-            payload = structured["result"] if set(structured) == {"result"} else structured
-            result.content = [TextContent(type="text", text=to_json(payload).decode())]
         return result
 
 
@@ -404,6 +414,12 @@ def build_mcp_server(database: Database, *, signed_in: bool) -> MCPServer:
         "task_stats": _READ_ONLY,
     }
     server.tool_names = frozenset(annotations)
+    # The SDK opens an OpenTelemetry span for every message, a no-op without an exporter,
+    # which this service does not install; it still cost about 5% of a tool call. The SDK
+    # documents dropping it from the chain to opt out.
+    server.middleware[:] = [
+        step for step in server.middleware if not isinstance(step, OpenTelemetryMiddleware)
+    ]
     for name, hints in annotations.items():
         server.add_tool(
             _outages_answered(getattr(tools, name)),
