@@ -1,6 +1,7 @@
 """Locks taken from outside the app, to hold its writes still."""
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,3 +30,15 @@ def row_locked(database_url: str, task_id: int) -> Iterator[None]:
             yield
         finally:
             connection.rollback()
+
+
+def wait_for_an_insert_held_on_tasks(database_url: str, seconds: float = 5.0) -> None:
+    """Until a statement waits for a lock on tasks held from outside (`LOCK TABLE tasks IN
+    SHARE MODE`): a write sent as one transaction has then reached its insert, and nothing
+    of it is committed yet. PostgreSQL only."""
+    deadline = time.monotonic() + seconds
+    waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'tasks'::regclass"
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as watcher:
+        while watcher.execute(waiting).fetchone() != (1,):
+            assert time.monotonic() < deadline, "no insert waiting for the lock on tasks"
+            time.sleep(0.02)

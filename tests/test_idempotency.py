@@ -1,12 +1,11 @@
 """`Idempotency-Key` on create: a retried POST creates its task at most once.
 
 Every test checks what the database holds afterwards, tasks and keys both: a response
-that looks right while a second task or a stray claim was left behind is still a bug.
+that looks right while a second task or a stray key was left behind is still a bug.
 """
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,12 +27,11 @@ from tests.helpers import (
     task_url,
     tasks_url,
 )
+from tests.locks import wait_for_an_insert_held_on_tasks
 from todo_api.api.idempotency import request_fingerprint
 from todo_api.app import create_app
 from todo_api.db import idempotency as idempotency_db
-from todo_api.db.database import Session
 from todo_api.db.models import idempotency_keys_table
-from todo_api.db.tasks import NewTask, TaskRecord, insert_task
 from todo_api.settings import Settings
 
 KEY = "3f0c9a52-6d1e-4b7a-9e0f-1c2d3e4f5a6b"
@@ -156,7 +154,33 @@ async def test_repeat_replays_the_first_response_and_creates_once(
     [key] = await _keys(engine)
     assert (key.user_id, key.key, key.task_id) == ("alice", KEY, task["id"])
     assert key.fingerprint == _fingerprint(BODY)
-    assert json.loads(key.response) == task
+    assert key.response is None  # the key names its task; the answer is rebuilt from it
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": "  Call Zoë ", "description": None, "completed": True, "priority": "high"},
+        {"title": "Pay rent", "due_at": "2026-12-31T09:30:00.123456+05:30", "tags": ["Ünï", "b"]},
+        {"title": "Bins", "due_date": "2026-12-04", "tags": ["e\u0301t\u00e9"]},
+    ],
+    ids=["completed", "due-at-with-tags", "due-date-with-tags"],
+)
+async def test_first_and_repeated_answers_are_the_task_as_stored(
+    client: httpx.AsyncClient, engine: AsyncEngine, body: dict[str, Any]
+) -> None:
+    """Both answers are rebuilt from what the request sent; they must be what a read of
+    the new task returns, to the microsecond and the tag's spelling."""
+    first = await _post(client, body=body)
+    task = _assert_fresh(first)
+    read = await client.get(task_url("alice", task["id"]))
+
+    assert read.json() == task
+    assert read.headers["etag"] == first.headers["etag"]
+    _assert_replayed(await _post(client, body=body), first)
+    for tag in body.get("tags", []):  # its tag rows were written with it
+        tagged = await client.get(tasks_url("alice"), params={"tags": tag.upper()})
+        assert [listed["id"] for listed in tagged.json()] == [task["id"]]
 
 
 async def test_key_order_and_spacing_do_not_make_a_different_body(
@@ -282,6 +306,8 @@ async def test_key_of_255_visible_characters_is_accepted(
     assert (await _post(client, key=key)).headers["idempotent-replayed"] == "true"
 
 
+# A claim committed without its task is what the previous version left while a request
+# was in flight; this version never commits one.
 async def test_repeat_while_the_first_is_in_flight_is_409(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -333,7 +359,7 @@ async def test_abandoned_claim_is_taken_over(
     assert key.claim != "c" * 32
     assert key.fingerprint == _fingerprint(body)
     assert key.task_id == task["id"]
-    assert key.response == response.text
+    assert key.response is None
 
 
 async def test_expired_key_creates_anew_and_expired_keys_are_cleaned_up(
@@ -365,10 +391,10 @@ async def test_expired_key_creates_anew_and_expired_keys_are_cleaned_up(
         ("alice", task["id"]),
         ("carol", old["id"]),
     ]
-    # carol's key is still live: it replays.
+    # carol's key is still live: it replays (the task it names, as created).
     carols = await _post(client, "carol")
     assert carols.headers["idempotent-replayed"] == "true"
-    assert carols.json() == old
+    assert (carols.json()["id"], carols.json()["title"]) == (old["id"], old["title"])
 
 
 async def test_replay_after_update_and_delete_is_the_original_response(
@@ -394,17 +420,15 @@ async def test_replay_after_update_and_delete_is_the_original_response(
     assert [row.task_id for row in await _keys(engine)] == [task["id"]]
 
 
-async def test_failed_create_frees_the_key_for_a_retry(
+async def test_failed_create_leaves_no_key_and_a_retry_creates(
     client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(connection: Session, *, owner: str, task: NewTask) -> TaskRecord:
-        raise RuntimeError("insert failed")
-
-    monkeypatch.setattr(idempotency_db, "insert_task", broken)
+    # The claim goes through; the insert after it, in the same transaction, fails.
+    monkeypatch.setattr(idempotency_db, "_INSERT_TASK", text("SELECT * FROM no_such_table"))
 
     response = await _post(client)
 
-    assert_problem(response, 500)
+    assert_problem(response, 503)
     assert await _tasks(engine) == []
     assert await _keys(engine) == []
 
@@ -414,128 +438,90 @@ async def test_failed_create_frees_the_key_for_a_retry(
     assert [row.task_id for row in await _keys(engine)] == [task["id"]]
 
 
-async def test_claim_lost_mid_request_rolls_the_task_back(
-    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    inserted: list[int] = []
-
-    async def insert_then_lose_claim(
-        connection: Session, *, owner: str, task: NewTask
-    ) -> TaskRecord:
-        record = await insert_task(connection, owner=owner, task=task)
-        inserted.append(record["id"])
-        # As if the claim had been judged abandoned and another request had taken it.
-        await connection.execute(
-            text(
-                "UPDATE idempotency_keys SET claim = 'someone-else'"
-                " WHERE user_id = :owner AND key = :key"
-            ),
-            {"owner": owner, "key": KEY},
-        )
-        return record
-
-    monkeypatch.setattr(idempotency_db, "insert_task", insert_then_lose_claim)
-
-    response = await _post(client)
-
-    _assert_in_flight(response)
-    assert len(inserted) == 1
-    assert await _tasks(engine) == []
-    assert all(key.response is None for key in await _keys(engine))
-
-
-async def test_concurrent_repeats_create_one_task(
+async def test_concurrent_repeats_create_one_task_and_replay_it(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
     responses = await asyncio.gather(*(_post(client) for _ in range(10)))
 
-    assert {r.status_code for r in responses} <= {201, 409}, [r.text for r in responses]
-    created = [r for r in responses if r.status_code == 201]
-    assert created
-    ids = {r.json()["id"] for r in created}
+    # A repeat waits for the first (one round trip) on the key's index, then replays it.
+    assert {r.status_code for r in responses} == {201}, [r.text for r in responses]
+    ids = {r.json()["id"] for r in responses}
     assert len(ids) == 1
-    # One of them made the task; any other 201 is a replay of it.
-    assert sum("idempotent-replayed" not in r.headers for r in created) == 1
+    fresh = [r for r in responses if "idempotent-replayed" not in r.headers]
+    assert len(fresh) == 1
     for response in responses:
-        if response.status_code == 409:
-            _assert_in_flight(response)
+        assert response.content == fresh[0].content
     [task_id] = ids
     assert [row.id for row in await _tasks(engine)] == [task_id]
     assert [row.task_id for row in await _keys(engine)] == [task_id]
 
 
-async def _wait_for_claim(engine: AsyncEngine, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not await _keys(engine):
-        if time.monotonic() > deadline:
-            pytest.fail(f"no claim row within {seconds} s")
-        await asyncio.sleep(0.02)
+async def _hold_task_inserts(database_url: str) -> psycopg.Connection[Any]:
+    """A connection whose lock makes every task insert wait until it rolls back."""
+    locker = psycopg.connect(libpq_url(database_url), connect_timeout=5)
+    # SHARE conflicts with the ROW EXCLUSIVE lock an INSERT takes.
+    locker.execute("LOCK TABLE tasks IN SHARE MODE")
+    return locker
 
 
-async def test_repeat_during_a_real_in_flight_create_is_409_then_replays(
+async def test_repeat_during_a_real_in_flight_create_waits_for_it_and_replays(
     client: httpx.AsyncClient, engine: AsyncEngine, backend: str, database_url: str
 ) -> None:
     if backend != "postgres":
         pytest.skip("holds a table lock from another connection while the app inserts")
     # The app's statement timeout is 5 s: the lock is held for far less.
-    with psycopg.connect(libpq_url(database_url), connect_timeout=5) as locker:
-        # SHARE conflicts with the ROW EXCLUSIVE lock an INSERT takes: the create waits.
-        locker.execute("LOCK TABLE tasks IN SHARE MODE")
+    locker = await _hold_task_inserts(database_url)
+    try:
         first = asyncio.create_task(_post(client))
-        try:
-            await _wait_for_claim(engine, seconds=2.0)
-            [claim] = await _keys(engine)
-            assert (claim.task_id, claim.response) == (None, None)
-            # Bounded: a repeat that queued behind the first would otherwise hang here.
-            second = await asyncio.wait_for(_post(client), timeout=3.0)
-            assert not first.done()
-        finally:
-            locker.rollback()
-            first_response = await asyncio.wait_for(first, timeout=10.0)
+        # The first has claimed the key and waits to insert.
+        await asyncio.to_thread(wait_for_an_insert_held_on_tasks, database_url)
+        second = asyncio.create_task(_post(client))
+        await asyncio.sleep(0.3)
+        assert not first.done()
+        assert not second.done()
+        assert await _keys(engine) == []  # nothing committed meanwhile
+    finally:
+        locker.rollback()
+        locker.close()
+    first_response = await asyncio.wait_for(first, timeout=10.0)
+    second_response = await asyncio.wait_for(second, timeout=10.0)
 
-    _assert_in_flight(second)
     task = _assert_fresh(first_response)
-    third = await _post(client)
-    _assert_replayed(third, first_response)
-    assert third.json()["id"] == task["id"]
+    _assert_replayed(second_response, first_response)
     assert [row.id for row in await _tasks(engine)] == [task["id"]]
     assert [row.task_id for row in await _keys(engine)] == [task["id"]]
 
 
 @pytest.mark.parametrize("cancellations", [1, 2])
-async def test_cancelled_create_frees_its_key(
+async def test_cancelled_create_leaves_one_task_at_most_and_a_retry_answers_it(
     client: httpx.AsyncClient,
     engine: AsyncEngine,
     backend: str,
     database_url: str,
     cancellations: int,
 ) -> None:
+    """Cancelled mid-insert (as the shutdown grace period running out does), the create
+    either never happened or happened whole: a retry creates the task or replays it."""
     if backend != "postgres":
         pytest.skip("holds a table lock from another connection while the app inserts")
-    with psycopg.connect(libpq_url(database_url), connect_timeout=5) as locker:
-        locker.execute("LOCK TABLE tasks IN SHARE MODE")
-        try:
-            # As the server's shutdown grace period running out does: cancel mid-insert.
-            doomed = asyncio.create_task(_post(client))
-            await _wait_for_claim(engine, seconds=2.0)
+    locker = await _hold_task_inserts(database_url)
+    try:
+        doomed = asyncio.create_task(_post(client))
+        await asyncio.to_thread(wait_for_an_insert_held_on_tasks, database_url)
+        for _ in range(cancellations):
             doomed.cancel()
-            for _ in range(cancellations - 1):
-                # Again while the key is being released: the release still finishes
-                # before the connection goes back to the pool.
-                await asyncio.sleep(0.01)
-                doomed.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await doomed
-        finally:
-            locker.rollback()
+            await asyncio.sleep(0.01)
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+    finally:
+        locker.rollback()
+        locker.close()
 
-    deadline = time.monotonic() + 5.0
-    while await _keys(engine):
-        if time.monotonic() > deadline:
-            pytest.fail("the cancelled request's claim was not released")
-        await asyncio.sleep(0.02)
-    assert await _tasks(engine) == []
-    _assert_fresh(await _post(client))
+    retried = await _post(client)
+    assert retried.status_code == 201, retried.text
+    [task] = await _tasks(engine)
+    assert retried.json()["id"] == task.id
+    assert [row.task_id for row in await _keys(engine)] == [task.id]
 
 
 async def test_a_repeated_key_header_is_422_and_stores_nothing(
@@ -552,27 +538,18 @@ async def test_a_repeated_key_header_is_422_and_stores_nothing(
     assert await _keys(engine) == []
 
 
-async def test_failed_create_frees_its_key_even_when_the_pool_is_busy(
+async def test_create_past_the_statement_timeout_leaves_no_key(
     engine: AsyncEngine, backend: str, database_url: str
 ) -> None:
     if backend != "postgres":
         pytest.skip("needs a statement timeout to make the insert fail under a table lock")
-    async with app_client(
-        database_url, db_pool_size=1, db_pool_timeout=0.3, db_statement_timeout_ms=500
-    ) as small:
-        with psycopg.connect(libpq_url(database_url), connect_timeout=5) as locker:
-            locker.execute("LOCK TABLE tasks IN SHARE MODE")
-            try:
-                keyed = asyncio.create_task(_post(small))
-                await _wait_for_claim(engine, seconds=2.0)
-                # Queued for the only connection when the keyed insert times out, so it
-                # gets that connection first and holds it past the pool timeout.
-                await asyncio.sleep(0.35)
-                queued = asyncio.create_task(small.post(tasks_url("bob"), json={"title": "t"}))
-                failed = await keyed
-                await queued
-            finally:
-                locker.rollback()
+    async with app_client(database_url, db_pool_size=1, db_statement_timeout_ms=500) as small:
+        locker = await _hold_task_inserts(database_url)
+        try:
+            failed = await _post(small)
+        finally:
+            locker.rollback()
+            locker.close()
 
         assert_problem(failed, 503)
         assert await _keys(engine) == []

@@ -338,22 +338,46 @@ def test_upgrade_to_due_dates_leaves_existing_tasks_without_one(
     assert titles == ["Made before due dates"]
 
 
-def test_idempotency_keys_keep_a_response_and_its_task_together(
-    migrated_engine: Engine,
-) -> None:
-    insert_key = text(
-        "INSERT INTO idempotency_keys (user_id, key, fingerprint, claim, created_at, task_id,"
-        " response) VALUES ('alice', 'k', 'f', 'c', :created_at, :task_id, :response)"
-    ).bindparams(bindparam("created_at", type_=DateTime(timezone=True)))
+_INSERT_KEY = text(
+    "INSERT INTO idempotency_keys (user_id, key, fingerprint, claim, created_at, task_id,"
+    " response) VALUES ('alice', :key, 'f', 'c', :created_at, :task_id, :response)"
+).bindparams(bindparam("created_at", type_=DateTime(timezone=True)))
+
+
+def test_an_idempotency_key_names_its_task_without_a_response(migrated_engine: Engine) -> None:
     with migrated_engine.connect() as connection:
-        half_done = {"created_at": NOW, "task_id": 1, "response": None}
-        with pytest.raises(DBAPIError, match="ck_idempotency_keys_response_names_its_task"):
-            connection.execute(insert_key, half_done)
-        connection.rollback()
-        connection.execute(insert_key, {"created_at": NOW, "task_id": None, "response": None})
+        connection.execute(
+            _INSERT_KEY, {"key": "k", "created_at": NOW, "task_id": 1, "response": None}
+        )
         with pytest.raises(DBAPIError, match=r"pk_idempotency_keys|UNIQUE"):
-            connection.execute(insert_key, {"created_at": NOW, "task_id": 1, "response": "{}"})
+            connection.execute(
+                _INSERT_KEY, {"key": "k", "created_at": NOW, "task_id": 2, "response": None}
+            )
         connection.rollback()
+
+
+def test_downgrade_from_keys_naming_their_task_forgets_the_keys_without_a_response(
+    fresh_database: tuple[str, Engine],
+) -> None:
+    """0006 replays only stored responses and refuses a key with a task and no response:
+    such keys are forgotten (their tasks stay), the others kept."""
+    url, engine = fresh_database
+    config = alembic_config(url)
+    command.upgrade(config, "0007")
+    with engine.begin() as connection:
+        rows = [("new", 1, None), ("old", 2, "{}"), ("claim", None, None)]
+        for key, task_id, response in rows:
+            values = {"key": key, "created_at": NOW, "task_id": task_id, "response": response}
+            connection.execute(_INSERT_KEY, values)
+    command.downgrade(config, "0006")
+    with engine.connect() as connection:
+        keys = connection.execute(text("SELECT key FROM idempotency_keys ORDER BY key"))
+        assert keys.scalars().all() == ["claim", "old"]
+        half_done = {"key": "k", "created_at": NOW, "task_id": 1, "response": None}
+        with pytest.raises(DBAPIError, match="ck_idempotency_keys_response_names_its_task"):
+            connection.execute(_INSERT_KEY, half_done)
+        connection.rollback()
+    command.upgrade(config, "head")
 
 
 def test_migrations_use_the_migration_url_when_set(

@@ -124,6 +124,13 @@ def statements(app: FastAPI, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatc
             return send(connection, statement, params)
 
         monkeypatch.setattr(database, method, record)
+    run_together = database._run_together
+
+    def record_steps(connection: Any, steps: Any) -> Any:
+        seen.extend(statement.sql for statement, _ in steps)
+        return run_together(connection, steps)
+
+    monkeypatch.setattr(database, "_run_together", record_steps)
     return seen
 
 
@@ -225,7 +232,8 @@ async def test_every_statement_on_tasks_filters_by_owner(
     await client.delete(url)
 
     for table, at_least in (("tasks", 45), ("task_tags", 6)):
-        on_table = [sql for sql in statements if re.search(rf"\b{table}\b", sql)]
+        # The table named, not quoted as the sequence behind tasks.id is.
+        on_table = [sql for sql in statements if re.search(rf"(?<!')\b{table}\b(?!')", sql)]
         assert len(on_table) >= at_least
         for sql in on_table:
             flat = " ".join(sql.split())

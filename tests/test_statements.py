@@ -9,7 +9,7 @@ from sqlalchemy.sql import ClauseElement
 from tests.test_ownership import _unfiltered_reads_and_writes
 from todo_api.db import idempotency, tags, tasks
 from todo_api.db.database import Statement, StatementShape
-from todo_api.db.models import tasks_table
+from todo_api.db.models import TAGS_MAX_COUNT, tasks_table
 from todo_api.db.postgres import PostgresDatabase
 from todo_api.db.sqlite import SqliteDatabase
 from todo_api.db.statements import compile_statement
@@ -62,13 +62,19 @@ def test_each_statement_on_tasks_still_filters_by_owner(dialect_name: str) -> No
 def test_each_statement_on_tag_rows_filters_by_or_writes_the_owner(dialect_name: str) -> None:
     dialect = DIALECTS[dialect_name]
     owner = OWNER[dialect_name]
-    for statement in tags.statement_shapes():
+    inserts = 0
+    for statement in (*tags.statement_shapes(), *idempotency.statement_shapes(dialect_name)):
         sql = compile_statement(statement, dialect).sql
         assert _unfiltered_reads_and_writes(statement) == [], sql
-        if sql.startswith("INSERT"):
-            assert sql.count(owner) == sql.count("tag_name_"), sql  # each row the owner's
-        else:
+        if sql.startswith("INSERT INTO task_tags"):
+            # Each row is selected from the task's own row, which the owner filter finds.
+            inserts += 1
+            selected = sql.split(" SELECT ", 1)[1].replace('"', "")
+            assert selected.startswith("tasks.id, tasks.user_id, tag.key, tag.name"), sql
+            assert f"WHERE tasks.user_id = {owner}" in sql, sql
+        elif "task_tags" in sql:
             assert f"task_tags.user_id = {owner}" in sql, sql
+    assert inserts == 3 * TAGS_MAX_COUNT  # for a new, a changed and a keyed task
 
 
 def test_conditional_writes_of_any_number_of_versions_are_one_statement() -> None:

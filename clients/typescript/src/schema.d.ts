@@ -691,7 +691,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the create safe to retry: within 24 hours a repeat with the same key and body gets the first response back (`Idempotent-Replayed: true`) and creates nothing; 409 while the first is still in progress; 422 if the body differs. Keys are per user. */
+                /** @description Makes the create safe to retry: within 24 hours a repeat with the same key and body gets the first response back (`Idempotent-Replayed: true`) and creates nothing (a repeat sent while the first is running waits for it); 422 if the body differs. Keys are per user. */
                 "Idempotency-Key"?: string;
             };
             path: {
@@ -733,7 +733,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A request with the same `Idempotency-Key` is still in progress; retry after `Retry-After` seconds to get its response. */
+            /** @description A request with the same `Idempotency-Key` is still held by a server of an earlier version (during an upgrade); retry after `Retry-After` seconds to get its response. */
             409: {
                 headers: {
                     /** @description Seconds to wait before retrying with the same key. */

@@ -28,8 +28,8 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     },
     "description": "Makes the create safe to retry: within 24 hours a repeat with the same "
     "key and body gets the first response back (`Idempotent-Replayed: true`) and creates "
-    "nothing; 409 while the first is still in progress; 422 if the body differs. Keys are "
-    "per user.",
+    "nothing (a repeat sent while the first is running waits for it); 422 if the body "
+    "differs. Keys are per user.",
 }
 
 

@@ -6,7 +6,6 @@ there is one. A failure is a tool error result with a sentence a model can act o
 protocol error, a traceback or another user's data.
 """
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -181,7 +180,6 @@ class TaskTools:
                 key=request_id,
                 fingerprint=request_fingerprint(to_json(fields)),
                 task=new_task,
-                encode=lambda task: to_json(public_task(task)).decode(),
             )
         except idempotency.KeyInFlightError:
             raise ToolError(
@@ -193,8 +191,7 @@ class TaskTools:
                 "request_id was already used with other arguments; use a new request_id "
                 "for a new task"
             ) from None
-        stored = json.loads(keyed.body)
-        return _changed(stored["id"], "created", stored["title"])
+        return _changed(keyed.task["id"], "created", keyed.task["title"])
 
     async def list_tasks(
         self,

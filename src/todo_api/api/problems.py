@@ -442,7 +442,8 @@ PROBLEM_EXAMPLES: dict[int, ExampleSet] = {
 _DESCRIPTIONS = {
     400: "The request body is not UTF-8 JSON.",
     404: "The task does not exist or belongs to someone else.",
-    409: "A request with the same `Idempotency-Key` is still in progress; retry after "
+    409: "A request with the same `Idempotency-Key` is still held by a server of an earlier "
+    "version (during an upgrade); retry after "
     "`Retry-After` seconds to get its response.",
     412: "`If-Match` does not name the task's current ETag, which is sent back in `ETag`.",
     413: "The request body is larger than the configured limit.",

@@ -12,7 +12,14 @@ and propagates as it is.
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
@@ -54,6 +61,8 @@ class StatementShape:
 
 
 Statement = ClauseElement | StatementShape
+#: A statement and its values: one step of `Session.run_together`.
+Step = tuple[Statement, Mapping[str, Any]]
 
 
 class DatabaseError(Exception):
@@ -287,7 +296,10 @@ class Database:
         """Run one statement that returns no rows; how many rows it changed."""
         raise NotImplementedError
 
-    async def _begin(self, connection: Any) -> None:
+    async def _run_together(
+        self, connection: Any, steps: Sequence[tuple[CompiledStatement, Params]]
+    ) -> list[list[Row]]:
+        """Run `steps` in one transaction, committed at the end; the rows of each."""
         raise NotImplementedError
 
     async def _end(self, connection: Any, *, commit: bool) -> None:
@@ -444,18 +456,28 @@ class Session:
         assert isinstance(count, int)
         return count
 
-    async def transaction(self, work: Callable[["Session"], Awaitable[T]]) -> T:
-        """Run `work` in one transaction: committed if it returns, rolled back if it raises."""
+    async def run_together(self, steps: Sequence[Step]) -> list[list[Row]]:
+        """Run `steps` in order in one transaction, committed if all succeed; the rows of
+        each (none for a statement without a result).
+
+        On PostgreSQL they go out together in a pipeline, BEGIN to COMMIT: one round trip
+        to the database for all of them. So no step can take a value an earlier one
+        returned: what a step needs from an earlier one it reads in SQL (the row that step
+        wrote, `inserted_task_id()`).
+        """
         database = self._database
-        connection = self._pooled.connection
+        compiled = [(database.compiled(statement), params) for statement, params in steps]
+        sql = "; ".join(statement.sql for statement, _ in compiled)
+        bound = [(statement, statement.parameters(params)) for statement, params in compiled]
         try:
-            await self._guard(database._begin(connection), may_write=False)
-            result = await work(self)
-            await self._guard(database._end(connection, commit=True))
-            return result
+            results = await self._guard(database._run_together(self._pooled.connection, bound), sql)
         except BaseException:
             await self._roll_back()
             raise
+        return [
+            [statement.row(row) for row in rows] if statement.result_processors else rows
+            for (statement, _), rows in zip(compiled, results, strict=True)
+        ]
 
     async def _roll_back(self) -> None:
         if self._lost:

@@ -1,30 +1,30 @@
 """Retry-safe creation: a create made with an idempotency key happens at most once.
 
-A key goes through three states, each a row (or its absence) in `idempotency_keys`:
-free, claimed (its request is in flight) and done (the response is stored). The claim
-is committed on its own before the task is created, so a repeat that arrives meanwhile
-sees it and is told to wait, rather than queueing behind a lock. The task and the stored
-response are then written in one transaction, so a task never exists without its key.
+A key is a row of `idempotency_keys` naming the task it created. The key, the task and its
+tag rows are written in one transaction, sent to the database in one round trip: a task
+never exists without its key, nor a key without its task. A repeat that arrives meanwhile
+waits for that transaction on the key's unique index (the time of one round trip), then
+finds the key and answers as the first request did: the task as it was created, rebuilt
+from the key's task id and time and the request, which the fingerprint shows is the same.
 """
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import suppress
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
+    Insert,
     Integer,
     String,
-    Text,
     and_,
     bindparam,
     delete,
+    exists,
     or_,
     select,
     tuple_,
@@ -34,9 +34,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.dml import ReturningInsert
 
-from todo_api.db.database import Database, DatabaseError, Session
-from todo_api.db.models import UTCDateTime, idempotency_keys_table
-from todo_api.db.tasks import NewTask, TaskRecord, insert_task
+from todo_api.db import tags as tag_rows
+from todo_api.db.database import Database, DatabaseError, Step
+from todo_api.db.inserted_id import inserted_task_id
+from todo_api.db.models import TAGS_MAX_COUNT, UTCDateTime, idempotency_keys_table
+from todo_api.db.tasks import (
+    NewTask,
+    TaskRecord,
+    created_record,
+    insert_where,
+    new_task_values,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +69,13 @@ _KEY = bindparam("idempotency_key", type_=String())
 _CLAIM = bindparam("claim_token", type_=String())
 _EXPIRED_BEFORE = bindparam("expired_before", type_=UTCDateTime())
 _THIS_KEY = (_k.user_id == _OWNER, _k.key == _KEY)
+# The key is this request's: it claimed it in the same transaction.
+_CLAIMED = exists().where(*_THIS_KEY, _k.claim == _CLAIM)
 
 
 class KeyInFlightError(Exception):
-    """Another request with this key has not finished yet."""
+    """The key belongs to a request that has not finished (only a claim left by an earlier
+    version of this service, which committed it apart from the task, can be seen so)."""
 
 
 class KeyReusedError(Exception):
@@ -72,10 +83,10 @@ class KeyReusedError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class KeyedResponse:
-    #: The response body exactly as first sent.
-    body: str
-    #: True when this is a repeat answered from the stored response.
+class KeyedTask:
+    #: The task as the first request with the key created it.
+    task: TaskRecord
+    #: True when this is a repeat: nothing was created.
     replayed: bool
 
 
@@ -88,14 +99,15 @@ def _claim(dialect_name: str) -> ReturningInsert[Any]:
         key=_KEY,
         fingerprint=bindparam("request_fingerprint", type_=String()),
         claim=_CLAIM,
-        created_at=bindparam("now", type_=UTCDateTime()),
+        created_at=bindparam("new_created_at", type_=UTCDateTime()),
     )
-    # An existing key is taken over only once it has expired or been abandoned; otherwise
-    # nothing is written and nothing returned.
+    # An existing key is taken over only once it has expired, or if it is a claim that an
+    # earlier version of this service left without a task and that was abandoned;
+    # otherwise nothing is written and nothing returned.
     reusable = or_(
         _k.created_at < _EXPIRED_BEFORE,
         and_(
-            _k.response.is_(None),
+            _k.task_id.is_(None),
             _k.created_at < bindparam("abandoned_before", type_=UTCDateTime()),
         ),
     )
@@ -112,18 +124,21 @@ def _claim(dialect_name: str) -> ReturningInsert[Any]:
     ).returning(_k.claim)
 
 
-_LOOKUP = select(_k.fingerprint, _k.response).where(*_THIS_KEY)
-_COMPLETE = (
+_INSERT_TASK = insert_where(_CLAIMED)
+_LINK_TASK = (
     update(idempotency_keys_table)
     .where(*_THIS_KEY, _k.claim == _CLAIM)
-    .values(
-        task_id=bindparam("new_task_id", type_=BigInteger()),
-        response=bindparam("new_response", type_=Text()),
-    )
+    .values(task_id=inserted_task_id())
 )
-_RELEASE = delete(idempotency_keys_table).where(
-    *_THIS_KEY, _k.claim == _CLAIM, _k.response.is_(None)
-)
+_CLAIMED_TASK_ID = select(_k.task_id).where(*_THIS_KEY, _k.claim == _CLAIM).scalar_subquery()
+
+
+@lru_cache(maxsize=TAGS_MAX_COUNT)  # one per count of tags a task may have
+def _insert_tags(count: int) -> Insert:
+    return tag_rows.insert_rows(count, _CLAIMED_TASK_ID)
+
+
+_LOOKUP = select(_k.fingerprint, _k.task_id, _k.created_at).where(*_THIS_KEY)
 # Across all users (expiry is by age alone, and the rows hold no task data), oldest first,
 # a bounded batch at a time; rows another clean-up is deleting are skipped, not waited for.
 _EXPIRED_BATCH = (
@@ -140,22 +155,18 @@ _DELETE_EXPIRED = delete(idempotency_keys_table).where(
 
 def statement_shapes(dialect_name: str) -> Iterator[ClauseElement]:
     """Every statement this module runs on a database of `dialect_name`."""
-    yield from (_claim(dialect_name), _LOOKUP, _COMPLETE, _RELEASE, _DELETE_EXPIRED)
+    yield from (_claim(dialect_name), _INSERT_TASK, _LINK_TASK, _LOOKUP, _DELETE_EXPIRED)
+    for count in range(1, TAGS_MAX_COUNT + 1):
+        yield _insert_tags(count)
 
 
 async def create_task_once(
-    database: Database,
-    *,
-    owner: str,
-    key: str,
-    fingerprint: str,
-    task: NewTask,
-    encode: Callable[[TaskRecord], str],
-) -> KeyedResponse:
-    """Create `task` unless this owner's `key` already did; `encode` makes the stored body.
+    database: Database, *, owner: str, key: str, fingerprint: str, task: NewTask
+) -> KeyedTask:
+    """Create `task` unless this owner's `key` already did: one transaction, one round trip.
 
     Raises KeyReusedError when the key came with another `fingerprint`, KeyInFlightError
-    while its first request is still running.
+    while an earlier version's claim of it is in flight.
     """
     now = datetime.now(UTC)
     params: dict[str, Any] = {
@@ -163,81 +174,37 @@ async def create_task_once(
         "idempotency_key": key,
         "request_fingerprint": fingerprint,
         "claim_token": secrets.token_hex(16),
-        "now": now,
         "expired_before": now - KEY_LIFETIME,
         "abandoned_before": now - ABANDONED_AFTER,
+        **new_task_values(owner, task, now),
     }
-    claim = _claim(database.dialect.name)
-    # One connection for claim, create and release: freeing a failed request's key must
-    # not wait for the pool, which may be exactly what is exhausted. Claim and lookup are
-    # single statements, each committed on its own.
-    async with database.session() as session:
-        # A second round only if the stored key vanished between the two statements (it
-        # expired and a clean-up deleted it).
-        for _ in range(2):
-            if await session.fetch_one(claim, params) is not None:
-                return await _create_claimed(database, session, params, task, encode)
-            stored = await session.fetch_one(_LOOKUP, params)
-            if stored is None:
-                continue
-            stored_fingerprint, stored_response = stored
-            if stored_fingerprint != fingerprint:
-                raise KeyReusedError(key)
-            if stored_response is None:
-                raise KeyInFlightError(key)
-            return KeyedResponse(body=stored_response, replayed=True)
+    # Claim the key; if that worked, insert the task and its tags and link the key to it;
+    # read the key as it then is. Each step after the claim acts only if it did.
+    steps: list[Step] = [
+        (_claim(database.dialect.name), params),
+        (_INSERT_TASK, params),
+        (_LINK_TASK, params),
+    ]
+    if task.tags:
+        steps.append((_insert_tags(len(task.tags)), params | tag_rows.row_parameters(task.tags)))
+    steps.append((_LOOKUP, params))
+    # A second round only if the key was not there to read after the claim failed: it
+    # expired and a clean-up deleted it between the two.
+    for _ in range(2):
+        async with database.session() as session:
+            _, inserted, *_, stored = await session.run_together(steps)
+        if inserted:
+            return KeyedTask(created_record(inserted[0][0], params), replayed=False)
+        if not stored:
+            continue
+        stored_fingerprint, task_id, created_at = stored[0]
+        if stored_fingerprint != fingerprint:
+            raise KeyReusedError(key)
+        if task_id is None:
+            raise KeyInFlightError(key)
+        created = new_task_values(owner, task, created_at)
+        return KeyedTask(created_record(task_id, created), replayed=True)
     raise KeyInFlightError(key)
-
-
-async def _create_claimed(
-    database: Database,
-    session: Session,
-    params: dict[str, Any],
-    task: NewTask,
-    encode: Callable[[TaskRecord], str],
-) -> KeyedResponse:
-    async def create_and_complete(transaction: Session) -> str:
-        record = await insert_task(transaction, owner=params["owner"], task=task)
-        body = encode(record)
-        completion = params | {"new_task_id": record["id"], "new_response": body}
-        if await transaction.execute(_COMPLETE, completion) != 1:
-            # Our claim was judged abandoned and taken over: the rollback undoes our
-            # task, so only the other request's one exists.
-            raise KeyInFlightError(params["idempotency_key"])
-        return body
-
-    try:
-        body = await session.transaction(create_and_complete)
-    except BaseException:
-        # Free the key at once so that the client's retry can proceed, also when this
-        # request was cancelled. If the database is gone, the claim is taken over once it
-        # counts as abandoned.
-        with suppress(DatabaseError):
-            await _despite_cancellation(_release(database, session, params))
-        raise
-    return KeyedResponse(body=body, replayed=False)
-
-
-async def _despite_cancellation(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` to its end even if this task is cancelled (again) meanwhile.
-
-    Shielding alone would let a second cancellation return the connection to the pool
-    while the release is still using it.
-    """
-    running = asyncio.ensure_future(work)
-    while not running.done():
-        with suppress(asyncio.CancelledError):
-            await asyncio.shield(running)
-    running.result()
-
-
-async def _release(database: Database, session: Session, params: dict[str, Any]) -> None:
-    if not session.lost:
-        await session.execute(_RELEASE, params)
-        return
-    # The session's connection was left to a query that did not answer in time.
-    async with database.session() as fresh:
-        await fresh.execute(_RELEASE, params)
 
 
 async def delete_expired_keys(database: Database, *, batch_size: int = CLEAN_UP_BATCH) -> int:

@@ -225,26 +225,28 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 class IdempotencyKey(SQLModel, table=True):
-    """A create request made with an `Idempotency-Key`, and the response it got.
+    """A create request made with an `Idempotency-Key`, and the task it created.
 
-    A row without a response is a claim: its request is still in flight.
+    Written with its task in one transaction. A row without a task is a claim left by an
+    earlier version of this service, which committed claims on their own.
     """
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (
         # Expired keys are deleted by age across all users.
         Index("ix_idempotency_keys_created_at", "created_at"),
-        CheckConstraint("(task_id IS NULL) = (response IS NULL)", name="response_names_its_task"),
     )
 
     user_id: str = Field(max_length=USER_ID_MAX_LENGTH, primary_key=True)
     key: str = Field(max_length=IDEMPOTENCY_KEY_MAX_LENGTH, primary_key=True)
     #: SHA-256 of the request body as canonical JSON.
     fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
-    #: Random; only the request holding this claim may complete it.
+    #: Random per request: the statements after the claim act only for the request that
+    #: holds it.
     claim: str = Field(sa_column=Column(String(32), nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime)
     task_id: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    #: Unused since migration 0007 (the previous version stored its response body here).
     response: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
 
 

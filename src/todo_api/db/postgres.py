@@ -4,7 +4,7 @@ import asyncio
 import logging
 import secrets
 import select
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -200,13 +200,29 @@ class PostgresDatabase(Database):
         cursor = await connection.execute(statement.sql, params, prepare=statement.prepare)
         return cursor.rowcount
 
+    async def _run_together(
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        steps: Sequence[tuple[CompiledStatement, Params]],
+    ) -> list[list[Row]]:
+        # Everything is sent before any answer is awaited: the answers are read when the
+        # pipeline ends. A failing step makes the server skip the rest, COMMIT included,
+        # and leaves the transaction failed for the caller to roll back.
+        async with connection.pipeline():
+            await connection.execute("BEGIN", prepare=False)
+            cursors = [
+                await connection.execute(statement.sql, params, prepare=statement.prepare)
+                for statement, params in steps
+            ]
+            await connection.execute("COMMIT", prepare=False)
+        return [
+            await cursor.fetchall() if cursor.description is not None else [] for cursor in cursors
+        ]
+
     async def _cancel(self, connection: psycopg.AsyncConnection[Any]) -> None:
         await connection.cancel_safe(timeout=CANCEL_GRACE_SECONDS)
 
     # Never prepared: there is nothing to plan.
-    async def _begin(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        await connection.execute("BEGIN", prepare=False)
-
     async def _end(self, connection: psycopg.AsyncConnection[Any], *, commit: bool) -> None:
         await connection.execute("COMMIT" if commit else "ROLLBACK", prepare=False)
 

@@ -19,15 +19,19 @@ from sqlalchemy import (
     String,
     bindparam,
     delete,
+    exists,
     func,
     select,
+    union_all,
 )
 
-from todo_api.db.database import Database, Session
-from todo_api.db.models import TAGS_MAX_COUNT, task_tags_table
+from todo_api.db.database import Database, Step
+from todo_api.db.inserted_id import inserted_task_id
+from todo_api.db.models import TAGS_MAX_COUNT, TagList, task_tags_table, tasks_table
 from todo_api.db.value_list import ValueList, one_of
 
 _tt = task_tags_table.c
+_t = tasks_table.c
 _OWNER = bindparam("owner", type_=String())
 _TASK_ID = bindparam("task_id", type_=BigInteger())
 
@@ -38,21 +42,78 @@ def tag_key(tag: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", tag).casefold())
 
 
-@lru_cache(maxsize=TAGS_MAX_COUNT)  # one per count of tags a task may have
-def _insert(count: int) -> Insert:
-    rows = [
-        {
-            "task_id": _TASK_ID,
-            "user_id": _OWNER,
-            "key": bindparam(f"tag_key_{index}", type_=String()),
-            "name": bindparam(f"tag_name_{index}", type_=String()),
-        }
+def insert_rows(
+    count: int, task_id: ColumnElement[int], *conditions: ColumnElement[bool]
+) -> Insert:
+    """The rows for `count` tags (`tag_key_<i>`, `tag_name_<i>`: `row_parameters`) of the
+    owner's task whose id is `task_id`, written only if that task meets `conditions`.
+
+    Selected from the task's own row, filtered by owner like every read: the rows are the
+    owner's, and none is written for a task that is not there. So the statement can go out
+    in the same round trip as the write it follows, its id given in SQL.
+    """
+    tags = [
+        select(
+            bindparam(f"tag_key_{index}", type_=String()).label("key"),
+            bindparam(f"tag_name_{index}", type_=String()).label("name"),
+        )
         for index in range(count)
     ]
-    return task_tags_table.insert().values(rows)
+    tag = (union_all(*tags) if count > 1 else tags[0]).subquery("tag")
+    source = select(_t.id, _t.user_id, tag.c.key, tag.c.name).where(
+        _t.user_id == _OWNER, _t.id == task_id, *conditions
+    )
+    return task_tags_table.insert().from_select(["task_id", "user_id", "key", "name"], source)
 
 
-_CLEAR = delete(task_tags_table).where(_tt.user_id == _OWNER, _tt.task_id == _TASK_ID)
+def row_parameters(tags: Sequence[str]) -> dict[str, str]:
+    """The values of `insert_rows` for `tags`."""
+    params = {}
+    for index, tag in enumerate(tags):
+        params[f"tag_key_{index}"] = tag_key(tag)
+        params[f"tag_name_{index}"] = tag
+    return params
+
+
+@lru_cache(maxsize=TAGS_MAX_COUNT)  # one per count of tags a task may have
+def _insert_for_new_task(count: int) -> Insert:
+    return insert_rows(count, inserted_task_id())
+
+
+# A write that sets a task's tags matches no row if the task is not there (or not at an
+# expected version): its tag rows then stay as they are. They are rewritten only when the
+# task carries exactly the new tags, which it does after the write matched; and when it
+# did already, rewriting them changes nothing.
+_NEW_TAGS = bindparam("new_tags", type_=TagList())
+_CARRIES_NEW_TAGS = (_t.user_id == _OWNER, _t.id == _TASK_ID, _t.tags == _NEW_TAGS)
+_CLEAR_REPLACED = delete(task_tags_table).where(
+    _tt.user_id == _OWNER,
+    _tt.task_id == _TASK_ID,
+    exists().where(*_CARRIES_NEW_TAGS),
+)
+
+
+@lru_cache(maxsize=TAGS_MAX_COUNT)
+def _insert_replacing(count: int) -> Insert:
+    return insert_rows(count, _TASK_ID, _t.tags == _NEW_TAGS)
+
+
+def new_task_rows(owner: str, tags: Sequence[str]) -> Step:
+    """The step that writes the rows of `tags` for the task inserted just before, in the
+    same transaction; `tags` not empty."""
+    return _insert_for_new_task(len(tags)), {"owner": owner, **row_parameters(tags)}
+
+
+def replacing_rows(owner: str, task_id: int, tags: Sequence[str]) -> list[Step]:
+    """The steps that make the task's tag rows those of `tags`, after the write (in the
+    same transaction) that set its `tags` to them."""
+    params: dict[str, Any] = {"owner": owner, "task_id": task_id, "new_tags": tags}
+    steps: list[Step] = [(_CLEAR_REPLACED, params)]
+    if tags:
+        steps.append((_insert_replacing(len(tags)), params | row_parameters(tags)))
+    return steps
+
+
 # Spellings that differ by case count as one tag, named by the first in code-point order.
 _COUNTS = (
     select(func.min(_tt.name), func.count())
@@ -105,24 +166,10 @@ def filter_parameters(keys: Sequence[str]) -> dict[str, Any]:
 
 
 def statement_shapes() -> Iterator[ClauseElement]:
-    yield from (_CLEAR, _COUNTS)
+    yield from (_CLEAR_REPLACED, _COUNTS)
     for count in range(1, TAGS_MAX_COUNT + 1):
-        yield _insert(count)
-
-
-async def store(
-    session: Session, *, owner: str, task_id: int, tags: Sequence[str], replacing: bool
-) -> None:
-    """Write the rows for a task's `tags`, within the caller's transaction."""
-    params: dict[str, Any] = {"owner": owner, "task_id": task_id}
-    if replacing:
-        await session.execute(_CLEAR, params)
-    if not tags:
-        return
-    for index, tag in enumerate(tags):
-        params[f"tag_key_{index}"] = tag_key(tag)
-        params[f"tag_name_{index}"] = tag
-    await session.execute(_insert(len(tags)), params)
+        yield _insert_for_new_task(count)
+        yield _insert_replacing(count)
 
 
 @dataclass(frozen=True, slots=True)

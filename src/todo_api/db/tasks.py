@@ -31,10 +31,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql.dml import ReturningDelete
+from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert
 
 from todo_api.db import tags as tag_rows
-from todo_api.db.database import Database, Row, Session, Statement, StatementShape
+from todo_api.db.database import Database, Row, Statement, StatementShape
 from todo_api.db.local_date import local_date
 from todo_api.db.models import DEFAULT_PRIORITY, PRIORITIES, UTCDateTime, tasks_table
 from todo_api.db.value_list import ValueList, one_of
@@ -352,30 +352,31 @@ def _new(name: str) -> BindParameter[Any]:
 
 
 # A new task is created and last updated at the same instant.
-_INSERT = (
-    tasks_table.insert()
-    .values(
-        {
-            **{
-                name: _new(name)
-                for name in (
-                    "user_id",
-                    "title",
-                    "description",
-                    "completed",
-                    "completed_at",
-                    "priority",
-                    "due_date",
-                    "due_at",
-                    "tags",
-                )
-            },
-            "created_at": _new("created_at"),
-            "updated_at": _new("created_at"),
-        }
-    )
-    .returning(tasks_table)
-)
+_INSERTED: dict[str, BindParameter[Any]] = {
+    **{
+        name: _new(name)
+        for name in (
+            "user_id",
+            "title",
+            "description",
+            "completed",
+            "completed_at",
+            "priority",
+            "due_date",
+            "due_at",
+            "tags",
+        )
+    },
+    "created_at": _new("created_at"),
+    "updated_at": _new("created_at"),
+}
+_INSERT = tasks_table.insert().values(_INSERTED).returning(tasks_table)
+
+
+def insert_where(*conditions: ColumnElement[bool]) -> ReturningInsert[Any]:
+    """The insert of a new task (`new_task_values`), made only if `conditions` hold; its id."""
+    source = select(*_INSERTED.values()).where(*conditions)
+    return tasks_table.insert().from_select(list(_INSERTED), source).returning(_t.id)
 
 
 @lru_cache(maxsize=256)  # one per set of editable fields, unconditional and conditional
@@ -534,18 +535,8 @@ class NewTask:
     tags: tuple[str, ...] = ()
 
 
-async def insert_task(session: Session, *, owner: str, task: NewTask) -> TaskRecord:
-    """Insert within the session's transaction (see `create_task` for one on its own)."""
-    record = await _fetch_task(session, _INSERT, _new_task_values(owner, task))
-    assert record is not None  # an INSERT ... RETURNING returns its row
-    await tag_rows.store(
-        session, owner=owner, task_id=record["id"], tags=task.tags, replacing=False
-    )
-    return record
-
-
-def _new_task_values(owner: str, task: NewTask) -> dict[str, Any]:
-    now = datetime.now(UTC)
+def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
+    """The values of a statement that inserts `task` for `owner`, created `now`."""
     return {
         "new_user_id": owner,
         "new_title": task.title,
@@ -560,16 +551,26 @@ def _new_task_values(owner: str, task: NewTask) -> dict[str, Any]:
     }
 
 
-async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskRecord:
-    if task.tags:
-        async with database.session() as session:
-            return await session.transaction(
-                lambda transaction: insert_task(transaction, owner=owner, task=task)
-            )
-    # Without tags one statement: atomic on its own, no transaction needed around it.
-    record = await _fetch_task(database, _INSERT, _new_task_values(owner, task))
-    assert record is not None
+def created_record(task_id: int, values: Mapping[str, Any]) -> TaskRecord:
+    """The task as `new_task_values` insert it and the database stores it, given its id."""
+    record = {name: values.get(f"new_{name}") for name in TASK_COLUMNS}
+    record |= {"id": task_id, "tags": list(values["new_tags"]), "version": 1}
+    record["updated_at"] = record["created_at"]
     return record
+
+
+async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskRecord:
+    values = new_task_values(owner, task, datetime.now(UTC))
+    if not task.tags:
+        # One statement: atomic on its own, no transaction needed around it.
+        record = await _fetch_task(database, _INSERT, values)
+        assert record is not None  # an INSERT ... RETURNING returns its row
+        return record
+    async with database.session() as session:
+        inserted, _ = await session.run_together(
+            [(_INSERT, values), tag_rows.new_task_rows(owner, task.tags)]
+        )
+    return _record(inserted[0])
 
 
 async def _missed_write(
@@ -621,17 +622,10 @@ async def update_task(
     params, conditional = _condition(params, if_version_in)
     statement = _update_query(frozenset(changes), conditional)
     if "tags" in changes:
-
-        async def update_with_tags(session: Session) -> TaskRecord | None:
-            task = await _fetch_task(session, statement, params)
-            if task is not None:
-                await tag_rows.store(
-                    session, owner=owner, task_id=task_id, tags=task["tags"], replacing=True
-                )
-            return task
-
+        steps = [(statement, params), *tag_rows.replacing_rows(owner, task_id, changes["tags"])]
         async with database.session() as session:
-            task = await session.transaction(update_with_tags)
+            updated, *_ = await session.run_together(steps)
+        task = _record(updated[0]) if updated else None
     else:
         task = await _fetch_task(database, statement, params)
     if task is None:

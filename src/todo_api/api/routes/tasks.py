@@ -1,6 +1,5 @@
 """The task endpoints: thin translation between HTTP and `todo_api.db.tasks`."""
 
-import json
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -270,7 +269,6 @@ async def create_task(
             key=key,
             fingerprint=request_fingerprint(await request.body()),
             task=new_task,
-            encode=lambda task: to_json(public_task(task)).decode(),
         )
     except idempotency.KeyInFlightError:
         raise IdempotencyKeyInFlightError() from None
@@ -278,11 +276,11 @@ async def create_task(
         raise key_error(
             "Key was already used with a different request body", "idempotency_key_reused"
         ) from None
-    stored = json.loads(keyed.body)
-    headers = _created_headers(request, owner, stored)
+    task = public_task(keyed.task)
+    headers = _created_headers(request, owner, task)
     if keyed.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(keyed.body, status.HTTP_201_CREATED, headers, media_type="application/json")
+    return _json(task, status.HTTP_201_CREATED, headers)
 
 
 def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str, str]:
