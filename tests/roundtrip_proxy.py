@@ -94,6 +94,15 @@ def roundtrip_proxy(database_url: str, delay: float = 0.0) -> Iterator[tuple[str
         url = target.set(host="127.0.0.1", port=proxy_port)
         yield url.render_as_string(hide_password=False), counter
     finally:
-        loop.call_soon_threadsafe(state["server"].close)
+
+        async def shut_down() -> None:
+            # The connections still open end with the proxy, quietly.
+            state["server"].close()
+            handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shut_down(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
