@@ -93,6 +93,8 @@ bench: install-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth_cost.py
 	$(BIN)/python bench/mcp_cost.py
+	$(BIN)/python bench/distance.py
+	$(BIN)/python bench/distance.py --pgbouncer
 
 # Did a change make an existing endpoint slower? This checkout against BASE (a commit), both
 # on identical rows in one private cluster, turn by turn (bench/todo_bench/compare.py); about 10
@@ -107,10 +109,12 @@ bench-compare: install-dev
 bench-auth: install-dev
 	$(BIN)/python bench/auth_cost.py
 
-# Issue 23: each endpoint's round trips and latency with 20 ms added per round trip.
+# Issue 23: each endpoint's round trips and latency with 20 ms added per round trip, then
+# requests per second at 64 connections; directly, then through PgBouncer (about 3 minutes).
 .PHONY: bench-distance
 bench-distance: install-dev
 	$(BIN)/python bench/distance.py
+	$(BIN)/python bench/distance.py --pgbouncer
 
 # Issue 22: server CPU per MCP tool call against the REST request that does the same.
 .PHONY: bench-mcp
