@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.helpers import app_client, assert_problem, jwt_settings, tasks_url
 
@@ -73,3 +74,12 @@ async def test_a_bad_user_id_is_explained_in_words(client: httpx.AsyncClient, us
     assert error["msg"].startswith("A user id is 1 to 128 of the characters A-Z a-z 0-9")
     assert "^" not in body["detail"]
     assert "[" not in body["detail"]
+
+
+def test_the_paths_kept_for_public_urls_are_the_routers_own(app: FastAPI) -> None:
+    """`public_url` formats paths made at start-up; they are what the router would build."""
+    paths = app.state.route_paths
+    assert {"read_task", "list_tasks"} <= set(paths)
+    for name, path in paths.items():
+        params = {part[1:-1]: f"{part[1:-1]}-value" for part in path.split("/") if "{" in part}
+        assert path.format(**params) == app.url_path_for(name, **params), name

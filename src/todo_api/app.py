@@ -30,6 +30,7 @@ from todo_api.api.middleware.response_headers import SecurityHeadersMiddleware
 from todo_api.api.middleware.unexpected_errors import UnexpectedErrorMiddleware
 from todo_api.api.openapi import build_openapi
 from todo_api.api.problems import install_problem_handlers
+from todo_api.api.public_url import route_paths
 from todo_api.api.routes import health, index, tags, tasks
 from todo_api.auth.tokens import TokenVerifier
 from todo_api.db import idempotency
@@ -140,10 +141,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = verifier
     install_problem_handlers(app)
-    app.include_router(tasks.router)
-    app.include_router(tags.router)
-    app.include_router(health.router)
-    app.include_router(index.router)
+    routers = (tasks.router, tags.router, health.router, index.router)
+    for router in routers:
+        app.include_router(router)
+    app.state.route_paths = route_paths(route for router in routers for route in router.routes)
     app.router.routes.append(
         McpRoute(MCP_PATH, McpEndpoint(mcp_sessions, settings), include_in_schema=False)
     )
