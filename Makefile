@@ -95,6 +95,7 @@ bench: install-dev
 	$(BIN)/python bench/mcp_cost.py
 	$(BIN)/python bench/distance.py
 	$(BIN)/python bench/distance.py --pgbouncer
+	$(BIN)/python bench/writes.py
 
 # Did a change make an existing endpoint slower? This checkout against BASE (a commit), both
 # on identical rows in one private cluster, turn by turn (bench/todo_bench/compare.py); about 10
@@ -115,6 +116,12 @@ bench-auth: install-dev
 bench-distance: install-dev
 	$(BIN)/python bench/distance.py
 	$(BIN)/python bench/distance.py --pgbouncer
+
+# Issue 23: the API's throughput and p99 against the reference (FastAPI on the bare driver) and
+# the floor, at 16 and 64 connections (about 6 minutes).
+.PHONY: bench-writes
+bench-writes: install-dev
+	$(BIN)/python bench/writes.py
 
 # Issue 22: server CPU per MCP tool call against the REST request that does the same.
 .PHONY: bench-mcp
