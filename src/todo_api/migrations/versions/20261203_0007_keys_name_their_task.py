@@ -4,7 +4,9 @@ A keyed create now writes its key, task and tag rows in one transaction, and a r
 answered with the task as it was created, rebuilt from the key (todo_api.db.idempotency).
 So a key row has a task and no response, which the check added in 0002 refused. The
 `response` column stays, unused, so that a service of the previous version still running
-during the upgrade keeps working.
+during the upgrade keeps working. A key that version stored is replayed from its task id and
+its own time, which that version took a moment before the task's: within the key's last day,
+such a replay can show `created_at` a few milliseconds off the first answer.
 
 Revision ID: 0007
 Revises: 0006
