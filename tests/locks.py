@@ -38,7 +38,11 @@ def wait_for_an_insert_held_on_tasks(database_url: str, seconds: float = 5.0) ->
     of it is committed yet. PostgreSQL only."""
     deadline = time.monotonic() + seconds
     waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'tasks'::regclass"
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as watcher:
+    # Polled many times, so psycopg would prepare it, and PgBouncer 1.18 in transaction mode
+    # can send the EXECUTE to a server connection that never saw the PREPARE.
+    with psycopg.connect(
+        libpq_url(database_url), autocommit=True, prepare_threshold=None
+    ) as watcher:
         while watcher.execute(waiting).fetchone() != (1,):
             assert time.monotonic() < deadline, "no insert waiting for the lock on tasks"
             time.sleep(0.02)
