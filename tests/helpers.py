@@ -32,6 +32,9 @@ TASK_FIELDS = frozenset(
         "due_at",
         "priority",
         "tags",
+        "recurrence",
+        "series_id",
+        "next_occurrence_id",
         "etag",
     }
 )

@@ -37,3 +37,35 @@ def before_call(context: Any, case: Any, **kwargs: Any) -> None:
         for name in tags:
             distinct.setdefault(name.strip().casefold(), name)
         body["tags"] = list(distinct.values())
+    # Nor that a repeating task needs a due, nor that a rule's days must fit its frequency
+    # and the due's month (refused with 422, tested in tests/test_recurrence.py): a rule is
+    # made to fit, and a body that clears the due ends the series too.
+    if isinstance(body, dict):
+        _fit_recurrence(body, zones)
+
+
+def _fit_recurrence(body: dict[str, Any], zones: set[str]) -> None:
+    rule = body.get("recurrence")
+    clears_due = ("due_date" in body or "due_at" in body) and (
+        body.get("due_date") is None and body.get("due_at") is None
+    )
+    if not (isinstance(rule, dict) and isinstance(rule.get("frequency"), str)):
+        if clears_due and "recurrence" not in body:
+            body["recurrence"] = None
+        return
+    if rule["frequency"] != "weekly":
+        rule.pop("days_of_week", None)
+    elif isinstance(days := rule.get("days_of_week"), list) and all(
+        isinstance(day, str) for day in days
+    ):
+        rule["days_of_week"] = list(dict.fromkeys(days))
+    if rule["frequency"] in ("daily", "weekly"):
+        rule.pop("month_day", None)
+    elif type(rule.get("month_day")) is int:
+        rule["month_day"] = -1  # every month has a last day
+    tz = rule.get("tz")
+    if isinstance(tz, str) and len(tz) <= 64 and tz not in zones:
+        rule["tz"] = "Europe/Paris"
+    if body.get("due_date") is None and body.get("due_at") is None:
+        body["due_date"] = "2027-01-04"
+        body.pop("due_at", None)

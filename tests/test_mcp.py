@@ -263,6 +263,40 @@ async def test_twenty_concurrent_completions_leave_the_task_completed(
     assert task["completed"] is True
 
 
+async def test_completing_a_repeating_task_makes_its_next_occurrence_once(
+    open_server: str, alice: str
+) -> None:
+    async with mcp_session(open_server) as session:
+        refused = await session.call_tool(
+            "add_task",
+            {"user_id": alice, "title": "Water plants", "recurrence": {"frequency": "daily"}},
+        )
+        assert error_of(refused).startswith("invalid arguments: recurrence: ")
+        added = await session.call_tool(
+            "add_task",
+            {
+                "user_id": alice,
+                "title": "Water plants",
+                "due_date": "2030-01-14",
+                "recurrence": {"frequency": "weekly", "days_of_week": ["mo", "th"]},
+            },
+        )
+        task_id = result_of(added)["task_id"]
+        for _ in range(2):  # an agent calling twice
+            completed = await session.call_tool(
+                "complete_task", {"user_id": alice, "task_id": task_id}
+            )
+            assert result_of(completed)["status"] == "completed"
+        pending = result_of(
+            await session.call_tool("list_tasks", {"user_id": alice, "status": "pending"})
+        )
+    assert [(task["title"], task["due_date"]) for task in pending] == [
+        ("Water plants", "2030-01-17")
+    ]
+    assert pending[0]["recurrence"]["rrule"] == "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO,TH"
+    assert pending[0]["series_id"] == task_id
+
+
 async def test_the_token_is_the_user_and_user_id_can_only_repeat_it(
     signed_in_server: str, alice: str, bob: str
 ) -> None:

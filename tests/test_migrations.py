@@ -40,6 +40,9 @@ CHECK_CONSTRAINTS = {
     "ck_tasks_completed_at_matches_completed",
     "ck_tasks_priority_known",
     "ck_tasks_one_due",
+    "ck_tasks_recurrence_has_due",
+    "ck_tasks_recurrence_has_zone",
+    "ck_tasks_occurrence_positive",
 }
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -123,6 +126,12 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         "due_date": True,
         "due_at": True,
         "tags": False,
+        "recurrence": True,
+        "recurrence_tz": True,
+        "recurrence_from_completion": False,
+        "series_id": True,
+        "occurrence": False,
+        "next_occurrence_id": True,
     }
     assert inspector.get_pk_constraint("tasks")["constrained_columns"] == ["id"]
     indexes = [
@@ -130,6 +139,7 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         for index in inspector.get_indexes("tasks")
     ]
     assert sorted(indexes) == [
+        ("ix_tasks_series_id_occurrence", ["series_id", "occurrence"], True),
         (INDEX_NAME, ["user_id", "created_at", "id"], False),
         ("ix_tasks_user_id_due_at", ["user_id", "due_at"], False),
         ("ix_tasks_user_id_due_date", ["user_id", "due_date"], False),
@@ -240,6 +250,7 @@ def test_downgrade_base_then_upgrade_head_round_trips(
             "ix_tasks_user_id_priority_id",
             "ix_tasks_user_id_due_date",
             "ix_tasks_user_id_due_at",
+            "ix_tasks_series_id_occurrence",
         ]
     )
     with engine.begin() as connection:

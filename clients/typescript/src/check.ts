@@ -521,6 +521,38 @@ async function main(): Promise<void> {
     );
   }
 
+  // A repeating task: completing it creates the next occurrence, which the answer names
+  // (next_occurrence_id and a Link); 09:00 in New York stays 09:00 across the DST change.
+  const carol = `ts.carol_${run}`;
+  const meeting = await create(carol, {
+    title: "Team meeting",
+    due_at: "2027-03-08T09:00:00-05:00",
+    recurrence: { frequency: "weekly", tz: "America/New_York" },
+  });
+  expectEqual(meeting.recurrence?.rrule, "FREQ=WEEKLY;INTERVAL=1", "meeting: its RRULE");
+  expectEqual(meeting.series_id, meeting.id, "meeting: the first of its series");
+  const completion = await api.PATCH(
+    "/api/{user_id}/tasks/{task_id}/complete",
+    item(carol, meeting.id),
+  );
+  const nextId = expectData(completion, 200, "complete the meeting").next_occurrence_id;
+  if (nextId === null) {
+    fail("complete the meeting: no next_occurrence_id");
+  }
+  const link = completion.response.headers.get("link") ?? "";
+  expectTrue(
+    link.endsWith(`/tasks/${nextId}>; rel="next-occurrence"`),
+    `complete the meeting: Link ${show(link)}`,
+  );
+  const following = expectData(
+    await api.GET("/api/{user_id}/tasks/{task_id}", item(carol, nextId)),
+    200,
+    "read the next meeting",
+  );
+  expectEqual(following.due_at, "2027-03-15T13:00:00Z", "next meeting: 09:00 in New York");
+  expectEqual(following.series_id, meeting.id, "next meeting: same series");
+  expectEqual(following.completed, false, "next meeting: open");
+
   // The package's own client (createTodoClient) and the README's example, on the same server.
   await checkTodoClient(baseUrl, jwtSecret, run);
   await checkExample(baseUrl, jwtSecret);

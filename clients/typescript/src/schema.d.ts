@@ -288,6 +288,113 @@ export interface components {
              */
             detail: string;
         };
+        /** RecurrenceEndsAfter */
+        RecurrenceEndsAfter: {
+            /**
+             * Count
+             * @description The series has this many occurrences in all, this one included.
+             */
+            count: number;
+        };
+        /** RecurrenceEndsOn */
+        RecurrenceEndsOn: {
+            /**
+             * Until
+             * Format: date
+             * @description No occurrence is due after this day (in `tz`).
+             */
+            until: string;
+        };
+        /**
+         * RecurrencePublic
+         * @description A task's rule as stored, and spelled as an RFC 5545 RRULE.
+         */
+        RecurrencePublic: {
+            /**
+             * Frequency
+             * @enum {string}
+             */
+            frequency: "daily" | "weekly" | "monthly" | "yearly";
+            /** Interval */
+            interval: number;
+            /** Days Of Week */
+            days_of_week: ("mo" | "tu" | "we" | "th" | "fr" | "sa" | "su")[];
+            /** Month Day */
+            month_day: number | null;
+            /** Ends */
+            ends: components["schemas"]["RecurrenceEndsAfter"] | components["schemas"]["RecurrenceEndsOn"] | null;
+            /**
+             * From
+             * @enum {string}
+             */
+            from: "due" | "completion";
+            /** Tz */
+            tz: string;
+            /**
+             * Rrule
+             * @description The rule as an RFC 5545 RRULE value (`FREQ=WEEKLY;INTERVAL=1;BYDAY=MO`).
+             */
+            rrule: string;
+        };
+        /**
+         * RecurrenceRule
+         * @description How a task repeats: completing it creates the next occurrence.
+         * @example {
+         *       "frequency": "weekly",
+         *       "days_of_week": [
+         *         "mo",
+         *         "th"
+         *       ]
+         *     }
+         * @example {
+         *       "frequency": "monthly",
+         *       "month_day": -1,
+         *       "ends": {
+         *         "count": 12
+         *       }
+         *     }
+         */
+        RecurrenceRule: {
+            /**
+             * Frequency
+             * @description How often: every `interval` days, weeks, months or years.
+             * @enum {string}
+             */
+            frequency: "daily" | "weekly" | "monthly" | "yearly";
+            /**
+             * Interval
+             * @default 1
+             */
+            interval?: number;
+            /**
+             * Days Of Week
+             * @description Weekly only: the days of the week it falls on (default: the due's).
+             */
+            days_of_week?: ("mo" | "tu" | "we" | "th" | "fr" | "sa" | "su")[] | null;
+            /**
+             * Month Day
+             * @description Monthly or yearly only: the day of the month, or -1 for the last; a month without that day is skipped (default: the due's day).
+             */
+            month_day?: number | null;
+            /**
+             * Ends
+             * @description `{"count": n}` or `{"until": "YYYY-MM-DD"}`; absent or null: never.
+             */
+            ends?: components["schemas"]["RecurrenceEndsAfter"] | components["schemas"]["RecurrenceEndsOn"] | null;
+            /**
+             * From
+             * @description `due`: the next is due one step after this one's due; `completion`: after the day it
+             * @default due
+             * @enum {string}
+             */
+            from?: "due" | "completion";
+            /**
+             * Tz
+             * @description The IANA zone the series is computed in: a `due_at` keeps its local time across DST.
+             * @default UTC
+             */
+            tz?: string;
+        };
         /**
          * TagCount
          * @description A tag of the caller's and how many of their tasks carry it.
@@ -357,6 +464,8 @@ export interface components {
              *     ]
              */
             tags?: string[];
+            /** @description How the task repeats; null: it does not. Needs a `due_date` or `due_at`. */
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
         };
         /**
          * TaskPublic
@@ -373,6 +482,9 @@ export interface components {
          *       "due_at": null,
          *       "priority": "medium",
          *       "tags": [],
+         *       "recurrence": null,
+         *       "series_id": null,
+         *       "next_occurrence_id": null,
          *       "etag": "\"1.1\""
          *     }
          */
@@ -420,6 +532,18 @@ export interface components {
              * @description The task's tags, in the order they were given.
              */
             tags: string[];
+            /** @description How the task repeats, or null. */
+            recurrence: components["schemas"]["RecurrencePublic"] | null;
+            /**
+             * Series Id
+             * @description A repeating task's series: the id of its first occurrence.
+             */
+            series_id: number | null;
+            /**
+             * Next Occurrence Id
+             * @description The occurrence created when this one was completed (also the `Link` `rel="next-occurrence"`).
+             */
+            next_occurrence_id: number | null;
             /**
              * Etag
              * @description The task's current ETag, as in the `ETag` header: send it in `If-Match` to change the task only if nobody else has since.
@@ -463,6 +587,8 @@ export interface components {
              *     ]
              */
             tags?: string[];
+            /** @description How the task repeats; null: it does not. Needs a `due_date` or `due_at`. */
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
         };
         /**
          * TaskSort
@@ -553,6 +679,8 @@ export interface components {
              *     ]
              */
             tags?: string[];
+            /** @description How the task repeats; null: it does not. Needs a `due_date` or `due_at`. */
+            recurrence?: components["schemas"]["RecurrenceRule"] | null;
         };
         /** ValidationProblem */
         ValidationProblem: {
@@ -620,6 +748,8 @@ export interface operations {
                 overdue?: boolean | null;
                 /** @description `true`: only tasks with a due; `false`: without. */
                 has_due?: boolean | null;
+                /** @description `true`: only tasks that repeat (`recurrence`); `false`: the others. */
+                recurring?: boolean | null;
                 /**
                  * @description Only tasks that carry every one of these tags (up to 20, separated by commas), ignoring case.
                  * @example work,errands
@@ -716,6 +846,8 @@ export interface operations {
                     Location?: string;
                     /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
                     ETag?: string;
+                    /** @description A completed repeating task's `rel="next-occurrence"`: the task its completion created. */
+                    Link?: string;
                     /** @description `true` when this response is the stored one of an earlier request. */
                     "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
@@ -984,6 +1116,8 @@ export interface operations {
                 headers: {
                     /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
                     ETag?: string;
+                    /** @description A completed repeating task's `rel="next-occurrence"`: the task its completion created. */
+                    Link?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1059,6 +1193,8 @@ export interface operations {
                 headers: {
                     /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
                     ETag?: string;
+                    /** @description A completed repeating task's `rel="next-occurrence"`: the task its completion created. */
+                    Link?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1232,6 +1368,8 @@ export interface operations {
                 headers: {
                     /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
                     ETag?: string;
+                    /** @description A completed repeating task's `rel="next-occurrence"`: the task its completion created. */
+                    Link?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1336,6 +1474,8 @@ export interface operations {
                 headers: {
                     /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
                     ETag?: string;
+                    /** @description A completed repeating task's `rel="next-occurrence"`: the task its completion created. */
+                    Link?: string;
                     [name: string]: unknown;
                 };
                 content: {

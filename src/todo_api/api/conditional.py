@@ -7,6 +7,7 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from todo_api.db import recurrence as rules
 from todo_api.db.tasks import TaskRecord
 
 # `W/"opaque"` or `"opaque"`, then a comma or the end; list elements may be empty.
@@ -41,8 +42,19 @@ def task_etag(task_id: int, version: int) -> str:
 
 
 def public_task(task: TaskRecord) -> TaskRecord:
-    """The record as TaskPublic describes it: its version is sent only inside the ETag."""
+    """The record as TaskPublic describes it: its version is sent only inside the ETag,
+    its rule as one object."""
     task["etag"] = task_etag(task["id"], task.pop("version"))
+    zone = task.pop("recurrence_tz")
+    from_completion = task.pop("recurrence_from_completion")
+    del task["occurrence"]
+    text = task["recurrence"]
+    if text is not None:
+        rule = rules.parse_rrule(text, tz=zone, from_completion=from_completion)
+        task["recurrence"] = rules.public(rule, text)
+        # The first occurrence is its series' until a second one names it.
+        if task["series_id"] is None:
+            task["series_id"] = task["id"]
     return task
 
 

@@ -33,6 +33,7 @@ from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
 from todo_api.db.database import Database
 from todo_api.db.models import IDEMPOTENCY_KEY_MAX_LENGTH
+from todo_api.db.recurrence import RecurrenceError
 from todo_api.db.tasks import TaskSort
 
 logger = logging.getLogger("todo_api.mcp")
@@ -57,6 +58,17 @@ UserId = Annotated[
 ]
 TaskIdArg = Annotated[int, Field(ge=1, description="The task's id, as list_tasks shows it.")]
 Priority = Literal["low", "medium", "high"]
+RecurrenceArg = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="Makes the task repeat (it needs due_date or due_at): completing it "
+        'creates the next one. {"frequency": "daily"|"weekly"|"monthly"|"yearly", '
+        '"interval": 1-365, "days_of_week": ["mo", ..., "su"] (weekly), "month_day": 1-31 '
+        'or -1 for the last day (monthly, yearly), "ends": {"count": n} or {"until": '
+        '"YYYY-MM-DD"}, "from": "due"|"completion", "tz": IANA zone}; only frequency is '
+        "required."
+    ),
+]
 TimeZoneArg = Annotated[
     str,
     Field(description="IANA time zone for dates and 'today', such as Europe/Paris."),
@@ -145,6 +157,7 @@ class TaskTools:
             str | None, Field(description="Due instant, ISO 8601 with an offset.")
         ] = None,
         tags: Annotated[list[str] | None, Field(description="Labels such as work.")] = None,
+        recurrence: RecurrenceArg = None,
         request_id: Annotated[
             str | None,
             Field(
@@ -163,6 +176,7 @@ class TaskTools:
             "due_date": due_date,
             "due_at": due_at,
             "tags": tags,
+            "recurrence": recurrence,
         }
         new_task = _validated(TaskCreate, fields).new_task()
         if request_id is None:
@@ -286,6 +300,7 @@ class TaskTools:
         tags: Annotated[
             list[str] | None, Field(description="The new list of tags ([] removes all).")
         ] = None,
+        recurrence: RecurrenceArg = None,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskChange]:
         """Change some fields of a task; the fields left out stay as they are."""
@@ -297,6 +312,7 @@ class TaskTools:
             "due_date": due_date,
             "due_at": due_at,
             "tags": tags,
+            "recurrence": recurrence,
         }
         changes = _validated(TaskUpdate, fields).changes()
         task = await task_queries.update_task(
@@ -338,12 +354,15 @@ class TaskTools:
 
 def _outages_answered(call: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
     """A database that is away, or not as this code needs it, becomes an error result that
-    says so (and when to retry), as the REST API's 503s do."""
+    says so (and when to retry), as the REST API's 503s do; a rule that does not fit the
+    task's due, found where the due is known, an invalid-arguments result."""
 
     @wraps(call)
     async def answered(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await call(*args, **kwargs)
+        except RecurrenceError as unfit:
+            raise ToolError(f"invalid arguments: recurrence: {unfit}") from None
         except db_errors.DatabaseSchemaError:
             raise ToolError("the task service is not set up yet (its schema is behind)") from None
         except db_errors.DatabaseMisconfiguredError:

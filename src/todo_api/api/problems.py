@@ -13,6 +13,7 @@ from starlette.routing import Match
 
 from todo_api.db import database
 from todo_api.db.models import USER_ID_MAX_LENGTH
+from todo_api.db.recurrence import RecurrenceError
 from todo_api.settings import Settings
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -221,6 +222,15 @@ async def _handle_validation_error(request: Request, exc: Exception) -> ProblemR
     )
 
 
+async def _handle_recurrence_error(request: Request, exc: Exception) -> ProblemResponse:
+    """A rule that does not fit the task's due, found where the due is known: a 422 at
+    the body's `recurrence`, like any other validation error."""
+    assert isinstance(exc, RecurrenceError)
+    loc = ("body", "recurrence", *((exc.field,) if exc.field else ()))
+    error = {"loc": loc, "msg": exc.message, "type": "recurrence_invalid"}
+    return await _handle_validation_error(request, RequestValidationError([error]))
+
+
 async def _handle_problem_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, ProblemError)
     return problem_response(exc.status, exc.detail, type_=exc.type, headers=exc.headers)
@@ -287,6 +297,7 @@ async def _handle_database_error(request: Request, exc: Exception) -> ProblemRes
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(ProblemError, _handle_problem_error)
+    app.add_exception_handler(RecurrenceError, _handle_recurrence_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     # Any other error of the database is unexpected: see unexpected_errors.
     app.add_exception_handler(database.DatabaseError, _handle_database_error)

@@ -4,6 +4,7 @@ import re
 import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +20,7 @@ from pydantic import field_validator as validates
 from pydantic_core import PydanticCustomError
 from sqlmodel import SQLModel
 
+from todo_api.db import recurrence as rules
 from todo_api.db.models import (
     DEFAULT_PRIORITY,
     DESCRIPTION_MAX_LENGTH,
@@ -181,6 +183,24 @@ ONE_DUE_SCHEMA: dict[str, Any] = {
 }
 
 
+# The zones of the tz database, which PostgreSQL knows too; not the other files zoneinfo
+# would open (`posix/...`, `right/...`), nor `localtime`: the server's zone, not the user's.
+_ZONES = (frozenset(available_timezones()) | {"UTC"}) - {"localtime"}
+
+
+def _known_time_zone(name: str) -> str:
+    if name not in _ZONES:
+        raise PydanticCustomError(
+            "time_zone", "Unknown time zone; use an IANA name such as Europe/Paris or UTC"
+        )
+    return name
+
+
+#: A name `zoneinfo.ZoneInfo` opens.
+TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
+TIME_ZONE_MAX_LENGTH = 64
+
+
 def _due_changes(changes: dict[str, Any]) -> dict[str, Any]:
     """Setting one kind of due clears the other."""
     if changes.get("due_date") is not None:
@@ -288,6 +308,120 @@ def examples(*values: dict[str, Any]) -> dict[str, Any]:
     return {"examples": list(values)}
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # JSON Schema's integer takes 3.0 but not true, which Python's int would.
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+#: An integer as JSON Schema has it: 3 or 3.0, not true.
+JsonInt = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
+class RecurrenceEndsAfter(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    count: JsonInt = Field(
+        ge=1,
+        le=rules.MAX_COUNT,
+        description="The series has this many occurrences in all, this one included.",
+    )
+
+
+class RecurrenceEndsOn(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    until: TaskDueDate = Field(description="No occurrence is due after this day (in `tz`).")
+
+
+RecurrenceFrequency = Literal["daily", "weekly", "monthly", "yearly"]
+Weekday = Literal["mo", "tu", "we", "th", "fr", "sa", "su"]
+RecurrenceEnds = RecurrenceEndsAfter | RecurrenceEndsOn
+RecurrenceFrom = Literal["due", "completion"]
+_FREQUENCY = "How often: every `interval` days, weeks, months or years."
+_DAYS = "Weekly only: the days of the week it falls on (default: the due's)."
+_MONTH_DAY = (
+    "Monthly or yearly only: the day of the month, or -1 for the last; a month without that "
+    "day is skipped (default: the due's day)."
+)
+_ENDS = '`{"count": n}` or `{"until": "YYYY-MM-DD"}`; absent or null: never.'
+_FROM = "`due`: the next is due one step after this one's due; `completion`: after the day it "
+"is completed."
+_TZ = "The IANA zone the series is computed in: a `due_at` keeps its local time across DST."
+
+
+class RecurrenceRule(SQLModel):
+    """How a task repeats: completing it creates the next occurrence."""
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra=examples(
+            {"frequency": "weekly", "days_of_week": ["mo", "th"]},
+            {"frequency": "monthly", "month_day": -1, "ends": {"count": 12}},
+        ),
+    )
+
+    frequency: RecurrenceFrequency = Field(description=_FREQUENCY)
+    interval: JsonInt = Field(default=1, ge=1, le=rules.MAX_INTERVAL)
+    days_of_week: list[Weekday] | None = Field(
+        default=None, min_length=1, max_length=7, description=_DAYS
+    )
+    month_day: JsonInt | None = Field(default=None, ge=-1, le=31, description=_MONTH_DAY)
+    ends: RecurrenceEnds | None = Field(default=None, description=_ENDS)
+    from_: RecurrenceFrom = Field(default="due", alias="from", description=_FROM)
+    tz: Annotated[TimeZoneName, Field(max_length=TIME_ZONE_MAX_LENGTH, description=_TZ)] = "UTC"
+
+    @model_validator(mode="after")
+    def _fits_its_frequency(self) -> "RecurrenceRule":
+        if self.days_of_week is not None and self.frequency != "weekly":
+            raise PydanticCustomError("recurrence_days", "days_of_week is for weekly rules only")
+        if self.days_of_week is not None and len(set(self.days_of_week)) < len(self.days_of_week):
+            raise PydanticCustomError("recurrence_days", "Each day of the week may be given once")
+        if self.month_day is not None and self.frequency not in ("monthly", "yearly"):
+            raise PydanticCustomError(
+                "recurrence_month_day", "month_day is for monthly and yearly rules only"
+            )
+        if self.month_day == 0:
+            raise PydanticCustomError(
+                "recurrence_month_day", "month_day is 1 to 31, or -1 for the last day"
+            )
+        return self
+
+    def rule(self) -> rules.Recurrence:
+        """The rule the data layer keeps."""
+        days = set(self.days_of_week or ())
+        return rules.Recurrence(
+            frequency=self.frequency,
+            interval=self.interval,
+            days_of_week=tuple(day for day in rules.WEEKDAYS if day in days),
+            month_day=self.month_day,
+            count=self.ends.count if isinstance(self.ends, RecurrenceEndsAfter) else None,
+            until=self.ends.until if isinstance(self.ends, RecurrenceEndsOn) else None,
+            from_completion=self.from_ == "completion",
+            tz=self.tz,
+        )
+
+
+class RecurrencePublic(SQLModel):
+    """A task's rule as stored, and spelled as an RFC 5545 RRULE."""
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_serialization_defaults_required=True
+    )
+
+    frequency: RecurrenceFrequency
+    interval: int
+    days_of_week: list[Weekday]
+    month_day: int | None
+    ends: RecurrenceEnds | None
+    from_: RecurrenceFrom = Field(alias="from")
+    tz: str
+    rrule: str = Field(
+        description="The rule as an RFC 5545 RRULE value (`FREQ=WEEKLY;INTERVAL=1;BYDAY=MO`)."
+    )
+
+
 # A task as the API sends it, just created (fields in the order they are sent).
 TASK_EXAMPLE: dict[str, Any] = {
     "title": "Buy milk",
@@ -302,8 +436,16 @@ TASK_EXAMPLE: dict[str, Any] = {
     "due_at": None,
     "priority": "medium",
     "tags": [],
+    "recurrence": None,
+    "series_id": None,
+    "next_occurrence_id": None,
     "etag": '"1.1"',
 }
+_REPEATS = "How the task repeats; null: it does not. Needs a `due_date` or `due_at`."
+
+
+def _rule(recurrence: RecurrenceRule | None) -> rules.Recurrence | None:
+    return None if recurrence is None else recurrence.rule()
 
 
 class TaskCreate(TaskBase):
@@ -320,6 +462,7 @@ class TaskCreate(TaskBase):
     due_at: TaskDueAt | None = None
     priority: TaskPriority = DEFAULT_PRIORITY
     tags: TaskTags = Field(default_factory=list)
+    recurrence: RecurrenceRule | None = Field(default=None, description=_REPEATS)
 
     _not_null = validates("completed", "priority", "tags", mode="before")(_refuse_null)
     _one_due = model_validator(mode="after")(_one_due)
@@ -334,6 +477,7 @@ class TaskCreate(TaskBase):
             due_date=self.due_date,
             due_at=self.due_at,
             tags=tuple(self.tags),
+            recurrence=_rule(self.recurrence),
         )
 
 
@@ -357,6 +501,7 @@ class TaskReplace(SQLModel):
     due_at: TaskDueAt | None = None
     priority: TaskPriority | None = omittable()
     tags: TaskTags | None = omittable()
+    recurrence: RecurrenceRule | None = Field(default=None, description=_REPEATS)
 
     _kept_when_absent_not_null = validates("completed", "priority", "tags", mode="before")(
         _refuse_null
@@ -366,7 +511,10 @@ class TaskReplace(SQLModel):
     def changes(self) -> dict[str, Any]:
         kept_when_absent = {"completed", "priority", "due_date", "due_at", "tags"}
         fields = {"title", "description"} | (self.model_fields_set & kept_when_absent)
-        return _due_changes(self.model_dump(include=fields))
+        changes = _due_changes(self.model_dump(include=fields))
+        if "recurrence" in self.model_fields_set:
+            changes["recurrence"] = _rule(self.recurrence)
+        return changes
 
 
 class TaskUpdate(SQLModel):
@@ -389,12 +537,16 @@ class TaskUpdate(SQLModel):
     due_at: TaskDueAt | None = None
     priority: TaskPriority | None = omittable()
     tags: TaskTags | None = omittable()
+    recurrence: RecurrenceRule | None = Field(default=None, description=_REPEATS)
 
     _not_null = validates("title", "completed", "priority", "tags", mode="before")(_refuse_null)
     _one_due = model_validator(mode="after")(_one_due)
 
     def changes(self) -> dict[str, Any]:
-        return _due_changes(self.model_dump(exclude_unset=True))
+        changes = _due_changes(self.model_dump(exclude_unset=True, exclude={"recurrence"}))
+        if "recurrence" in self.model_fields_set:
+            changes["recurrence"] = _rule(self.recurrence)
+        return changes
 
 
 class TaskCompletion(SQLModel):
@@ -425,6 +577,14 @@ class TaskPublic(TaskBase):
     due_at: AwareDatetime | None
     priority: TaskPriority
     tags: list[str] = Field(description="The task's tags, in the order they were given.")
+    recurrence: RecurrencePublic | None = Field(description="How the task repeats, or null.")
+    series_id: Int64 | None = Field(
+        description="A repeating task's series: the id of its first occurrence."
+    )
+    next_occurrence_id: Int64 | None = Field(
+        description="The occurrence created when this one was completed (also the "
+        '`Link` `rel="next-occurrence"`).'
+    )
     etag: str = Field(
         description="The task's current ETag, as in the `ETag` header: send it in `If-Match` "
         "to change the task only if nobody else has since."

@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.types import TypeDecorator
@@ -157,6 +159,18 @@ class Task(TaskBase, table=True):
         Index("ix_tasks_user_id_due_at", "user_id", "due_at"),
         # Serves sort=priority and sort=-priority (read backwards) within one user's tasks.
         Index("ix_tasks_user_id_priority_id", "user_id", "priority", "id"),
+        # A repeating task is due on some day or at some time, and says in which zone.
+        CheckConstraint(
+            "recurrence IS NULL OR due_date IS NOT NULL OR due_at IS NOT NULL",
+            name="recurrence_has_due",
+        ),
+        CheckConstraint(
+            "(recurrence IS NULL) = (recurrence_tz IS NULL)", name="recurrence_has_zone"
+        ),
+        CheckConstraint("occurrence >= 1", name="occurrence_positive"),
+        # One task per occurrence of a series: however often, or however concurrently, an
+        # occurrence is completed, its next one is created once.
+        Index("ix_tasks_series_id_occurrence", "series_id", "occurrence", unique=True),
         {"sqlite_autoincrement": True},
     )
 
@@ -186,6 +200,26 @@ class Task(TaskBase, table=True):
     # conditional write compares it in its WHERE clause.
     version: int = Field(
         default=1, sa_column=Column(BigInteger(), nullable=False, server_default=text("1"))
+    )
+    #: How the task repeats, as an RFC 5545 RRULE value (todo_api.db.recurrence); None for
+    #: a task that does not.
+    recurrence: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
+    #: The IANA zone the rule is computed in (a repeating task's only).
+    recurrence_tz: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
+    #: Whether the next due counts from the completion rather than from the due.
+    recurrence_from_completion: bool = Field(
+        default=False,
+        sa_column=Column(Boolean(), nullable=False, server_default=false()),
+    )
+    #: The id of the series' first task, once the series has more than one.
+    series_id: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    #: Which occurrence of its series the task is, from 1: what `ends.count` counts.
+    occurrence: int = Field(
+        default=1, sa_column=Column(Integer(), nullable=False, server_default=text("1"))
+    )
+    #: The occurrence created when this one was completed.
+    next_occurrence_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger(), nullable=True)
     )
 
 

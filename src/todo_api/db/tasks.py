@@ -1,6 +1,6 @@
 """Every query on tasks. Each function takes the owner and filters by it in SQL."""
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     BigInteger,
     BindParameter,
-    Boolean,
     ColumnElement,
     Date,
     Integer,
@@ -24,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     not_,
     null,
@@ -31,20 +31,44 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql.dml import ReturningDelete, ReturningInsert
+from sqlalchemy.sql.dml import Insert, ReturningDelete, ReturningInsert
 
+from todo_api.db import recurrence as rules
 from todo_api.db import tags as tag_rows
-from todo_api.db.database import Database, Row, Statement, StatementShape
+from todo_api.db.database import (
+    Database,
+    DatabaseBusyError,
+    Row,
+    Statement,
+    StatementShape,
+    Step,
+)
 from todo_api.db.local_date import local_date
-from todo_api.db.models import DEFAULT_PRIORITY, PRIORITIES, UTCDateTime, tasks_table
+from todo_api.db.models import (
+    DEFAULT_PRIORITY,
+    PRIORITIES,
+    TAGS_MAX_COUNT,
+    UTCDateTime,
+    task_tags_table,
+    tasks_table,
+)
 from todo_api.db.value_list import ValueList, one_of
 
 _t = tasks_table.c
 
 #: Fields a client may change; everything else is owned by the server.
 EDITABLE_FIELDS = frozenset(
-    {"title", "description", "completed", "priority", "due_date", "due_at", "tags"}
+    {"title", "description", "completed", "priority", "due_date", "due_at", "tags", "recurrence"}
 )
+#: Fields whose change on a repeating task needs its rule: completing it makes the next
+#: occurrence, a new due or rule must fit together. Such writes are sent as one statement
+#: that leaves repeating tasks alone, and a repeating task is then written knowing it
+#: (`_write_knowing`).
+_RULE_FIELDS = frozenset({"completed", "due_date", "due_at", "recurrence"})
+#: What one statement can write: a new rule needs the due to be spelled out.
+_STATEMENT_FIELDS = EDITABLE_FIELDS - {"recurrence"}
+#: How many times a write knowing the task reads it again after it changed meanwhile.
+_KNOWING_ATTEMPTS = 20
 
 
 class TaskStatus(StrEnum):
@@ -140,6 +164,15 @@ def _one_task(conditional: bool) -> tuple[ColumnElement[bool], ...]:
     if not conditional:
         return _ONE_TASK
     return (*_ONE_TASK, one_of(_t.version, _EXPECTED_VERSIONS))
+
+
+_NOT_REPEATING = _t.recurrence.is_(None)
+
+
+def _recurring_filter(recurring: bool | None) -> list[ColumnElement[bool]]:
+    if recurring is None:
+        return []
+    return [_t.recurrence.is_not(None) if recurring else _NOT_REPEATING]
 
 
 def _status_filter(status: TaskStatus) -> list[ColumnElement[bool]]:
@@ -253,6 +286,7 @@ class ListFilter:
     due: DueFilter = _NO_DUE_FILTER
     #: tags.NO_TAGS, ONE_TAG or SEVERAL_TAGS.
     tags: int = tag_rows.NO_TAGS
+    recurring: bool | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions = [
@@ -261,6 +295,7 @@ class ListFilter:
             *_matches(self.searching),
             *_priority_filter(self.priorities),
             *_due_filter(self.due),
+            *_recurring_filter(self.recurring),
         ]
         if self.tags:
             conditions.append(tag_rows.carrying_all(_t.id, self.tags))
@@ -304,13 +339,29 @@ def _page_query(filters: ListFilter, sort: TaskSort) -> StatementShape:
 
 
 _READ = select(tasks_table).where(*_ONE_TASK)
+#: The columns a write knowing the task sets from what it computed.
+_KNOWN_FIELDS = (
+    "title",
+    "description",
+    "completed",
+    "completed_at",
+    "priority",
+    "due_date",
+    "due_at",
+    "tags",
+    "recurrence",
+    "recurrence_tz",
+    "recurrence_from_completion",
+    "series_id",
+    "updated_at",
+)
 
 
 @lru_cache(maxsize=2)  # unconditional and conditional
 def _toggle_query(conditional: bool) -> Update:
     return (
         update(tasks_table)
-        .where(*_one_task(conditional))
+        .where(*_one_task(conditional), _NOT_REPEATING)
         .values(
             completed=not_(_t.completed),
             completed_at=case((_t.completed, null()), else_=_NOW),
@@ -332,16 +383,17 @@ _STATS = select(
     func.count().filter(_OVERDUE).label("overdue"),
     func.count().filter(_DUE_TODAY).label("due_today"),
 ).where(_t.user_id == _OWNER)
-_NEW_STATE = bindparam("completed", type_=Boolean())
-_SET_ALL = (
+_REOPEN_ALL = (
     update(tasks_table)
-    .where(_t.user_id == _OWNER, _t.completed.is_distinct_from(_NEW_STATE))
-    .values(
-        completed=_NEW_STATE,
-        completed_at=case((_NEW_STATE, _NOW), else_=null()),
-        updated_at=_NOW,
-        version=_t.version + 1,
-    )
+    .where(_t.user_id == _OWNER, _t.completed.is_(True))
+    .values(completed=False, completed_at=None, updated_at=_NOW, version=_t.version + 1)
+)
+# Completing a repeating task makes its next occurrence: those are completed knowing them.
+_COMPLETE_ALL_PLAIN = (
+    update(tasks_table)
+    .where(_t.user_id == _OWNER, _t.completed.is_(False), _NOT_REPEATING)
+    .values(completed=True, completed_at=_NOW, updated_at=_NOW, version=_t.version + 1)
+    .returning(_t.id)
 )
 _DELETE_COMPLETED = delete(tasks_table).where(_t.user_id == _OWNER, _t.completed.is_(True))
 
@@ -365,6 +417,11 @@ _INSERTED: dict[str, BindParameter[Any]] = {
             "due_date",
             "due_at",
             "tags",
+            "recurrence",
+            "recurrence_tz",
+            "recurrence_from_completion",
+            "series_id",
+            "occurrence",
         )
     },
     "created_at": _new("created_at"),
@@ -379,8 +436,11 @@ def insert_where(*conditions: ColumnElement[bool]) -> ReturningInsert[Any]:
     return tasks_table.insert().from_select(list(_INSERTED), source).returning(_t.id)
 
 
-@lru_cache(maxsize=256)  # one per set of editable fields, unconditional and conditional
+@lru_cache(maxsize=256)  # one per set of fields one statement writes, and conditional or not
 def _update_query(fields: frozenset[str], conditional: bool) -> Update:
+    conditions = _one_task(conditional)
+    if fields & _RULE_FIELDS:
+        conditions = (*conditions, _NOT_REPEATING)
     values: dict[str, Any] = {name: _new(name) for name in fields}
     differs = or_(*(_t[name].is_distinct_from(_new(name)) for name in fields))
     values["updated_at"] = case((differs, _NOW), else_=_t.updated_at)
@@ -391,7 +451,66 @@ def _update_query(fields: frozenset[str], conditional: bool) -> Update:
             (_t.completed.is_distinct_from(_new("completed")), becomes_complete),
             else_=_t.completed_at,
         )
-    return update(tasks_table).where(*_one_task(conditional)).values(values).returning(tasks_table)
+    return update(tasks_table).where(*conditions).values(values).returning(tasks_table)
+
+
+# A write knowing the task (`_write_knowing`) goes out as these statements in one
+# transaction. `_LOCK` comes first: it holds the task, if it is still at the version the
+# write was planned from, until the end; every later statement checks that version, so
+# they all act, or none does.
+_READ_VERSION = bindparam("read_version", type_=BigInteger())
+_AS_READ = (*_ONE_TASK, _t.version == _READ_VERSION)
+_LOCK = update(tasks_table).where(*_AS_READ).values(version=_t.version)
+_NEXT_SERIES = bindparam("next_series_id", type_=BigInteger())
+_NEXT_OCCURRENCE = bindparam("next_occurrence", type_=Integer())
+_next = tasks_table.alias("next_occurrence")
+_IS_NEXT = (
+    _next.c.user_id == _OWNER,
+    _next.c.series_id == _NEXT_SERIES,
+    _next.c.occurrence == _NEXT_OCCURRENCE,
+)
+_NEXT_ID = select(_next.c.id).where(*_IS_NEXT).scalar_subquery()
+# The next occurrence, unless it exists already (the occurrence was completed before,
+# reopened and completed again): the unique (series_id, occurrence) keeps it one.
+_INSERT_NEXT = insert_where(exists().where(*_AS_READ), ~exists().where(*_IS_NEXT))
+_WRITE_KNOWN = (
+    update(tasks_table)
+    .where(*_AS_READ)
+    .values(
+        {
+            **{name: _new(name) for name in _KNOWN_FIELDS},
+            "next_occurrence_id": func.coalesce(_NEXT_ID, _t.next_occurrence_id),
+            "version": _t.version + 1,
+        }
+    )
+    .returning(tasks_table)
+)
+_PENDING_REPEATING = (
+    select(tasks_table)
+    .where(
+        _t.user_id == _OWNER,
+        _t.completed.is_(False),
+        _t.recurrence.is_not(None),
+        _t.id > bindparam("after_id", type_=BigInteger()),
+        _t.id < bindparam("before_id", type_=BigInteger()),
+    )
+    .order_by(_t.id)
+    .limit(bindparam("limit", type_=Integer()))
+)
+
+
+@lru_cache(maxsize=TAGS_MAX_COUNT)  # one per count of tags a task may have
+def _next_tag_rows(count: int) -> Insert:
+    # Written with the next occurrence, and only then: it is at its first version, carries
+    # these tags and has no tag rows yet.
+    tag_of_this_task = (task_tags_table.c.user_id == _OWNER, task_tags_table.c.task_id == _t.id)
+    return tag_rows.insert_rows(
+        count,
+        _NEXT_ID,
+        _t.version == 1,
+        _t.tags == bindparam("new_tags", type_=_t.tags.type),
+        ~exists().where(*tag_of_this_task),
+    )
 
 
 def _record(row: Row) -> TaskRecord:
@@ -465,12 +584,13 @@ def statement_shapes() -> Iterator[Statement]:
     for status, searching, priorities in product(TaskStatus, (False, True), (False, True)):
         yield from _listing(ListFilter(status, searching, priorities))
     yield from _listing(ListFilter(tags=tag_rows.ONE_TAG))
-    yield from (_READ, _INSERT, _STATS, _SET_ALL, _DELETE_COMPLETED)
+    yield from (_READ, _INSERT, _STATS, _REOPEN_ALL, _COMPLETE_ALL_PLAIN, _DELETE_COMPLETED)
+    yield from (_LOCK, _INSERT_NEXT, _WRITE_KNOWN, _PENDING_REPEATING)
     for conditional in (False, True):
         yield _toggle_query(conditional)
         yield _delete_query(conditional)
-        for count in range(1, len(EDITABLE_FIELDS) + 1):
-            for fields in combinations(sorted(EDITABLE_FIELDS), count):
+        for count in range(1, len(_STATEMENT_FIELDS) + 1):
+            for fields in combinations(sorted(_STATEMENT_FIELDS), count):
                 yield _update_query(frozenset(fields), conditional)
 
 
@@ -486,6 +606,7 @@ async def list_tasks(
     priorities: Collection[str] = (),
     due: DueQuery | None = None,
     tags: Collection[str] = (),
+    recurring: bool | None = None,
 ) -> TaskPage:
     """A page of the owner's tasks; `search` keeps those whose title or description has
     it, `tags` those that carry every one of them (ignoring case)."""
@@ -505,6 +626,7 @@ async def list_tasks(
         priorities=bool(priorities),
         due=_NO_DUE_FILTER if due is None else due.shape(),
         tags=tag_rows.filter_shape(keys),
+        recurring=recurring,
     )
     async with database.session() as session:
         rows = await session.fetch_all(_page_query(filters, sort), params)
@@ -533,10 +655,28 @@ class NewTask:
     due_date: date | None = None
     due_at: datetime | None = None
     tags: tuple[str, ...] = ()
+    #: Checked against the due (`recurrence.check`) by whoever made the task.
+    recurrence: rules.Recurrence | None = None
+
+
+def _rule_values(rule: rules.Recurrence | None, due: date | datetime | None) -> dict[str, Any]:
+    if rule is None:
+        return {"recurrence": None, "recurrence_tz": None, "recurrence_from_completion": False}
+    if due is None:
+        raise rules.RecurrenceError("", "A repeating task needs a due_date or a due_at")
+    return {
+        "recurrence": rules.rrule_text(rule, due),
+        "recurrence_tz": rule.tz,
+        "recurrence_from_completion": rule.from_completion,
+    }
 
 
 def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
-    """The values of a statement that inserts `task` for `owner`, created `now`."""
+    """The values of a statement that inserts `task` for `owner`, created `now`.
+
+    Raises RecurrenceError if its rule cannot be used with its due.
+    """
+    rule = _rule_values(task.recurrence, task.due_date or task.due_at)
     return {
         "new_user_id": owner,
         "new_title": task.title,
@@ -548,6 +688,9 @@ def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
         "new_due_at": task.due_at,
         "new_tags": task.tags,
         "new_created_at": now,
+        **{f"new_{name}": value for name, value in rule.items()},
+        "new_series_id": None,
+        "new_occurrence": 1,
     }
 
 
@@ -574,14 +717,22 @@ async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskR
 
 
 async def _missed_write(
-    database: Database, *, owner: str, task_id: int, versions: Collection[int] | None
-) -> None:
-    """After a write matched no row: raise if that was the version check, not the task."""
-    if versions is None:
-        return
+    database: Database,
+    *,
+    owner: str,
+    task_id: int,
+    versions: Collection[int] | None,
+    guarded: bool,
+) -> TaskRecord | None:
+    """After a write matched no row: None if the owner has no such task. Otherwise, for a
+    write that leaves repeating tasks alone (`guarded`), the task as it is now, to write
+    knowing it; for any other, VersionMismatchError: the version check was the reason."""
+    if versions is None and not guarded:
+        return None
     current = await get_task(database, owner=owner, task_id=task_id)
-    if current is not None:
-        raise VersionMismatchError(current)
+    if current is None or guarded:
+        return current
+    raise VersionMismatchError(current)
 
 
 def _condition(
@@ -593,6 +744,10 @@ def _condition(
     return params | {"expected_versions": sorted(versions)}, True
 
 
+#: What a write knowing the task makes of it: the changes, given the task as it is.
+Changes = Callable[[TaskRecord], Mapping[str, Any]]
+
+
 async def update_task(
     database: Database,
     *,
@@ -601,12 +756,14 @@ async def update_task(
     changes: Mapping[str, Any],
     if_version_in: Collection[int] | None = None,
 ) -> TaskRecord | None:
-    """Apply `changes` (a subset of the editable fields) in one statement.
+    """Apply `changes` (a subset of the editable fields; `recurrence` a Recurrence or None).
 
     `updated_at` and `version` move only if some value really differs, and `completed_at`
     only when the completion state flips, so repeating a request changes nothing. With
     `if_version_in`, the task changes only if its version is one of those; otherwise
-    VersionMismatchError. None means no such task for this owner.
+    VersionMismatchError. None means no such task for this owner. Completing a repeating
+    task creates its next occurrence (`next_occurrence_id`) in the same transaction;
+    RecurrenceError if the task's rule and due would not fit together.
     """
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
@@ -617,6 +774,10 @@ async def update_task(
         if task is not None and if_version_in is not None and task["version"] not in if_version_in:
             raise VersionMismatchError(task)
         return task
+    if "recurrence" in changes:
+        return await _write_knowing(
+            database, owner, task_id, None, lambda _task: changes, if_version_in
+        )
     params = {f"new_{name}": value for name, value in changes.items()}
     params |= {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
     params, conditional = _condition(params, if_version_in)
@@ -628,9 +789,17 @@ async def update_task(
         task = _record(updated[0]) if updated else None
     else:
         task = await _fetch_task(database, statement, params)
-    if task is None:
-        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
-    return task
+    if task is not None:
+        return task
+    guarded = not changes.keys().isdisjoint(_RULE_FIELDS)
+    task = await _missed_write(
+        database, owner=owner, task_id=task_id, versions=if_version_in, guarded=guarded
+    )
+    if task is None or not guarded:
+        return task
+    return await _write_knowing(
+        database, owner, task_id, task, lambda _task: changes, if_version_in
+    )
 
 
 async def toggle_task(
@@ -640,7 +809,8 @@ async def toggle_task(
     task_id: int,
     if_version_in: Collection[int] | None = None,
 ) -> TaskRecord | None:
-    """Flip completion atomically: the database reads and writes the flag in one statement.
+    """Flip completion atomically: the database reads and writes the flag in one statement
+    (for a repeating task, `update_task`'s write knowing it).
 
     `if_version_in` works as in `update_task`.
     """
@@ -648,9 +818,148 @@ async def toggle_task(
         {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}, if_version_in
     )
     task = await _fetch_task(database, _toggle_query(conditional), params)
+    if task is not None:
+        return task
+    task = await _missed_write(
+        database, owner=owner, task_id=task_id, versions=if_version_in, guarded=True
+    )
     if task is None:
-        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
-    return task
+        return None
+    return await _write_knowing(database, owner, task_id, task, _flipped, if_version_in)
+
+
+def _flipped(task: TaskRecord) -> Mapping[str, Any]:
+    return {"completed": not task["completed"]}
+
+
+def _completed(_task: TaskRecord) -> Mapping[str, Any]:
+    return {"completed": True}
+
+
+async def _write_knowing(
+    database: Database,
+    owner: str,
+    task_id: int,
+    task: TaskRecord | None,
+    changes: Changes,
+    versions: Collection[int] | None,
+) -> TaskRecord | None:
+    """Write `changes(task)` to the task as read (`task`, or read now), in one transaction
+    that acts only if the task is still at that version; read it again and retry if not.
+
+    For writes that need the task's rule or due: they are computed here, from the task.
+    """
+    for _attempt in range(_KNOWING_ATTEMPTS):
+        if task is None:
+            task = await get_task(database, owner=owner, task_id=task_id)
+            if task is None:
+                return None
+        if versions is not None and task["version"] not in versions:
+            raise VersionMismatchError(task)
+        planned = _planned_write(owner, task, changes(task), datetime.now(UTC))
+        if planned is None:
+            return task  # nothing differs: nothing is written, as with one statement
+        async with database.session() as session:
+            results = await session.run_together(planned.steps)
+        written = results[planned.task_step]
+        if written:
+            return _record(written[0])
+        task = None
+    raise DatabaseBusyError(f"task {task_id} kept changing while it was being written")
+
+
+@dataclass(frozen=True, slots=True)
+class _PlannedWrite:
+    steps: list[Step]
+    #: Which step writes the task and returns it.
+    task_step: int
+    #: Which step creates the next occurrence and returns its id, if one does.
+    next_step: int | None = None
+
+    def after(self, offset: int) -> "_PlannedWrite":
+        """The same plan, its steps run after `offset` others."""
+        next_step = None if self.next_step is None else self.next_step + offset
+        return _PlannedWrite(self.steps, self.task_step + offset, next_step)
+
+
+def _stored_rule(task: TaskRecord) -> rules.Recurrence | None:
+    text = task["recurrence"]
+    if text is None:
+        return None
+    return rules.parse_rrule(
+        text, tz=task["recurrence_tz"], from_completion=task["recurrence_from_completion"]
+    )
+
+
+def _planned_write(
+    owner: str, task: TaskRecord, changes: Mapping[str, Any], now: datetime
+) -> _PlannedWrite | None:
+    """The statements that apply `changes` to `task` as read; None if nothing would differ.
+
+    Raises RecurrenceError if the rule and due it would have do not fit together.
+    """
+    state = {**task, **changes}
+    rule = changes["recurrence"] if "recurrence" in changes else _stored_rule(task)
+    due = state["due_date"] or state["due_at"]
+    state |= _rule_values(rule, due)
+    completing = state["completed"] and not task["completed"]
+    if completing:
+        state["completed_at"] = now
+    elif not state["completed"]:
+        state["completed_at"] = None
+    if completing and rule is not None:
+        # The first occurrence names the series once there is a second.
+        state["series_id"] = task["series_id"] or task["id"]
+    if all(state[name] == task[name] for name in _KNOWN_FIELDS if name != "updated_at"):
+        return None
+    state["updated_at"] = now
+    base = {"owner": owner, "task_id": task["id"], "read_version": task["version"]}
+    link: dict[str, Any] = {"next_series_id": None, "next_occurrence": None}
+    steps: list[Step] = [(_LOCK, base)]
+    next_step = None
+    if completing and rule is not None and due is not None:
+        link = {"next_series_id": state["series_id"], "next_occurrence": task["occurrence"] + 1}
+        next_due = rules.next_due(rule, due, occurrence=task["occurrence"], completed_at=now)
+        if next_due is not None:
+            next_step = len(steps)
+            steps += _next_occurrence(owner, state, rule, next_due, now, base | link)
+    known = {f"new_{name}": state[name] for name in _KNOWN_FIELDS}
+    steps.append((_WRITE_KNOWN, base | known | link))
+    task_step = len(steps) - 1
+    if state["tags"] != task["tags"]:
+        steps += tag_rows.replacing_rows(owner, task["id"], state["tags"])
+    return _PlannedWrite(steps, task_step, next_step)
+
+
+def _next_occurrence(
+    owner: str,
+    state: Mapping[str, Any],
+    rule: rules.Recurrence,
+    due: date | datetime,
+    now: datetime,
+    params: Mapping[str, Any],
+) -> list[Step]:
+    """The steps that create the next occurrence of the task that becomes `state`, due
+    `due`: the same task, open, in the same series (`params` name it)."""
+    occurrence = NewTask(
+        title=state["title"],
+        description=state["description"],
+        priority=state["priority"],
+        due_date=None if isinstance(due, datetime) else due,
+        due_at=due if isinstance(due, datetime) else None,
+        tags=tuple(state["tags"]),
+        recurrence=rule,
+    )
+    values = new_task_values(owner, occurrence, now) | {
+        "new_series_id": params["next_series_id"],
+        "new_occurrence": params["next_occurrence"],
+    }
+    steps: list[Step] = [(_INSERT_NEXT, {**params, **values})]
+    if occurrence.tags:
+        tag_params = {**params, "new_tags": occurrence.tags}
+        count = len(occurrence.tags)
+        steps.append((_next_tag_rows(count), tag_params | tag_rows.row_parameters(occurrence.tags)))
+    return steps
 
 
 async def delete_task(
@@ -667,7 +976,9 @@ async def delete_task(
     params, conditional = _condition({"owner": owner, "task_id": task_id}, if_version_in)
     deleted = await database.fetch_one(_delete_query(conditional), params)
     if deleted is None:
-        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
+        await _missed_write(
+            database, owner=owner, task_id=task_id, versions=if_version_in, guarded=False
+        )
         return None
     title: str = deleted[0]
     return title
@@ -701,10 +1012,61 @@ async def count_tasks(database: Database, *, owner: str, zone: tzinfo = UTC) -> 
     return TaskCounts(*(int(value or 0) for value in row))
 
 
+#: Repeating tasks completed together by `set_all_completed`: one transaction each page.
+_COMPLETE_ALL_PAGE = 100
+_MAX_TASK_ID = 2**63 - 1
+
+
 async def set_all_completed(database: Database, *, owner: str, completed: bool) -> int:
-    """Set every task of the owner to `completed`; returns how many changed state."""
-    params = {"owner": owner, "completed": completed, "now": datetime.now(UTC)}
-    return await database.execute(_SET_ALL, params)
+    """Set every task of the owner to `completed`; returns how many changed state.
+
+    One statement, but for the repeating tasks being completed: those are then completed a
+    page at a time, each with its next occurrence, and the occurrences made here are not
+    completed in turn.
+    """
+    now = datetime.now(UTC)
+    if not completed:
+        return await database.execute(_REOPEN_ALL, {"owner": owner, "now": now})
+    after_id, before_id, rereads = 0, _MAX_TASK_ID, 0
+
+    def page() -> dict[str, Any]:
+        bounds = {"after_id": after_id, "before_id": before_id}
+        return {"owner": owner, "limit": _COMPLETE_ALL_PAGE, **bounds}
+
+    async with database.session() as session:
+        plain, rows = await session.run_together(
+            [(_COMPLETE_ALL_PLAIN, {"owner": owner, "now": now}), (_PENDING_REPEATING, page())]
+        )
+    changed = len(plain)
+    while rows:
+        tasks = [_record(row) for row in rows]
+        now = datetime.now(UTC)
+        steps: list[Step] = []
+        plans: list[_PlannedWrite] = []
+        for task in tasks:
+            planned = _planned_write(owner, task, {"completed": True}, now)
+            assert planned is not None  # a pending task becomes completed
+            plans.append(planned.after(len(steps)))
+            steps += planned.steps
+        async with database.session() as session:
+            results = await session.run_together(steps)
+        missed = [
+            task for task, plan in zip(tasks, plans, strict=True) if not results[plan.task_step]
+        ]
+        changed += len(tasks) - len(missed)
+        # Occurrences made here have greater ids than every task there was before them:
+        # the pages stop short of the first, so they are not completed in turn.
+        made = [results[plan.next_step] for plan in plans if plan.next_step is not None]
+        before_id = min([before_id, *(int(ids[0][0]) for ids in made if ids)])
+        after_id = tasks[-1]["id"]
+        if missed:
+            # Changed by someone else meanwhile: read again from the first of those.
+            rereads += 1
+            if rereads > _KNOWING_ATTEMPTS:
+                raise DatabaseBusyError("tasks kept changing while they were being completed")
+            after_id = missed[0]["id"] - 1
+        rows = await database.fetch_all(_PENDING_REPEATING, page())
+    return changed
 
 
 async def delete_completed(database: Database, *, owner: str) -> int:

@@ -34,9 +34,7 @@ from todo_api.api.idempotency import (
 from todo_api.api.list_query import (
     MAX_BIGINT,
     TIME_ZONE_DESCRIPTION,
-    TIME_ZONE_MAX_LENGTH,
     TaskListQuery,
-    TimeZoneName,
     list_page,
     list_query,
 )
@@ -48,6 +46,7 @@ from todo_api.api.problems import (
 )
 from todo_api.api.public_url import public_url
 from todo_api.api.schemas import (
+    TIME_ZONE_MAX_LENGTH,
     BulkCompletion,
     BulkDeleteResult,
     BulkUpdateResult,
@@ -57,6 +56,7 @@ from todo_api.api.schemas import (
     TaskReplace,
     TaskStats,
     TaskUpdate,
+    TimeZoneName,
 )
 from todo_api.db import idempotency
 from todo_api.db import tasks as task_queries
@@ -119,8 +119,14 @@ def _found(task: TaskRecord | None, task_id: int) -> TaskRecord:
     return public_task(task)
 
 
-def _task_response(task: TaskRecord) -> Response:
-    return _json(task, headers={"ETag": task["etag"]})
+def _task_response(task: TaskRecord, request: Request) -> Response:
+    headers = {"ETag": task["etag"]}
+    next_id = task["next_occurrence_id"]
+    if next_id is not None:
+        owner = request.path_params["user_id"]
+        url = public_url(request, "read_task", user_id=owner, task_id=str(next_id))
+        headers["Link"] = f'<{url}>; rel="next-occurrence"'
+    return _json(task, headers=headers)
 
 
 async def _checking_version(write: Awaitable[_T], task_id: int, request: Request) -> _T:
@@ -148,7 +154,9 @@ async def _update(
         changes=changes,
         if_version_in=_if_match(request, task_id),
     )
-    return _task_response(_found(await _checking_version(write, task_id, request), task_id))
+    return _task_response(
+        _found(await _checking_version(write, task_id, request), task_id), request
+    )
 
 
 def _page_link(request: Request, offset: int, limit: int, rel: str) -> str:
@@ -161,7 +169,12 @@ def _header(description: str) -> dict[str, Any]:
     return {"description": description, "schema": {"type": "string"}}
 
 
-TASK_ETAG = etag_header("The task's current entity tag, for `If-Match` and `If-None-Match`.")
+TASK_ETAG = {
+    **etag_header("The task's current entity tag, for `If-Match` and `If-None-Match`."),
+    "Link": _header(
+        'A completed repeating task\'s `rel="next-occurrence"`: the task its completion created.'
+    ),
+}
 # Writes to one task: it can have changed since the client read it.
 CONDITIONAL_WRITE: dict[int | str, dict[str, Any]] = {
     412: {
@@ -354,7 +367,7 @@ async def read_task(
     task = _found(await task_queries.get_task(database, owner=owner, task_id=task_id), task_id)
     if not none_match(field_list(request.headers, "if-none-match"), task["etag"]):
         return not_modified(task["etag"])
-    return _task_response(task)
+    return _task_response(task, request)
 
 
 @router.put(
@@ -440,4 +453,6 @@ async def toggle_task_completion(
     write = task_queries.toggle_task(
         database, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
-    return _task_response(_found(await _checking_version(write, task_id, request), task_id))
+    return _task_response(
+        _found(await _checking_version(write, task_id, request), task_id), request
+    )
