@@ -106,6 +106,12 @@ bench-compare: install-dev
 	cd bench && ../$(BIN)/python -m todo_bench.compare $(BASE) $(BENCH_ARGS)
 
 # Issue 11's cost of verifying tokens alone: read with AUTH_MODE=jwt against none (about a minute).
+# Issue 24's due-reminder plan at 100 thousand, 1 and 3 million tasks (EXPLAIN ANALYZE of the
+# query GET /api/{user_id}/reminders runs); a few minutes.
+.PHONY: bench-reminders
+bench-reminders: install-dev
+	$(BIN)/python bench/reminder_plan.py
+
 .PHONY: bench-auth
 bench-auth: install-dev
 	$(BIN)/python bench/auth_cost.py

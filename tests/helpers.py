@@ -35,6 +35,7 @@ TASK_FIELDS = frozenset(
         "recurrence",
         "series_id",
         "next_occurrence_id",
+        "reminder",
         "etag",
     }
 )

@@ -37,20 +37,48 @@ def before_call(context: Any, case: Any, **kwargs: Any) -> None:
         for name in tags:
             distinct.setdefault(name.strip().casefold(), name)
         body["tags"] = list(distinct.values())
-    # Nor that a repeating task needs a due, nor that a rule's days must fit its frequency
-    # and the due's month (refused with 422, tested in tests/test_recurrence.py): a rule is
-    # made to fit, and a body that clears the due ends the series too.
+    # Nor that a repeating task or a reminder before the due needs a due, nor that a rule's
+    # days must fit its frequency and the due's month (refused with 422, tested in
+    # tests/test_recurrence.py and tests/test_reminders.py): a rule is made to fit, a body
+    # with a reminder before the due gets a due, and one that clears the due clears both.
     if isinstance(body, dict):
         _fit_recurrence(body, zones)
+        _fit_reminder(body, zones)
+
+
+def _clears_due(body: dict[str, Any]) -> bool:
+    return ("due_date" in body or "due_at" in body) and (
+        body.get("due_date") is None and body.get("due_at") is None
+    )
+
+
+def _give_a_due(body: dict[str, Any]) -> None:
+    if body.get("due_date") is None and body.get("due_at") is None:
+        body["due_date"] = "2027-01-04"
+        body.pop("due_at", None)
+
+
+def _fit_reminder(body: dict[str, Any], zones: set[str]) -> None:
+    reminder = body.get("reminder")
+    if isinstance(reminder, dict) and "at" in reminder and "minutes_before" in reminder:
+        # The schema's oneOf says one or the other; schemathesis's coverage phase combines
+        # the two examples regardless.
+        del reminder["at"]
+    if isinstance(reminder, dict):
+        tz = reminder.get("tz")
+        if isinstance(tz, str) and len(tz) <= 64 and tz not in zones:
+            reminder["tz"] = "Europe/Paris"
+    minutes = reminder.get("minutes_before") if isinstance(reminder, dict) else None
+    if type(minutes) in (int, float):
+        _give_a_due(body)
+    elif _clears_due(body) and "reminder" not in body:
+        body["reminder"] = None
 
 
 def _fit_recurrence(body: dict[str, Any], zones: set[str]) -> None:
     rule = body.get("recurrence")
-    clears_due = ("due_date" in body or "due_at" in body) and (
-        body.get("due_date") is None and body.get("due_at") is None
-    )
     if not (isinstance(rule, dict) and isinstance(rule.get("frequency"), str)):
-        if clears_due and "recurrence" not in body:
+        if _clears_due(body) and "recurrence" not in body:
             body["recurrence"] = None
         return
     if rule["frequency"] != "weekly":
@@ -61,11 +89,9 @@ def _fit_recurrence(body: dict[str, Any], zones: set[str]) -> None:
         rule["days_of_week"] = list(dict.fromkeys(days))
     if rule["frequency"] in ("daily", "weekly"):
         rule.pop("month_day", None)
-    elif type(rule.get("month_day")) is int:
+    elif type(rule.get("month_day")) in (int, float):
         rule["month_day"] = -1  # every month has a last day
     tz = rule.get("tz")
     if isinstance(tz, str) and len(tz) <= 64 and tz not in zones:
         rule["tz"] = "Europe/Paris"
-    if body.get("due_date") is None and body.get("due_at") is None:
-        body["due_date"] = "2027-01-04"
-        body.pop("due_at", None)
+    _give_a_due(body)

@@ -39,6 +39,8 @@ async def test_a_due_date_is_kept_as_sent_and_a_due_time_comes_back_in_utc(
         ("due_at", "0001-01-01T00:00:00+05:00"),  # before year 1 in UTC
         ("due_at", "9999-12-31T23:00:00-05:00"),  # after year 9999 in UTC
         ("due_at", 1764720000),
+        ("due_at", "1764720000"),  # a Unix time, which pydantic alone would take
+        ("due_at", "0.5"),
     ],
 )
 async def test_impossible_or_ambiguous_dues_are_422_never_500(

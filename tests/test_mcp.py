@@ -39,7 +39,7 @@ USUAL_TOOLS = {
     "delete_task": ({"task_id"}, {"user_id", "task_id"}),
     "update_task": ({"task_id"}, {"user_id", "task_id", "title", "description"}),
 }
-EXTRA_TOOLS = {"get_task", "reopen_task", "task_stats"}
+EXTRA_TOOLS = {"get_task", "reopen_task", "task_stats", "due_reminders", "acknowledge_reminder"}
 
 
 def token(subject: str) -> str:
@@ -140,9 +140,11 @@ async def test_the_tool_list_has_the_usual_tools_and_ours(open_server: str) -> N
     assert {"q", "priority", "tags", "due_from", "due_to", "overdue", "sort", "limit", "tz"} <= (
         extras
     )
-    assert {"priority", "due_date", "due_at", "tags", "request_id"} <= set(
-        tools["add_task"].input_schema["properties"]
-    )
+    for name in ("add_task", "update_task"):
+        assert {"priority", "due_date", "due_at", "tags", "recurrence", "reminder"} <= set(
+            tools[name].input_schema["properties"]
+        )
+    assert "request_id" in tools["add_task"].input_schema["properties"]
 
 
 async def test_the_usual_tools_do_what_they_say(open_server: str, alice: str) -> None:
@@ -295,6 +297,32 @@ async def test_completing_a_repeating_task_makes_its_next_occurrence_once(
     ]
     assert pending[0]["recurrence"]["rrule"] == "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO,TH"
     assert pending[0]["series_id"] == task_id
+
+
+async def test_due_reminders_lists_what_to_remind_the_user_of_now(
+    open_server: str, alice: str
+) -> None:
+    async with mcp_session(open_server) as session:
+        for title, at in (("Call mum", "2020-01-01T09:00:00Z"), ("Later", "2999-01-01T09:00:00Z")):
+            result_of(
+                await session.call_tool(
+                    "add_task", {"user_id": alice, "title": title, "reminder": {"at": at}}
+                )
+            )
+        refused = await session.call_tool(
+            "add_task", {"user_id": alice, "title": "x", "reminder": {"minutes_before": 5}}
+        )
+        assert error_of(refused).startswith("invalid arguments: reminder: ")
+        due = result_of(await session.call_tool("due_reminders", {"user_id": alice}))
+        assert [(task["title"], task["reminder"]["at"]) for task in due] == [
+            ("Call mum", "2020-01-01T09:00:00Z")
+        ]
+        for _ in range(2):
+            seen = await session.call_tool(
+                "acknowledge_reminder", {"user_id": alice, "task_id": due[0]["id"]}
+            )
+            assert result_of(seen)["reminder"]["acknowledged_at"] is not None
+        assert result_of(await session.call_tool("due_reminders", {"user_id": alice})) == []
 
 
 async def test_the_token_is_the_user_and_user_id_can_only_repeat_it(

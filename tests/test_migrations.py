@@ -43,6 +43,7 @@ CHECK_CONSTRAINTS = {
     "ck_tasks_recurrence_has_due",
     "ck_tasks_recurrence_has_zone",
     "ck_tasks_occurrence_positive",
+    "ck_tasks_reminder_minutes_have_an_instant",
 }
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -132,6 +133,10 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         "series_id": True,
         "occurrence": False,
         "next_occurrence_id": True,
+        "remind_at": True,
+        "reminder_minutes_before": True,
+        "reminder_tz": True,
+        "reminder_acknowledged_at": True,
     }
     assert inspector.get_pk_constraint("tasks")["constrained_columns"] == ["id"]
     indexes = [
@@ -144,6 +149,7 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         ("ix_tasks_user_id_due_at", ["user_id", "due_at"], False),
         ("ix_tasks_user_id_due_date", ["user_id", "due_date"], False),
         ("ix_tasks_user_id_priority_id", ["user_id", "priority", "id"], False),
+        ("ix_tasks_user_id_remind_at_id", ["user_id", "remind_at", "id"], False),
     ]
     names = {check["name"] for check in inspector.get_check_constraints("tasks")}
     assert names == CHECK_CONSTRAINTS
@@ -251,6 +257,7 @@ def test_downgrade_base_then_upgrade_head_round_trips(
             "ix_tasks_user_id_due_date",
             "ix_tasks_user_id_due_at",
             "ix_tasks_series_id_occurrence",
+            "ix_tasks_user_id_remind_at_id",
         ]
     )
     with engine.begin() as connection:

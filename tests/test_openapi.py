@@ -39,6 +39,8 @@ EXPECTED_OPERATIONS = {
     ("delete", "/api/{user_id}/tasks/{task_id}"): "delete_task",
     ("patch", "/api/{user_id}/tasks/{task_id}/complete"): "toggle_task_completion",
     ("get", "/api/{user_id}/tags"): "list_tags",
+    ("get", "/api/{user_id}/reminders"): "list_due_reminders",
+    ("post", "/api/{user_id}/tasks/{task_id}/reminder/ack"): "acknowledge_reminder",
     ("get", "/health"): "check_liveness",
     ("get", "/health/ready"): "check_readiness",
 }
@@ -172,7 +174,7 @@ SENT_TYPES = {
     401: {"urn:todo-api:unauthorized", "urn:todo-api:token-expired"},
     403: {"urn:todo-api:forbidden"},
     404: {"urn:todo-api:task-not-found"},
-    409: {"urn:todo-api:idempotency-key-in-flight"},
+    409: {"urn:todo-api:idempotency-key-in-flight", "urn:todo-api:no-reminder"},
     412: {"urn:todo-api:precondition-failed"},
     413: {"about:blank"},
     415: {"urn:todo-api:unsupported-media-type"},
@@ -559,8 +561,8 @@ async def test_retry_after_is_declared_where_it_is_sent(schema: dict[str, Any]) 
     create_task = schema["paths"]["/api/{user_id}/tasks"]["post"]["responses"]
     assert "Retry-After" in create_task["409"]["headers"]
     assert "Retry-After" in schema["paths"]["/health/ready"]["get"]["responses"]["503"]["headers"]
-    # Every task and tag operation's 503, the create's 409, readiness' 503.
-    assert declared == 13
+    # Every task, tag and reminder operation's 503, the create's 409, readiness' 503.
+    assert declared == 15
 
 
 def _integer_schemas(node: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:

@@ -3,8 +3,9 @@
 
 Counts are deterministic once the connection is open and its statements are known, so this
 is not a timed test. Every operation takes one: a write of several statements sends them
-all at once (`Session.run_together`). Writes that need a repeating task's rule take three: the
-statement that leaves repeating tasks alone, a read, and the write (docs/design.md).
+all at once (`Session.run_together`). Writes that need a repeating task's rule, or move the due
+a reminder counts from, take three: the statement that leaves such tasks alone, a read, and the
+write (docs/design.md).
 """
 
 import statistics
@@ -65,6 +66,7 @@ OPERATIONS: dict[str, Operation] = {
         f"{tasks_url(OWNER)}/complete-all", json={"completed": True}
     ),
     "delete completed": lambda client, _task: client.delete(f"{tasks_url(OWNER)}/completed"),
+    "due reminders": lambda client, _task: client.get(f"/api/{OWNER}/reminders"),
 }
 #: Done once before an operation is counted: what makes it a repeat.
 BEFOREHAND: dict[str, Operation] = {"keyed repeat": OPERATIONS["keyed repeat"]}
@@ -90,6 +92,25 @@ ON_A_REPEATING_TASK: dict[str, tuple[Operation, int]] = {
         ),
         1,
     ),
+}
+#: On a task with a reminder before its due: the operation and its round trips.
+WITH_A_REMINDER: dict[str, tuple[Operation, int]] = {
+    "acknowledge": (
+        lambda client, task: client.post(f"{task_url(OWNER, task)}/reminder/ack"),
+        1,
+    ),
+    "complete": (OPERATIONS["toggle"], 1),
+    "move the due": (
+        lambda client, task: client.patch(
+            task_url(OWNER, task), json={"due_at": "2027-02-01T09:00:00Z"}
+        ),
+        3,
+    ),
+}
+REMINDED: dict[str, object] = {
+    "title": "target",
+    "due_at": "2027-01-04T09:00:00Z",
+    "reminder": {"minutes_before": 10},
 }
 REPEATING: dict[str, object] = {
     "title": "target",
@@ -159,4 +180,16 @@ def test_the_operation_on_a_repeating_task_takes_its_round_trips(
     for _ in range(WARM_UP):
         _measure(client, counter, name, REPEATING, operation)
     counts = [_measure(client, counter, name, REPEATING, operation) for _ in range(MEASURED)]
+    assert statistics.median(counts) == expected, counts
+
+
+@pytest.mark.parametrize("name", sorted(WITH_A_REMINDER))
+def test_the_operation_on_a_task_with_a_reminder_takes_its_round_trips(
+    proxied_server: tuple[httpx.Client, RoundTrips], name: str
+) -> None:
+    client, counter = proxied_server
+    operation, expected = WITH_A_REMINDER[name]
+    for _ in range(WARM_UP):
+        _measure(client, counter, name, REMINDED, operation)
+    counts = [_measure(client, counter, name, REMINDED, operation) for _ in range(MEASURED)]
     assert statistics.median(counts) == expected, counts

@@ -31,7 +31,7 @@ from todo_api.api.middleware.unexpected_errors import UnexpectedErrorMiddleware
 from todo_api.api.openapi import build_openapi
 from todo_api.api.problems import install_problem_handlers
 from todo_api.api.public_url import route_paths
-from todo_api.api.routes import health, index, tags, tasks
+from todo_api.api.routes import health, index, reminders, tags, tasks
 from todo_api.auth.tokens import TokenVerifier
 from todo_api.db import idempotency
 from todo_api.db import tags as tag_rows
@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = verifier
     install_problem_handlers(app)
-    routers = (tasks.router, tags.router, health.router, index.router)
+    routers = (tasks.router, tags.router, reminders.router, health.router, index.router)
     for router in routers:
         app.include_router(router)
     app.state.route_paths = route_paths(route for router in routers for route in router.routes)

@@ -19,6 +19,8 @@ import {
   TodoApiError,
   type Task,
   type TodoClient,
+  type Recurrence,
+  type Reminder,
 } from "./index.js";
 import { expectEqual, expectTask, expectTrue, fail, hs256Token, show } from "./check-support.js";
 
@@ -488,6 +490,29 @@ export async function checkTodoClient(
     seen.due,
     "list({ sort: due }): the task with a due first",
   );
+
+  // A repeating task with a reminder before its due: completing it makes the next occurrence,
+  // whose reminder dueReminders() lists until acknowledgeReminder().
+  const ginaId = `ts.gina_${run}`;
+  const gina = createTodoClient({ baseUrl, userId: ginaId, token: tokenFor(ginaId) });
+  const recurrence: Recurrence = { frequency: "monthly", month_day: -1 };
+  const reminder: Reminder = { minutes_before: 60, tz: "Europe/Paris" };
+  const rent = (
+    await gina.create({ title: "Pay rent", due_date: "2027-01-31", recurrence, reminder })
+  ).task;
+  expectEqual(rent.recurrence?.rrule, "FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=-1", "create({ recurrence })");
+  const paid = await gina.setCompleted(rent.id, true);
+  const nextRent = await gina.get(paid.next_occurrence_id ?? 0);
+  expectEqual(nextRent.due_date, "2027-02-28", "the next occurrence: the last day of February");
+  expectEqual(nextRent.reminder?.at, "2027-02-27T22:00:00Z", "its reminder: 23:00 in Paris the day before");
+  expectEqual(
+    (await gina.dueReminders({ until: "2027-02-28T00:00:00Z" })).map((task) => task.id),
+    [nextRent.id],
+    "dueReminders(): the open occurrence's reminder",
+  );
+  const acknowledged = await gina.acknowledgeReminder(nextRent.id);
+  expectTrue(acknowledged.reminder?.acknowledged_at != null, "acknowledgeReminder()");
+  expectEqual(await gina.dueReminders({ until: "2027-02-28T00:00:00Z" }), [], "after the ack");
 
   if (jwtSecret) {
     const anonymous = createTodoClient({ baseUrl, userId: carolId, token: async () => undefined });

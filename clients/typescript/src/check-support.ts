@@ -20,6 +20,7 @@ const TASK_FIELDS = [
   "next_occurrence_id",
   "priority",
   "recurrence",
+  "reminder",
   "series_id",
   "tags",
   "title",

@@ -553,6 +553,34 @@ async function main(): Promise<void> {
   expectEqual(following.series_id, meeting.id, "next meeting: same series");
   expectEqual(following.completed, false, "next meeting: open");
 
+  // A reminder 15 minutes before the next meeting: listed once its time has come, until
+  // acknowledged.
+  const reminded = expectData(
+    await api.PATCH("/api/{user_id}/tasks/{task_id}", {
+      ...item(carol, nextId),
+      body: { reminder: { minutes_before: 15 } },
+    }),
+    200,
+    "set a reminder",
+  );
+  expectEqual(reminded.reminder?.at, "2027-03-15T12:45:00Z", "reminder: 15 minutes before");
+  const dueReminders = async (what: string) =>
+    expectData(
+      await api.GET("/api/{user_id}/reminders", {
+        params: { path: { user_id: carol }, query: { until: "2027-03-15T13:00:00Z" } },
+      }),
+      200,
+      what,
+    ).map((task) => task.id);
+  expectEqual(await dueReminders("reminders due"), [nextId], "reminders due");
+  const acknowledged = expectData(
+    await api.POST("/api/{user_id}/tasks/{task_id}/reminder/ack", item(carol, nextId)),
+    200,
+    "acknowledge the reminder",
+  );
+  expectTrue(acknowledged.reminder?.acknowledged_at != null, "reminder: acknowledged_at");
+  expectEqual(await dueReminders("reminders after the ack"), [], "reminders after the ack");
+
   // The package's own client (createTodoClient) and the README's example, on the same server.
   await checkTodoClient(baseUrl, jwtSecret, run);
   await checkExample(baseUrl, jwtSecret);

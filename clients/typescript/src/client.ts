@@ -21,6 +21,11 @@ export type TaskStatus = components["schemas"]["TaskStatus"];
 export type TaskSort = components["schemas"]["TaskSort"];
 export type TaskPriority = Task["priority"];
 export type TagCount = components["schemas"]["TagCount"];
+export type Recurrence = components["schemas"]["RecurrenceRule"];
+export type Reminder = components["schemas"]["ReminderRule"];
+export type RemindersQuery = NonNullable<
+  operations["list_due_reminders"]["parameters"]["query"]
+>;
 export type HealthStatus = components["schemas"]["HealthStatus"];
 type ListParameters = NonNullable<operations["list_tasks"]["parameters"]["query"]>;
 /**
@@ -146,6 +151,13 @@ export interface TodoClient {
   stats(query?: StatsQuery, options?: CallOptions): Promise<TaskStats>;
   /** Every tag on the user's tasks with how many carry it, by name ignoring case. */
   tags(options?: CallOptions): Promise<TagCount[]>;
+  /**
+   * The tasks whose reminder has come by `query.until` (default now) and is not acknowledged,
+   * the oldest first: what to show the user now.
+   */
+  dueReminders(query?: RemindersQuery, options?: CallOptions): Promise<Task[]>;
+  /** Marks the task's reminder as shown: it is not listed again until set again. */
+  acknowledgeReminder(taskId: number, options?: CallOptions): Promise<Task>;
 
   /** One task; its `etag` is the value to send back in `ifMatch`. */
   get(taskId: number, options?: CallOptions): Promise<Task>;
@@ -356,6 +368,24 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
     async tags(options = {}) {
       return unwrap(
         await api.GET("/api/{user_id}/tags", { params: { path: owner }, ...signalOf(options) }),
+      );
+    },
+
+    async dueReminders(query = {}, options = {}) {
+      return unwrap(
+        await api.GET("/api/{user_id}/reminders", {
+          params: { path: owner, query },
+          ...signalOf(options),
+        }),
+      );
+    },
+
+    async acknowledgeReminder(taskId, options = {}) {
+      return unwrap(
+        await api.POST("/api/{user_id}/tasks/{task_id}/reminder/ack", {
+          params: { path: one(taskId) },
+          ...signalOf(options),
+        }),
       );
     },
 

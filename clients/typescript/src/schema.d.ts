@@ -137,6 +137,27 @@ export interface paths {
         patch: operations["toggle_task_completion"];
         trace?: never;
     };
+    "/api/{user_id}/tasks/{task_id}/reminder/ack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge a task's reminder
+         * @description It is no longer listed by GET /api/{user_id}/reminders, until the reminder is set again
+         *     or the due moves. Acknowledging it again changes nothing.
+         */
+        post: operations["acknowledge_reminder"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/{user_id}/tags": {
         parameters: {
             query?: never;
@@ -149,6 +170,28 @@ export interface paths {
          * @description Sorted by name ignoring case; a tag no task carries any more is gone. One query.
          */
         get: operations["list_tags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/{user_id}/reminders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the caller's reminders whose time has come
+         * @description The tasks whose reminder (`reminder.at`) has come and is not acknowledged, of tasks
+         *     not completed: what to show the user now. Acknowledge each with
+         *     `POST /api/{user_id}/tasks/{task_id}/reminder/ack`, and it is not listed again.
+         */
+        get: operations["list_due_reminders"];
         put?: never;
         post?: never;
         delete?: never;
@@ -396,6 +439,55 @@ export interface components {
             tz?: string;
         };
         /**
+         * ReminderPublic
+         * @description A task's reminder: when it fires, how it was set, and whether it was acknowledged.
+         */
+        ReminderPublic: {
+            /**
+             * At
+             * Format: date-time
+             * @description When it fires (for `minutes_before`, from the due).
+             */
+            at: string;
+            /** Minutes Before */
+            minutes_before: number | null;
+            /** Tz */
+            tz: string | null;
+            /**
+             * Acknowledged At
+             * @description When it was acknowledged; it fires again only once set again or the due moves.
+             */
+            acknowledged_at: string | null;
+        };
+        /**
+         * ReminderRule
+         * @description When to remind: `{"at": instant}`, or `{"minutes_before": n}` the due.
+         * @example {
+         *       "minutes_before": 30
+         *     }
+         * @example {
+         *       "at": "2026-12-03T08:30:00+01:00"
+         *     }
+         */
+        ReminderRule: {
+            /**
+             * At
+             * Format: date-time
+             * @description The instant it fires, with its UTC offset.
+             */
+            at?: string;
+            /**
+             * Minutes Before
+             * @description Fires this many minutes before the due (0 to 40320, four weeks); it moves with the due.
+             */
+            minutes_before?: number;
+            /**
+             * Tz
+             * @description With `minutes_before` and a `due_date`: the IANA zone whose start of that day it counts from (default UTC).
+             */
+            tz?: string;
+        } & (unknown | unknown);
+        /**
          * TagCount
          * @description A tag of the caller's and how many of their tasks carry it.
          * @example {
@@ -466,6 +558,8 @@ export interface components {
             tags?: string[];
             /** @description How the task repeats; null: it does not. Needs a `due_date` or `due_at`. */
             recurrence?: components["schemas"]["RecurrenceRule"] | null;
+            /** @description When to remind: `{"at": instant}`, or `{"minutes_before": n}` the due (moving with it); null: none. Reminders whose time has come are listed by GET /api/{user_id}/reminders. */
+            reminder?: components["schemas"]["ReminderRule"] | null;
         };
         /**
          * TaskPublic
@@ -485,6 +579,7 @@ export interface components {
          *       "recurrence": null,
          *       "series_id": null,
          *       "next_occurrence_id": null,
+         *       "reminder": null,
          *       "etag": "\"1.1\""
          *     }
          */
@@ -544,6 +639,8 @@ export interface components {
              * @description The occurrence created when this one was completed (also the `Link` `rel="next-occurrence"`).
              */
             next_occurrence_id: number | null;
+            /** @description The task's reminder, or null. */
+            reminder: components["schemas"]["ReminderPublic"] | null;
             /**
              * Etag
              * @description The task's current ETag, as in the `ETag` header: send it in `If-Match` to change the task only if nobody else has since.
@@ -589,6 +686,8 @@ export interface components {
             tags?: string[];
             /** @description How the task repeats; null: it does not. Needs a `due_date` or `due_at`. */
             recurrence?: components["schemas"]["RecurrenceRule"] | null;
+            /** @description When to remind: `{"at": instant}`, or `{"minutes_before": n}` the due (moving with it); null: none. Reminders whose time has come are listed by GET /api/{user_id}/reminders. */
+            reminder?: components["schemas"]["ReminderRule"] | null;
         };
         /**
          * TaskSort
@@ -681,6 +780,8 @@ export interface components {
             tags?: string[];
             /** @description How the task repeats; null: it does not. Needs a `due_date` or `due_at`. */
             recurrence?: components["schemas"]["RecurrenceRule"] | null;
+            /** @description When to remind: `{"at": instant}`, or `{"minutes_before": n}` the due (moving with it); null: none. Reminders whose time has come are listed by GET /api/{user_id}/reminders. */
+            reminder?: components["schemas"]["ReminderRule"] | null;
         };
         /** ValidationProblem */
         ValidationProblem: {
@@ -1551,6 +1652,76 @@ export interface operations {
             };
         };
     };
+    acknowledge_reminder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task's id, a positive 64-bit integer. At most 9223372036854775807 (2^63 - 1). */
+                task_id: number;
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The task's current entity tag, for `If-Match` and `If-None-Match`. */
+                    ETag?: string;
+                    /** @description A completed repeating task's `rel="next-occurrence"`: the task its completion created. */
+                    Link?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskPublic"];
+                };
+            };
+            /** @description The task does not exist or belongs to someone else. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The task has no reminder. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid; `errors` says where. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_tags: {
         parameters: {
             query?: never;
@@ -1588,6 +1759,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is invalid; `errors` says where. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ValidationProblem"];
+                };
+            };
+            /** @description The database is unavailable or busy, or the server stopped before the request finished: retry after `Retry-After` seconds. Or its schema is not migrated (`urn:todo-api:schema-not-migrated`) or it refuses the configuration (`urn:todo-api:database-misconfigured`), both without `Retry-After`: retrying will not help until an operator acts. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. Not sent when the schema is not migrated. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_due_reminders: {
+        parameters: {
+            query?: {
+                /** @description Reminders due by this instant (RFC 3339 with an offset); default now. */
+                until?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Tasks to skip. At most 9223372036854775807 (2^63 - 1). */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque owner id: letters, digits and `_ - . : @ |`, but not `.` or `..`.
+                 * @example alice
+                 */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of tasks, the oldest reminder first. */
+            200: {
+                headers: {
+                    /** @description How many reminders have come, over all pages. */
+                    "X-Total-Count"?: number;
+                    /** @description RFC 8288 links to the `rel="next"` and `rel="prev"` pages. */
+                    Link?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskPublic"][];
+                };
             };
             /** @description The request is invalid; `errors` says where. */
             422: {

@@ -8,6 +8,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from todo_api.db import recurrence as rules
+from todo_api.db import reminders
 from todo_api.db.tasks import TaskRecord
 
 # `W/"opaque"` or `"opaque"`, then a comma or the end; list elements may be empty.
@@ -43,8 +44,8 @@ def task_etag(task_id: int, version: int) -> str:
 
 def public_task(task: TaskRecord) -> TaskRecord:
     """The record as TaskPublic describes it: its version is sent only inside the ETag,
-    its rule as one object."""
-    task["etag"] = task_etag(task["id"], task.pop("version"))
+    its rule and its reminder as one object each."""
+    version = task.pop("version")
     zone = task.pop("recurrence_tz")
     from_completion = task.pop("recurrence_from_completion")
     del task["occurrence"]
@@ -55,6 +56,8 @@ def public_task(task: TaskRecord) -> TaskRecord:
         # The first occurrence is its series' until a second one names it.
         if task["series_id"] is None:
             task["series_id"] = task["id"]
+    task["reminder"] = reminders.public(task)
+    task["etag"] = task_etag(task["id"], version)
     return task
 
 

@@ -9,6 +9,7 @@ protocol error, a traceback or another user's data.
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
@@ -34,6 +35,7 @@ from todo_api.db import tasks as task_queries
 from todo_api.db.database import Database
 from todo_api.db.models import IDEMPOTENCY_KEY_MAX_LENGTH
 from todo_api.db.recurrence import RecurrenceError
+from todo_api.db.reminders import ReminderError
 from todo_api.db.tasks import TaskSort
 
 logger = logging.getLogger("todo_api.mcp")
@@ -67,6 +69,14 @@ RecurrenceArg = Annotated[
         'or -1 for the last day (monthly, yearly), "ends": {"count": n} or {"until": '
         '"YYYY-MM-DD"}, "from": "due"|"completion", "tz": IANA zone}; only frequency is '
         "required."
+    ),
+]
+ReminderArg = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description='When to remind the user: {"at": "ISO 8601 instant with an offset"}, or '
+        '{"minutes_before": 0-40320} the due (it moves with the due; for a due_date add "tz", '
+        "the user's IANA zone). due_reminders lists the reminders whose time has come."
     ),
 ]
 TimeZoneArg = Annotated[
@@ -158,6 +168,7 @@ class TaskTools:
         ] = None,
         tags: Annotated[list[str] | None, Field(description="Labels such as work.")] = None,
         recurrence: RecurrenceArg = None,
+        reminder: ReminderArg = None,
         request_id: Annotated[
             str | None,
             Field(
@@ -177,6 +188,7 @@ class TaskTools:
             "due_at": due_at,
             "tags": tags,
             "recurrence": recurrence,
+            "reminder": reminder,
         }
         new_task = _validated(TaskCreate, fields).new_task()
         if request_id is None:
@@ -301,6 +313,7 @@ class TaskTools:
             list[str] | None, Field(description="The new list of tags ([] removes all).")
         ] = None,
         recurrence: RecurrenceArg = None,
+        reminder: ReminderArg = None,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, TaskChange]:
         """Change some fields of a task; the fields left out stay as they are."""
@@ -313,6 +326,7 @@ class TaskTools:
             "due_at": due_at,
             "tags": tags,
             "recurrence": recurrence,
+            "reminder": reminder,
         }
         changes = _validated(TaskUpdate, fields).changes()
         task = await task_queries.update_task(
@@ -351,6 +365,39 @@ class TaskTools:
         )
         return _answer(stats.model_dump())
 
+    async def due_reminders(
+        self,
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many.")] = (
+            DEFAULT_LIST_LIMIT
+        ),
+        user_id: UserId = None,
+    ) -> Annotated[CallToolResult, list[TaskPublic]]:
+        """List the user's tasks whose reminder time has come (oldest first), not yet
+        acknowledged and not completed: what to remind the user of now."""
+        owner = self._owner(ctx, user_id)
+        page = await task_queries.due_reminders(
+            self.database, owner=owner, until=datetime.now(UTC), limit=limit
+        )
+        tasks = [public_task(task) for task in page.tasks]
+        return _answer({"result": tasks}, tasks)
+
+    async def acknowledge_reminder(
+        self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
+    ) -> Annotated[CallToolResult, TaskPublic]:
+        """Mark a task's reminder as seen once the user has been told, so due_reminders no
+        longer lists it. Calling it again changes nothing."""
+        owner = self._owner(ctx, user_id)
+        try:
+            task = await task_queries.acknowledge_reminder(
+                self.database, owner=owner, task_id=task_id
+            )
+        except task_queries.NoReminderError:
+            raise ToolError(f"task {task_id} has no reminder") from None
+        if task is None:
+            raise _not_found(task_id)
+        return _answer(public_task(task))
+
 
 def _outages_answered(call: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
     """A database that is away, or not as this code needs it, becomes an error result that
@@ -363,6 +410,8 @@ def _outages_answered(call: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitab
             return await call(*args, **kwargs)
         except RecurrenceError as unfit:
             raise ToolError(f"invalid arguments: recurrence: {unfit}") from None
+        except ReminderError as unfit:
+            raise ToolError(f"invalid arguments: reminder: {unfit}") from None
         except db_errors.DatabaseSchemaError:
             raise ToolError("the task service is not set up yet (its schema is behind)") from None
         except db_errors.DatabaseMisconfiguredError:
@@ -428,6 +477,8 @@ def build_mcp_server(database: Database, *, signed_in: bool) -> MCPServer:
         "update_task": _IDEMPOTENT,
         "delete_task": ToolAnnotations(destructiveHint=True, idempotentHint=True),
         "task_stats": _READ_ONLY,
+        "due_reminders": _READ_ONLY,
+        "acknowledge_reminder": _IDEMPOTENT,
     }
     server.tool_names = frozenset(annotations)
     # The SDK opens an OpenTelemetry span for every message, a no-op without an exporter,

@@ -14,6 +14,7 @@ from starlette.routing import Match
 from todo_api.db import database
 from todo_api.db.models import USER_ID_MAX_LENGTH
 from todo_api.db.recurrence import RecurrenceError
+from todo_api.db.reminders import ReminderError
 from todo_api.settings import Settings
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -172,6 +173,15 @@ class PreconditionFailedError(ProblemError):
         )
 
 
+class NoReminderError(ProblemError):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(
+            409,
+            f"Task {task_id} has no reminder to acknowledge.",
+            type_="urn:todo-api:no-reminder",
+        )
+
+
 class IdempotencyKeyInFlightError(ProblemError):
     def __init__(self) -> None:
         super().__init__(
@@ -223,11 +233,13 @@ async def _handle_validation_error(request: Request, exc: Exception) -> ProblemR
 
 
 async def _handle_recurrence_error(request: Request, exc: Exception) -> ProblemResponse:
-    """A rule that does not fit the task's due, found where the due is known: a 422 at
-    the body's `recurrence`, like any other validation error."""
-    assert isinstance(exc, RecurrenceError)
-    loc = ("body", "recurrence", *((exc.field,) if exc.field else ()))
-    error = {"loc": loc, "msg": exc.message, "type": "recurrence_invalid"}
+    """A rule or a reminder that does not fit the task's due, found where the due is known:
+    a 422 at the body's `recurrence` or `reminder`, like any other validation error."""
+    if isinstance(exc, RecurrenceError):
+        loc = ("body", "recurrence", *((exc.field,) if exc.field else ()))
+        error = {"loc": loc, "msg": exc.message, "type": "recurrence_invalid"}
+    else:
+        error = {"loc": ("body", "reminder"), "msg": str(exc), "type": "reminder_invalid"}
     return await _handle_validation_error(request, RequestValidationError([error]))
 
 
@@ -298,6 +310,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(ProblemError, _handle_problem_error)
     app.add_exception_handler(RecurrenceError, _handle_recurrence_error)
+    app.add_exception_handler(ReminderError, _handle_recurrence_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     # Any other error of the database is unexpected: see unexpected_errors.
     app.add_exception_handler(database.DatabaseError, _handle_database_error)

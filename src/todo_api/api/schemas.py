@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from sqlmodel import SQLModel
 
 from todo_api.db import recurrence as rules
+from todo_api.db import reminders
 from todo_api.db.models import (
     DEFAULT_PRIORITY,
     DESCRIPTION_MAX_LENGTH,
@@ -106,12 +107,20 @@ def _drop_null(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def omittable() -> Any:
+def omittable(description: str | None = None) -> Any:
     """Optional but not nullable: absent leaves the value alone, an explicit null is refused.
 
-    Declared `X | None` so errors name the field plainly; published without `null`.
+    Declared `X | None` so errors name the field plainly; published without `null` (and with
+    `description` rather than its type's).
     """
-    return Field(default=None, json_schema_extra=_drop_null)
+    if description is None:
+        return Field(default=None, json_schema_extra=_drop_null)
+
+    def published(schema: dict[str, Any]) -> None:
+        _drop_null(schema)
+        schema["description"] = description
+
+    return Field(default=None, json_schema_extra=published)
 
 
 def _refuse_null(value: Any) -> Any:
@@ -141,9 +150,16 @@ def _date_text(value: Any) -> Any:
     return value
 
 
+# Pydantic would also take a number, or a string of one, as a Unix time.
+_DATETIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 def _datetime_text(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise PydanticCustomError("datetime_type", "Date-time must be an RFC 3339 string")
+    if not (isinstance(value, str) and _DATETIME_TEXT.match(value)):
+        raise PydanticCustomError(
+            "datetime_type",
+            "Date-time must be an RFC 3339 string such as 2026-12-03T09:00:00+05:00",
+        )
     return value
 
 
@@ -367,7 +383,9 @@ class RecurrenceRule(SQLModel):
     days_of_week: list[Weekday] | None = Field(
         default=None, min_length=1, max_length=7, description=_DAYS
     )
-    month_day: JsonInt | None = Field(default=None, ge=-1, le=31, description=_MONTH_DAY)
+    month_day: Annotated[int, Field(ge=-1, le=31), BeforeValidator(_not_a_boolean)] | None = Field(
+        default=None, description=_MONTH_DAY
+    )
     ends: RecurrenceEnds | None = Field(default=None, description=_ENDS)
     from_: RecurrenceFrom = Field(default="due", alias="from", description=_FROM)
     tz: Annotated[TimeZoneName, Field(max_length=TIME_ZONE_MAX_LENGTH, description=_TZ)] = "UTC"
@@ -422,6 +440,73 @@ class RecurrencePublic(SQLModel):
     )
 
 
+class ReminderRule(SQLModel):
+    """When to remind: `{"at": instant}`, or `{"minutes_before": n}` the due."""
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra={
+            # One of the two; a zone only for a reminder before the due.
+            "oneOf": [
+                {"required": ["at"], "not": {"required": ["tz"]}},
+                {"required": ["minutes_before"]},
+            ],
+            **examples({"minutes_before": 30}, {"at": "2026-12-03T08:30:00+01:00"}),
+        },
+    )
+
+    at: TaskDueAt | None = omittable("The instant it fires, with its UTC offset.")
+    minutes_before: (
+        Annotated[
+            int, Field(ge=0, le=reminders.MAX_MINUTES_BEFORE), BeforeValidator(_not_a_boolean)
+        ]
+        | None
+    ) = omittable(
+        "Fires this many minutes before the due (0 to 40320, four weeks); it moves with the due."
+    )
+    tz: Annotated[TimeZoneName, Field(max_length=TIME_ZONE_MAX_LENGTH)] | None = omittable(
+        "With `minutes_before` and a `due_date`: the IANA zone whose start of that day it "
+        "counts from (default UTC)."
+    )
+
+    _not_null = validates("at", "minutes_before", "tz", mode="before")(_refuse_null)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ReminderRule":
+        if (self.at is None) == (self.minutes_before is None):
+            raise PydanticCustomError(
+                "reminder_kind", "A reminder has either at or minutes_before, not both"
+            )
+        if self.at is not None and self.tz is not None:
+            raise PydanticCustomError("reminder_tz", "tz goes with minutes_before only")
+        return self
+
+    def reminder(self) -> reminders.Reminder:
+        """The reminder the data layer keeps."""
+        if self.at is not None:
+            return reminders.Reminder(at=self.at)
+        return reminders.Reminder(minutes_before=self.minutes_before, tz=self.tz or "UTC")
+
+
+def _reminder(reminder: ReminderRule | None) -> reminders.Reminder | None:
+    return None if reminder is None else reminder.reminder()
+
+
+class ReminderPublic(SQLModel):
+    """A task's reminder: when it fires, how it was set, and whether it was acknowledged."""
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_serialization_defaults_required=True
+    )
+
+    at: AwareDatetime = Field(description="When it fires (for `minutes_before`, from the due).")
+    minutes_before: int | None
+    tz: str | None
+    acknowledged_at: AwareDatetime | None = Field(
+        description="When it was acknowledged; it fires again only once set again or the due moves."
+    )
+
+
 # A task as the API sends it, just created (fields in the order they are sent).
 TASK_EXAMPLE: dict[str, Any] = {
     "title": "Buy milk",
@@ -439,13 +524,28 @@ TASK_EXAMPLE: dict[str, Any] = {
     "recurrence": None,
     "series_id": None,
     "next_occurrence_id": None,
+    "reminder": None,
     "etag": '"1.1"',
 }
+_REMINDS = (
+    'When to remind: `{"at": instant}`, or `{"minutes_before": n}` the due (moving with it); '
+    "null: none. Reminders whose time has come are listed by GET /api/{user_id}/reminders."
+)
 _REPEATS = "How the task repeats; null: it does not. Needs a `due_date` or `due_at`."
 
 
 def _rule(recurrence: RecurrenceRule | None) -> rules.Recurrence | None:
     return None if recurrence is None else recurrence.rule()
+
+
+def _rule_changes(body: "TaskReplace | TaskUpdate") -> dict[str, Any]:
+    """The body's `recurrence` and `reminder`, if given, as the data layer takes them."""
+    changes: dict[str, Any] = {}
+    if "recurrence" in body.model_fields_set:
+        changes["recurrence"] = _rule(body.recurrence)
+    if "reminder" in body.model_fields_set:
+        changes["reminder"] = _reminder(body.reminder)
+    return changes
 
 
 class TaskCreate(TaskBase):
@@ -463,6 +563,7 @@ class TaskCreate(TaskBase):
     priority: TaskPriority = DEFAULT_PRIORITY
     tags: TaskTags = Field(default_factory=list)
     recurrence: RecurrenceRule | None = Field(default=None, description=_REPEATS)
+    reminder: ReminderRule | None = Field(default=None, description=_REMINDS)
 
     _not_null = validates("completed", "priority", "tags", mode="before")(_refuse_null)
     _one_due = model_validator(mode="after")(_one_due)
@@ -478,6 +579,7 @@ class TaskCreate(TaskBase):
             due_at=self.due_at,
             tags=tuple(self.tags),
             recurrence=_rule(self.recurrence),
+            reminder=_reminder(self.reminder),
         )
 
 
@@ -502,6 +604,7 @@ class TaskReplace(SQLModel):
     priority: TaskPriority | None = omittable()
     tags: TaskTags | None = omittable()
     recurrence: RecurrenceRule | None = Field(default=None, description=_REPEATS)
+    reminder: ReminderRule | None = Field(default=None, description=_REMINDS)
 
     _kept_when_absent_not_null = validates("completed", "priority", "tags", mode="before")(
         _refuse_null
@@ -511,10 +614,7 @@ class TaskReplace(SQLModel):
     def changes(self) -> dict[str, Any]:
         kept_when_absent = {"completed", "priority", "due_date", "due_at", "tags"}
         fields = {"title", "description"} | (self.model_fields_set & kept_when_absent)
-        changes = _due_changes(self.model_dump(include=fields))
-        if "recurrence" in self.model_fields_set:
-            changes["recurrence"] = _rule(self.recurrence)
-        return changes
+        return _due_changes(self.model_dump(include=fields)) | _rule_changes(self)
 
 
 class TaskUpdate(SQLModel):
@@ -538,15 +638,14 @@ class TaskUpdate(SQLModel):
     priority: TaskPriority | None = omittable()
     tags: TaskTags | None = omittable()
     recurrence: RecurrenceRule | None = Field(default=None, description=_REPEATS)
+    reminder: ReminderRule | None = Field(default=None, description=_REMINDS)
 
     _not_null = validates("title", "completed", "priority", "tags", mode="before")(_refuse_null)
     _one_due = model_validator(mode="after")(_one_due)
 
     def changes(self) -> dict[str, Any]:
-        changes = _due_changes(self.model_dump(exclude_unset=True, exclude={"recurrence"}))
-        if "recurrence" in self.model_fields_set:
-            changes["recurrence"] = _rule(self.recurrence)
-        return changes
+        plain = self.model_dump(exclude_unset=True, exclude={"recurrence", "reminder"})
+        return _due_changes(plain) | _rule_changes(self)
 
 
 class TaskCompletion(SQLModel):
@@ -585,6 +684,7 @@ class TaskPublic(TaskBase):
         description="The occurrence created when this one was completed (also the "
         '`Link` `rel="next-occurrence"`).'
     )
+    reminder: ReminderPublic | None = Field(description="The task's reminder, or null.")
     etag: str = Field(
         description="The task's current ETag, as in the `ETag` header: send it in `If-Match` "
         "to change the task only if nobody else has since."

@@ -126,6 +126,11 @@ def _load_tags(value: str | None) -> list[str] | None:
     return [] if value == "[]" else json.loads(value)  # most tasks have none
 
 
+#: A reminder that can still fire: set, not acknowledged, its task not completed.
+ARMED_REMINDER = text(
+    "remind_at IS NOT NULL AND reminder_acknowledged_at IS NULL AND completed = false"
+)
+
 # Compared and sorted by code point on both databases, whatever PostgreSQL's collation.
 CODE_POINT_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
 
@@ -171,6 +176,21 @@ class Task(TaskBase, table=True):
         # One task per occurrence of a series: however often, or however concurrently, an
         # occurrence is completed, its next one is created once.
         Index("ix_tasks_series_id_occurrence", "series_id", "occurrence", unique=True),
+        # A relative reminder moves with the due, so it needs one.
+        CheckConstraint(
+            "reminder_minutes_before IS NULL OR remind_at IS NOT NULL",
+            name="reminder_minutes_have_an_instant",
+        ),
+        # Only the reminders that can still fire, in the order they fire: what
+        # GET /reminders reads, however many tasks there are.
+        Index(
+            "ix_tasks_user_id_remind_at_id",
+            "user_id",
+            "remind_at",
+            "id",
+            postgresql_where=ARMED_REMINDER,
+            sqlite_where=ARMED_REMINDER,
+        ),
         {"sqlite_autoincrement": True},
     )
 
@@ -221,6 +241,16 @@ class Task(TaskBase, table=True):
     next_occurrence_id: int | None = Field(
         default=None, sa_column=Column(BigInteger(), nullable=True)
     )
+    #: When the task's reminder fires (todo_api.db.reminders).
+    remind_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: For a reminder relative to the due: how many minutes before it.
+    reminder_minutes_before: int | None = Field(
+        default=None, sa_column=Column(Integer(), nullable=True)
+    )
+    #: For a reminder relative to a due day: the zone whose start of that day it counts from.
+    reminder_tz: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
+    #: When the reminder was acknowledged; it fires again only once re-armed.
+    reminder_acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 tasks_table: Table = Task.__table__  # type: ignore[attr-defined]

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.dml import Insert, ReturningDelete, ReturningInsert
 
 from todo_api.db import recurrence as rules
+from todo_api.db import reminders
 from todo_api.db import tags as tag_rows
 from todo_api.db.database import (
     Database,
@@ -45,6 +46,7 @@ from todo_api.db.database import (
 )
 from todo_api.db.local_date import local_date
 from todo_api.db.models import (
+    ARMED_REMINDER,
     DEFAULT_PRIORITY,
     PRIORITIES,
     TAGS_MAX_COUNT,
@@ -58,15 +60,21 @@ _t = tasks_table.c
 
 #: Fields a client may change; everything else is owned by the server.
 EDITABLE_FIELDS = frozenset(
-    {"title", "description", "completed", "priority", "due_date", "due_at", "tags", "recurrence"}
+    {
+        "title",
+        "description",
+        "completed",
+        "priority",
+        "due_date",
+        "due_at",
+        "tags",
+        "recurrence",
+        "reminder",
+    }
 )
-#: Fields whose change on a repeating task needs its rule: completing it makes the next
-#: occurrence, a new due or rule must fit together. Such writes are sent as one statement
-#: that leaves repeating tasks alone, and a repeating task is then written knowing it
-#: (`_write_knowing`).
-_RULE_FIELDS = frozenset({"completed", "due_date", "due_at", "recurrence"})
-#: What one statement can write: a new rule needs the due to be spelled out.
-_STATEMENT_FIELDS = EDITABLE_FIELDS - {"recurrence"}
+#: What one statement can write: a rule or a reminder needs the due to be spelled out, so
+#: setting one is always a write knowing the task (`_write_knowing`).
+_STATEMENT_FIELDS = EDITABLE_FIELDS - {"recurrence", "reminder"}
 #: How many times a write knowing the task reads it again after it changed meanwhile.
 _KNOWING_ATTEMPTS = 20
 
@@ -167,6 +175,18 @@ def _one_task(conditional: bool) -> tuple[ColumnElement[bool], ...]:
 
 
 _NOT_REPEATING = _t.recurrence.is_(None)
+_DUE_FIELDS = frozenset({"due_date", "due_at"})
+
+
+def _left_alone(fields: Collection[str]) -> tuple[ColumnElement[bool], ...]:
+    """The tasks a single statement writing `fields` must leave alone, to be written knowing
+    them: completing a repeating task makes its next occurrence, and a new due must fit its
+    rule and moves its reminder."""
+    if not _DUE_FIELDS.isdisjoint(fields):
+        return (_NOT_REPEATING, _t.remind_at.is_(None))
+    if "completed" in fields:
+        return (_NOT_REPEATING,)
+    return ()
 
 
 def _recurring_filter(recurring: bool | None) -> list[ColumnElement[bool]]:
@@ -353,6 +373,10 @@ _KNOWN_FIELDS = (
     "recurrence_tz",
     "recurrence_from_completion",
     "series_id",
+    "remind_at",
+    "reminder_minutes_before",
+    "reminder_tz",
+    "reminder_acknowledged_at",
     "updated_at",
 )
 
@@ -422,6 +446,9 @@ _INSERTED: dict[str, BindParameter[Any]] = {
             "recurrence_from_completion",
             "series_id",
             "occurrence",
+            "remind_at",
+            "reminder_minutes_before",
+            "reminder_tz",
         )
     },
     "created_at": _new("created_at"),
@@ -438,9 +465,7 @@ def insert_where(*conditions: ColumnElement[bool]) -> ReturningInsert[Any]:
 
 @lru_cache(maxsize=256)  # one per set of fields one statement writes, and conditional or not
 def _update_query(fields: frozenset[str], conditional: bool) -> Update:
-    conditions = _one_task(conditional)
-    if fields & _RULE_FIELDS:
-        conditions = (*conditions, _NOT_REPEATING)
+    conditions = (*_one_task(conditional), *_left_alone(fields))
     values: dict[str, Any] = {name: _new(name) for name in fields}
     differs = or_(*(_t[name].is_distinct_from(_new(name)) for name in fields))
     values["updated_at"] = case((differs, _NOW), else_=_t.updated_at)
@@ -511,6 +536,29 @@ def _next_tag_rows(count: int) -> Insert:
         _t.tags == bindparam("new_tags", type_=_t.tags.type),
         ~exists().where(*tag_of_this_task),
     )
+
+
+# The owner's reminders that have come (`until`), oldest first: ARMED_REMINDER is the
+# predicate of the partial index that serves them, spelled the same so both databases use it.
+_DUE = (
+    _t.user_id == _OWNER,
+    ARMED_REMINDER,
+    _t.remind_at <= bindparam("until", type_=UTCDateTime()),
+)
+_DUE_REMINDER_COUNT = select(func.count()).select_from(tasks_table).where(*_DUE)
+_DUE_REMINDERS = (
+    select(tasks_table, _DUE_REMINDER_COUNT.scalar_subquery().label("total"))
+    .where(*_DUE)
+    .order_by(_t.remind_at, _t.id)
+    .limit(bindparam("limit", type_=Integer()))
+    .offset(bindparam("offset", type_=BigInteger()))
+)
+_ACKNOWLEDGE = (
+    update(tasks_table)
+    .where(*_ONE_TASK, _t.remind_at.is_not(None), _t.reminder_acknowledged_at.is_(None))
+    .values(reminder_acknowledged_at=_NOW, updated_at=_NOW, version=_t.version + 1)
+    .returning(tasks_table)
+)
 
 
 def _record(row: Row) -> TaskRecord:
@@ -586,6 +634,7 @@ def statement_shapes() -> Iterator[Statement]:
     yield from _listing(ListFilter(tags=tag_rows.ONE_TAG))
     yield from (_READ, _INSERT, _STATS, _REOPEN_ALL, _COMPLETE_ALL_PLAIN, _DELETE_COMPLETED)
     yield from (_LOCK, _INSERT_NEXT, _WRITE_KNOWN, _PENDING_REPEATING)
+    yield from (_DUE_REMINDERS, _DUE_REMINDER_COUNT, _ACKNOWLEDGE)
     for conditional in (False, True):
         yield _toggle_query(conditional)
         yield _delete_query(conditional)
@@ -655,8 +704,8 @@ class NewTask:
     due_date: date | None = None
     due_at: datetime | None = None
     tags: tuple[str, ...] = ()
-    #: Checked against the due (`recurrence.check`) by whoever made the task.
     recurrence: rules.Recurrence | None = None
+    reminder: reminders.Reminder | None = None
 
 
 def _rule_values(rule: rules.Recurrence | None, due: date | datetime | None) -> dict[str, Any]:
@@ -674,9 +723,11 @@ def _rule_values(rule: rules.Recurrence | None, due: date | datetime | None) -> 
 def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
     """The values of a statement that inserts `task` for `owner`, created `now`.
 
-    Raises RecurrenceError if its rule cannot be used with its due.
+    Raises RecurrenceError or ReminderError if its rule or reminder cannot be used with
+    its due.
     """
     rule = _rule_values(task.recurrence, task.due_date or task.due_at)
+    reminder = reminders.values(task.reminder, task.due_date, task.due_at)
     return {
         "new_user_id": owner,
         "new_title": task.title,
@@ -688,7 +739,7 @@ def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
         "new_due_at": task.due_at,
         "new_tags": task.tags,
         "new_created_at": now,
-        **{f"new_{name}": value for name, value in rule.items()},
+        **{f"new_{name}": value for name, value in (rule | reminder).items()},
         "new_series_id": None,
         "new_occurrence": 1,
     }
@@ -774,7 +825,7 @@ async def update_task(
         if task is not None and if_version_in is not None and task["version"] not in if_version_in:
             raise VersionMismatchError(task)
         return task
-    if "recurrence" in changes:
+    if not _STATEMENT_FIELDS.issuperset(changes):
         return await _write_knowing(
             database, owner, task_id, None, lambda _task: changes, if_version_in
         )
@@ -791,7 +842,7 @@ async def update_task(
         task = await _fetch_task(database, statement, params)
     if task is not None:
         return task
-    guarded = not changes.keys().isdisjoint(_RULE_FIELDS)
+    guarded = bool(_left_alone(changes))
     task = await _missed_write(
         database, owner=owner, task_id=task_id, versions=if_version_in, guarded=guarded
     )
@@ -902,6 +953,12 @@ def _planned_write(
     rule = changes["recurrence"] if "recurrence" in changes else _stored_rule(task)
     due = state["due_date"] or state["due_at"]
     state |= _rule_values(rule, due)
+    moved = (state["due_date"], state["due_at"]) != (task["due_date"], task["due_at"])
+    if "reminder" in changes or moved:
+        # Set again, or counted from another due: armed again.
+        reminder = changes["reminder"] if "reminder" in changes else reminders.stored(task)
+        state |= reminders.values(reminder, state["due_date"], state["due_at"])
+        state["reminder_acknowledged_at"] = None
     completing = state["completed"] and not task["completed"]
     if completing:
         state["completed_at"] = now
@@ -941,6 +998,8 @@ def _next_occurrence(
 ) -> list[Step]:
     """The steps that create the next occurrence of the task that becomes `state`, due
     `due`: the same task, open, in the same series (`params` name it)."""
+    # A reminder before the due comes along; one at an instant was this occurrence's own.
+    reminder = reminders.stored(state)
     occurrence = NewTask(
         title=state["title"],
         description=state["description"],
@@ -949,6 +1008,7 @@ def _next_occurrence(
         due_at=due if isinstance(due, datetime) else None,
         tags=tuple(state["tags"]),
         recurrence=rule,
+        reminder=reminder if reminder is not None and reminder.relative else None,
     )
     values = new_task_values(owner, occurrence, now) | {
         "new_series_id": params["next_series_id"],
@@ -1072,3 +1132,41 @@ async def set_all_completed(database: Database, *, owner: str, completed: bool) 
 async def delete_completed(database: Database, *, owner: str) -> int:
     """Delete the owner's completed tasks; returns how many."""
     return await database.execute(_DELETE_COMPLETED, {"owner": owner})
+
+
+class NoReminderError(Exception):
+    """The task has no reminder to acknowledge."""
+
+
+async def due_reminders(
+    database: Database, *, owner: str, until: datetime, limit: int, offset: int = 0
+) -> TaskPage:
+    """A page of the owner's tasks whose reminder has come by `until` and is neither
+    acknowledged nor of a completed task, the oldest reminder first."""
+    params = {"owner": owner, "until": until, "limit": limit, "offset": offset}
+    async with database.session() as session:
+        rows = await session.fetch_all(_DUE_REMINDERS, params)
+        if rows:
+            total = int(rows[0][-1])
+        elif offset == 0:
+            total = 0
+        else:
+            counted = await session.fetch_one(_DUE_REMINDER_COUNT, params)
+            total = int(counted[0]) if counted else 0
+    return TaskPage(tasks=[_record(row) for row in rows], total=total)
+
+
+async def acknowledge_reminder(
+    database: Database, *, owner: str, task_id: int
+) -> TaskRecord | None:
+    """Acknowledge the task's reminder: it does not fire again until it is set again or its
+    due moves. Acknowledging it again changes nothing. None if the owner has no such task;
+    NoReminderError if it has no reminder."""
+    params = {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
+    task = await _fetch_task(database, _ACKNOWLEDGE, params)
+    if task is not None:
+        return task
+    task = await get_task(database, owner=owner, task_id=task_id)
+    if task is not None and task["remind_at"] is None:
+        raise NoReminderError(f"task {task_id} has no reminder")
+    return task

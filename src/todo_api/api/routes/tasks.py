@@ -40,8 +40,11 @@ from todo_api.api.list_query import (
 )
 from todo_api.api.problems import (
     IdempotencyKeyInFlightError,
+    NoReminderError,
     PreconditionFailedError,
+    Problem,
     TaskNotFoundError,
+    problem_example,
     problem_responses,
 )
 from todo_api.api.public_url import public_url
@@ -456,3 +459,37 @@ async def toggle_task_completion(
     return _task_response(
         _found(await _checking_version(write, task_id, request), task_id), request
     )
+
+
+NO_REMINDER: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": Problem,
+        "description": "The task has no reminder.",
+        "content": {
+            "application/json": {
+                "examples": {
+                    "no-reminder": problem_example(NoReminderError(1), "The task has no reminder")
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/{task_id:task_id}/reminder/ack",
+    operation_id="acknowledge_reminder",
+    summary="Acknowledge a task's reminder",
+    response_model=TaskPublic,
+    responses={200: {"headers": TASK_ETAG}, **problem_responses(404), **NO_REMINDER},
+)
+async def acknowledge_reminder(
+    owner: CallerId, database: DatabaseDep, task_id: TaskId, request: Request
+) -> Response:
+    """It is no longer listed by GET /api/{user_id}/reminders, until the reminder is set again
+    or the due moves. Acknowledging it again changes nothing."""
+    try:
+        task = await task_queries.acknowledge_reminder(database, owner=owner, task_id=task_id)
+    except task_queries.NoReminderError:
+        raise NoReminderError(task_id) from None
+    return _task_response(_found(task, task_id), request)

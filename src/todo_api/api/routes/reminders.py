@@ -1,0 +1,82 @@
+"""The caller's reminders whose time has come."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic_core import to_json
+
+from todo_api.api.authorized_route import AuthorizedRoute
+from todo_api.api.caller import CallerId
+from todo_api.api.conditional import public_task
+from todo_api.api.dependencies import DatabaseDep
+from todo_api.api.list_query import DEFAULT_PAGE_SIZE, MAX_BIGINT, MAX_PAGE_SIZE
+from todo_api.api.problems import problem_responses
+from todo_api.api.public_url import public_url
+from todo_api.api.schemas import TaskDueAt, TaskPublic
+from todo_api.db import tasks as task_queries
+
+router = APIRouter(
+    prefix="/api/{user_id}/reminders",
+    tags=["tasks"],
+    responses=problem_responses(422, 503),
+    route_class=AuthorizedRoute,
+)
+
+
+def _page_link(request: Request, offset: int, limit: int, rel: str) -> str:
+    query = request.url.include_query_params(offset=offset, limit=limit).query
+    url = public_url(request, "list_due_reminders", query, **request.path_params)
+    return f'<{url}>; rel="{rel}"'
+
+
+@router.get(
+    "",
+    operation_id="list_due_reminders",
+    summary="List the caller's reminders whose time has come",
+    response_model=list[TaskPublic],
+    responses={
+        200: {
+            "description": "One page of tasks, the oldest reminder first.",
+            "headers": {
+                "X-Total-Count": {
+                    "description": "How many reminders have come, over all pages.",
+                    "schema": {"type": "integer", "format": "int64", "minimum": 0},
+                },
+                "Link": {
+                    "description": 'RFC 8288 links to the `rel="next"` and `rel="prev"` pages.',
+                    "schema": {"type": "string"},
+                },
+            },
+        }
+    },
+)
+async def list_due_reminders(
+    owner: CallerId,
+    database: DatabaseDep,
+    request: Request,
+    until: Annotated[
+        TaskDueAt | None,
+        Query(description="Reminders due by this instant (RFC 3339 with an offset); default now."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = (
+        DEFAULT_PAGE_SIZE
+    ),
+    offset: Annotated[int, Query(ge=0, le=MAX_BIGINT, description="Tasks to skip.")] = 0,
+) -> Response:
+    """The tasks whose reminder (`reminder.at`) has come and is not acknowledged, of tasks
+    not completed: what to show the user now. Acknowledge each with
+    `POST /api/{user_id}/tasks/{task_id}/reminder/ack`, and it is not listed again."""
+    page = await task_queries.due_reminders(
+        database, owner=owner, until=until or datetime.now(UTC), limit=limit, offset=offset
+    )
+    links = []
+    if offset + limit < page.total:
+        links.append(_page_link(request, offset + limit, limit, "next"))
+    if offset > 0:
+        links.append(_page_link(request, max(min(offset, page.total) - limit, 0), limit, "prev"))
+    headers = {"X-Total-Count": str(page.total)}
+    if links:
+        headers["Link"] = ", ".join(links)
+    body = to_json([public_task(task) for task in page.tasks])
+    return Response(body, headers=headers, media_type="application/json")
