@@ -297,6 +297,10 @@ async def test_completing_a_repeating_task_makes_its_next_occurrence_once(
     ]
     assert pending[0]["recurrence"]["rrule"] == "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO,TH"
     assert pending[0]["series_id"] == task_id
+    async with mcp_session(open_server) as session:
+        result_of(await session.call_tool("add_task", {"user_id": alice, "title": "Once"}))
+        once = await session.call_tool("list_tasks", {"user_id": alice, "recurring": False})
+        assert [task["title"] for task in result_of(once)] == ["Once"]
 
 
 async def test_due_reminders_lists_what_to_remind_the_user_of_now(

@@ -237,6 +237,9 @@ class TaskTools:
         overdue: Annotated[
             bool | None, Field(description="true: only pending tasks past due.")
         ] = None,
+        recurring: Annotated[
+            bool | None, Field(description="true: only repeating tasks; false: the others.")
+        ] = None,
         sort: Annotated[
             TaskSort, Field(description="Order; a leading - is descending.")
         ] = TaskSort.NEWEST,
@@ -257,6 +260,7 @@ class TaskTools:
             "due_from": due_from,
             "due_to": due_to,
             "overdue": overdue,
+            "recurring": recurring,
             "sort": sort,
             "limit": limit,
             "tz": tz,

@@ -585,8 +585,8 @@ class TaskCreate(TaskBase):
 
 class TaskReplace(SQLModel):
     """A whole task: an absent description becomes null; an absent `completed`,
-    `priority`, due or `tags` stays as it is, so a client that does not know a field
-    cannot wipe it."""
+    `priority`, due, `tags`, `recurrence` or `reminder` stays as it is, so a client that does
+    not know a field cannot wipe it."""
 
     model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",

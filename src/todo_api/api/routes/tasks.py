@@ -389,8 +389,8 @@ async def replace_task(
     task_in: TaskReplace,
     request: Request,
 ) -> Response:
-    """An absent `description` becomes null; an absent `completed`, `priority`, due or
-    `tags` is left as it is."""
+    """An absent `description` becomes null; an absent `completed`, `priority`, due, `tags`,
+    `recurrence` or `reminder` is left as it is."""
     return await _update(database, owner, task_id, task_in.changes(), request)
 
 
