@@ -32,14 +32,14 @@ DEFAULT_SIZES = (100_000, 1_000_000, 3_000_000)
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # Tasks numbered g: every tenth has a reminder, spread over 2026; of those, one in three was
-# acknowledged and one in five belongs to a completed task.
+# acknowledged and one in five belongs to a completed task (which completing acknowledged).
 _SEED = """
 INSERT INTO tasks (user_id, title, completed, completed_at, created_at, updated_at,
                    remind_at, reminder_acknowledged_at)
 SELECT 'u' || (g % {users}), 'Task ' || g, g % 50 = 0, CASE WHEN g % 50 = 0 THEN now() END,
        now(), now(),
        CASE WHEN g % 10 = 0 THEN timestamptz '2026-01-01' + (g % 365) * interval '1 day' END,
-       CASE WHEN g % 30 = 0 THEN now() END
+       CASE WHEN g % 30 = 0 OR g % 50 = 0 THEN now() END
 FROM generate_series(1, {size}) AS g
 """
 

@@ -94,14 +94,46 @@ async def test_a_reminder_before_a_due_day_counts_from_that_day_where_the_user_i
     }
 
 
-async def test_completing_or_deleting_disarms_it(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    "complete",
+    [
+        lambda client, task: client.patch(f"{task_url('alice', task)}/complete"),
+        lambda client, task: client.patch(
+            f"{task_url('alice', task)}/complete", json={"completed": True}
+        ),
+        lambda client, task: client.patch(task_url("alice", task), json={"completed": True}),
+        lambda client, task: client.put(
+            task_url("alice", task), json={"title": "done", "completed": True}
+        ),
+        lambda client, _task: client.post(
+            "/api/alice/tasks/complete-all", json={"completed": True}
+        ),
+    ],
+    ids=["toggle", "set", "patch", "put", "complete-all"],
+)
+async def test_completing_or_deleting_disarms_it(client: httpx.AsyncClient, complete: Any) -> None:
     done = await create(client, "alice", reminder={"at": "2027-01-04T08:00:00Z"})
+    assert (await complete(client, done["id"])).status_code == 200
     gone = await create(client, "alice", reminder={"at": "2027-01-04T08:00:00Z"})
     kept = await create(client, "alice", reminder={"at": "2027-01-04T09:00:00Z"})
-    assert await due_ids(client, "alice") == [done["id"], gone["id"], kept["id"]]
-    await client.patch(f"{task_url('alice', done['id'])}/complete")
+    assert await due_ids(client, "alice") == [gone["id"], kept["id"]]
     await client.delete(task_url("alice", gone["id"]))
     assert await due_ids(client, "alice") == [kept["id"]]
+    completed = (await client.get(task_url("alice", done["id"]))).json()
+    assert completed["reminder"]["acknowledged_at"] == completed["completed_at"]
+    # Reopened, it stays acknowledged until the reminder is set again or the due moves.
+    await client.patch(task_url("alice", done["id"]), json={"completed": False})
+    assert await due_ids(client, "alice") == [kept["id"]]
+    await client.patch(task_url("alice", done["id"]), json={"reminder": {"at": LATER}})
+    assert await due_ids(client, "alice") == [kept["id"], done["id"]]
+
+
+async def test_a_task_created_completed_has_its_reminder_acknowledged(
+    client: httpx.AsyncClient,
+) -> None:
+    task = await create(client, "alice", completed=True, reminder={"at": "2027-01-04T08:00:00Z"})
+    assert task["reminder"]["acknowledged_at"] == task["completed_at"]
+    assert await due_ids(client, "alice") == []
 
 
 async def test_the_next_occurrence_inherits_a_reminder_before_its_due(

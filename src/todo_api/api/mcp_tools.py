@@ -378,7 +378,7 @@ class TaskTools:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, list[TaskPublic]]:
         """List the user's tasks whose reminder time has come (oldest first), not yet
-        acknowledged and not completed: what to remind the user of now."""
+        acknowledged (completing a task acknowledges it): what to remind the user of now."""
         owner = self._owner(ctx, user_id)
         page = await task_queries.due_reminders(
             self.database, owner=owner, until=datetime.now(UTC), limit=limit

@@ -126,10 +126,10 @@ def _load_tags(value: str | None) -> list[str] | None:
     return [] if value == "[]" else json.loads(value)  # most tasks have none
 
 
-#: A reminder that can still fire: set, not acknowledged, its task not completed.
-ARMED_REMINDER = text(
-    "remind_at IS NOT NULL AND reminder_acknowledged_at IS NULL AND completed = false"
-)
+#: A reminder that can still fire: set and not acknowledged (completing its task acknowledges
+#: it). Not `completed` itself: a column in an index's predicate counts as indexed, and a
+#: toggle that changes one cannot be a HOT update, which rewrites every index of the table.
+ARMED_REMINDER = text("remind_at IS NOT NULL AND reminder_acknowledged_at IS NULL")
 
 # Compared and sorted by code point on both databases, whatever PostgreSQL's collation.
 CODE_POINT_TEXT = Text().with_variant(Text(collation="C"), "postgresql")

@@ -381,6 +381,11 @@ _KNOWN_FIELDS = (
 )
 
 
+# Completing a task acknowledges its reminder, if it has one: it no longer fires. A task
+# without one keeps NULL, so the column does not change (and the update can stay HOT).
+_DISARMED = func.coalesce(_t.reminder_acknowledged_at, case((_t.remind_at.is_not(None), _NOW)))
+
+
 @lru_cache(maxsize=2)  # unconditional and conditional
 def _toggle_query(conditional: bool) -> Update:
     return (
@@ -389,6 +394,9 @@ def _toggle_query(conditional: bool) -> Update:
         .values(
             completed=not_(_t.completed),
             completed_at=case((_t.completed, null()), else_=_NOW),
+            reminder_acknowledged_at=case(
+                (_t.completed, _t.reminder_acknowledged_at), else_=_DISARMED
+            ),
             updated_at=_NOW,
             version=_t.version + 1,
         )
@@ -416,7 +424,13 @@ _REOPEN_ALL = (
 _COMPLETE_ALL_PLAIN = (
     update(tasks_table)
     .where(_t.user_id == _OWNER, _t.completed.is_(False), _NOT_REPEATING)
-    .values(completed=True, completed_at=_NOW, updated_at=_NOW, version=_t.version + 1)
+    .values(
+        completed=True,
+        completed_at=_NOW,
+        reminder_acknowledged_at=_DISARMED,
+        updated_at=_NOW,
+        version=_t.version + 1,
+    )
     .returning(_t.id)
 )
 _DELETE_COMPLETED = delete(tasks_table).where(_t.user_id == _OWNER, _t.completed.is_(True))
@@ -449,6 +463,7 @@ _INSERTED: dict[str, BindParameter[Any]] = {
             "remind_at",
             "reminder_minutes_before",
             "reminder_tz",
+            "reminder_acknowledged_at",
         )
     },
     "created_at": _new("created_at"),
@@ -475,6 +490,10 @@ def _update_query(fields: frozenset[str], conditional: bool) -> Update:
         values["completed_at"] = case(
             (_t.completed.is_distinct_from(_new("completed")), becomes_complete),
             else_=_t.completed_at,
+        )
+        completing = and_(_new("completed"), _t.completed.is_(False))
+        values["reminder_acknowledged_at"] = case(
+            (completing, _DISARMED), else_=_t.reminder_acknowledged_at
         )
     return update(tasks_table).where(*conditions).values(values).returning(tasks_table)
 
@@ -740,6 +759,8 @@ def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
         "new_tags": task.tags,
         "new_created_at": now,
         **{f"new_{name}": value for name, value in (rule | reminder).items()},
+        # Created completed: its reminder will not fire.
+        "new_reminder_acknowledged_at": now if task.completed and task.reminder else None,
         "new_series_id": None,
         "new_occurrence": 1,
     }
@@ -964,6 +985,9 @@ def _planned_write(
         state["completed_at"] = now
     elif not state["completed"]:
         state["completed_at"] = None
+    if completing and state["remind_at"] is not None:
+        # Done: its reminder will not fire.
+        state["reminder_acknowledged_at"] = state["reminder_acknowledged_at"] or now
     if completing and rule is not None:
         # The first occurrence names the series once there is a second.
         state["series_id"] = task["series_id"] or task["id"]
@@ -1141,8 +1165,8 @@ class NoReminderError(Exception):
 async def due_reminders(
     database: Database, *, owner: str, until: datetime, limit: int, offset: int = 0
 ) -> TaskPage:
-    """A page of the owner's tasks whose reminder has come by `until` and is neither
-    acknowledged nor of a completed task, the oldest reminder first."""
+    """A page of the owner's tasks whose reminder has come by `until` and is not
+    acknowledged (completing a task acknowledges it), the oldest reminder first."""
     params = {"owner": owner, "until": until, "limit": limit, "offset": offset}
     async with database.session() as session:
         rows = await session.fetch_all(_DUE_REMINDERS, params)

@@ -64,8 +64,8 @@ async def list_due_reminders(
     ),
     offset: Annotated[int, Query(ge=0, le=MAX_BIGINT, description="Tasks to skip.")] = 0,
 ) -> Response:
-    """The tasks whose reminder (`reminder.at`) has come and is not acknowledged, of tasks
-    not completed: what to show the user now. Acknowledge each with
+    """The tasks whose reminder (`reminder.at`) has come and is not acknowledged (completing
+    a task acknowledges it): what to show the user now. Acknowledge each with
     `POST /api/{user_id}/tasks/{task_id}/reminder/ack`, and it is not listed again."""
     page = await task_queries.due_reminders(
         database, owner=owner, until=until or datetime.now(UTC), limit=limit, offset=offset

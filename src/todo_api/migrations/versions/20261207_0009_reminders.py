@@ -16,7 +16,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 HAS_AN_INSTANT = "reminder_minutes_before IS NULL OR remind_at IS NOT NULL"
-ARMED = "remind_at IS NOT NULL AND reminder_acknowledged_at IS NULL AND completed = false"
+ARMED = "remind_at IS NOT NULL AND reminder_acknowledged_at IS NULL"
 
 
 def upgrade() -> None:
