@@ -8,7 +8,6 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from todo_api.db import recurrence as rules
-from todo_api.db import reminders
 from todo_api.db.tasks import TaskRecord
 
 # `W/"opaque"` or `"opaque"`, then a comma or the end; list elements may be empty.
@@ -56,7 +55,20 @@ def public_task(task: TaskRecord) -> TaskRecord:
         # The first occurrence is its series' until a second one names it.
         if task["series_id"] is None:
             task["series_id"] = task["id"]
-    task["reminder"] = reminders.public(task)
+    remind_at = task.pop("remind_at")
+    minutes_before = task.pop("reminder_minutes_before")
+    reminder_zone = task.pop("reminder_tz")
+    acknowledged_at = task.pop("reminder_acknowledged_at")
+    task["reminder"] = (
+        None
+        if remind_at is None
+        else {
+            "at": remind_at,
+            "minutes_before": minutes_before,
+            "tz": reminder_zone,
+            "acknowledged_at": acknowledged_at,
+        }
+    )
     task["etag"] = task_etag(task["id"], version)
     return task
 

@@ -126,6 +126,9 @@ def _load_tags(value: str | None) -> list[str] | None:
     return [] if value == "[]" else json.loads(value)  # most tasks have none
 
 
+#: A task that belongs to a series (todo_api.db.recurrence).
+IN_A_SERIES = text("series_id IS NOT NULL")
+
 #: A reminder that can still fire: set and not acknowledged (completing its task acknowledges
 #: it). Not `completed` itself: a column in an index's predicate counts as indexed, and a
 #: toggle that changes one cannot be a HOT update, which rewrites every index of the table.
@@ -174,8 +177,16 @@ class Task(TaskBase, table=True):
         ),
         CheckConstraint("occurrence >= 1", name="occurrence_positive"),
         # One task per occurrence of a series: however often, or however concurrently, an
-        # occurrence is completed, its next one is created once.
-        Index("ix_tasks_series_id_occurrence", "series_id", "occurrence", unique=True),
+        # occurrence is completed, its next one is created once. Only tasks of a series are
+        # in it, so creating or deleting any other task does not write to it.
+        Index(
+            "ix_tasks_series_id_occurrence",
+            "series_id",
+            "occurrence",
+            unique=True,
+            postgresql_where=IN_A_SERIES,
+            sqlite_where=IN_A_SERIES,
+        ),
         # A relative reminder moves with the due, so it needs one.
         CheckConstraint(
             "reminder_minutes_before IS NULL OR remind_at IS NOT NULL",

@@ -67,19 +67,3 @@ def stored(task: Mapping[str, Any]) -> Reminder | None:
     if minutes is None:
         return Reminder(at=task["remind_at"])
     return Reminder(minutes_before=minutes, tz=task["reminder_tz"] or "UTC")
-
-
-def public(task: dict[str, Any]) -> dict[str, Any] | None:
-    """The API's JSON object for a task's reminder (its columns removed from `task`)."""
-    remind_at = task.pop("remind_at")
-    minutes = task.pop("reminder_minutes_before")
-    zone = task.pop("reminder_tz")
-    acknowledged_at = task.pop("reminder_acknowledged_at")
-    if remind_at is None:
-        return None
-    return {
-        "at": remind_at,
-        "minutes_before": minutes,
-        "tz": zone,
-        "acknowledged_at": acknowledged_at,
-    }

@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 HAS_DUE = "recurrence IS NULL OR due_date IS NOT NULL OR due_at IS NOT NULL"
 HAS_ZONE = "(recurrence IS NULL) = (recurrence_tz IS NULL)"
 OCCURRENCE_POSITIVE = "occurrence >= 1"
+IN_A_SERIES = "series_id IS NOT NULL"
 _CHECKS = {
     "recurrence_has_due": HAS_DUE,
     "recurrence_has_zone": HAS_ZONE,
@@ -65,8 +66,14 @@ def upgrade() -> None:
         op.add_column("tasks", sa.Column("next_occurrence_id", sa.BigInteger(), nullable=True))
         for name, condition in _CHECKS.items():
             op.create_check_constraint(op.f(f"ck_tasks_{name}"), "tasks", condition)
+    # Partial: the tasks of no series (nearly all) are not written to it.
     op.create_index(
-        "ix_tasks_series_id_occurrence", "tasks", ["series_id", "occurrence"], unique=True
+        "ix_tasks_series_id_occurrence",
+        "tasks",
+        ["series_id", "occurrence"],
+        unique=True,
+        postgresql_where=sa.text(IN_A_SERIES),
+        sqlite_where=sa.text(IN_A_SERIES),
     )
 
 
