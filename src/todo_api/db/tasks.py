@@ -739,14 +739,35 @@ def _rule_values(rule: rules.Recurrence | None, due: date | datetime | None) -> 
     }
 
 
+# What a task that neither repeats nor reminds stores for both: most tasks, built once.
+_NEITHER = {
+    "new_recurrence": None,
+    "new_recurrence_tz": None,
+    "new_recurrence_from_completion": False,
+    "new_remind_at": None,
+    "new_reminder_minutes_before": None,
+    "new_reminder_tz": None,
+    "new_reminder_acknowledged_at": None,
+}
+
+
+def _rule_and_reminder(task: NewTask, now: datetime) -> dict[str, Any]:
+    if task.recurrence is None and task.reminder is None:
+        return _NEITHER
+    rule = _rule_values(task.recurrence, task.due_date or task.due_at)
+    reminder = reminders.values(task.reminder, task.due_date, task.due_at)
+    values = {f"new_{name}": value for name, value in (rule | reminder).items()}
+    # Created completed: its reminder will not fire.
+    values["new_reminder_acknowledged_at"] = now if task.completed and task.reminder else None
+    return values
+
+
 def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
     """The values of a statement that inserts `task` for `owner`, created `now`.
 
     Raises RecurrenceError or ReminderError if its rule or reminder cannot be used with
     its due.
     """
-    rule = _rule_values(task.recurrence, task.due_date or task.due_at)
-    reminder = reminders.values(task.reminder, task.due_date, task.due_at)
     return {
         "new_user_id": owner,
         "new_title": task.title,
@@ -758,9 +779,7 @@ def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
         "new_due_at": task.due_at,
         "new_tags": task.tags,
         "new_created_at": now,
-        **{f"new_{name}": value for name, value in (rule | reminder).items()},
-        # Created completed: its reminder will not fire.
-        "new_reminder_acknowledged_at": now if task.completed and task.reminder else None,
+        **_rule_and_reminder(task, now),
         "new_series_id": None,
         "new_occurrence": 1,
     }
