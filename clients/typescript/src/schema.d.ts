@@ -101,8 +101,8 @@ export interface paths {
         get: operations["read_task"];
         /**
          * Replace a task
-         * @description An absent `description` becomes null; an absent `completed`, `priority`, due or
-         *     `tags` is left as it is.
+         * @description An absent `description` becomes null; an absent `completed`, `priority`, due, `tags`,
+         *     `recurrence` or `reminder` is left as it is.
          */
         put: operations["replace_task"];
         post?: never;
@@ -187,8 +187,8 @@ export interface paths {
         };
         /**
          * List the caller's reminders whose time has come
-         * @description The tasks whose reminder (`reminder.at`) has come and is not acknowledged, of tasks
-         *     not completed: what to show the user now. Acknowledge each with
+         * @description The tasks whose reminder (`reminder.at`) has come and is not acknowledged (completing
+         *     a task acknowledges it): what to show the user now. Acknowledge each with
          *     `POST /api/{user_id}/tasks/{task_id}/reminder/ack`, and it is not listed again.
          */
         get: operations["list_due_reminders"];
@@ -650,8 +650,8 @@ export interface components {
         /**
          * TaskReplace
          * @description A whole task: an absent description becomes null; an absent `completed`,
-         *     `priority`, due or `tags` stays as it is, so a client that does not know a field
-         *     cannot wipe it.
+         *     `priority`, due, `tags`, `recurrence` or `reminder` stays as it is, so a client that does
+         *     not know a field cannot wipe it.
          * @example {
          *       "title": "Buy milk",
          *       "description": "2 litres, semi-skimmed",
