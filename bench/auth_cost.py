@@ -22,11 +22,12 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import jwt
 import psycopg
@@ -54,11 +55,23 @@ end
 """
 
 
+def _seed_tasks(connection: psycopg.Connection[Any]) -> None:
+    connection.execute(
+        "INSERT INTO tasks (user_id, title, completed, created_at, updated_at)"
+        " SELECT 'u' || (g %% %s), 'Task ' || g, false, now(), now()"
+        " FROM generate_series(1, %s) AS g",
+        (USERS, USERS * TASKS_PER_USER),
+    )
+
+
 @contextmanager
-def throwaway_database(admin_url: str) -> Iterator[str]:
-    """A new database on that server, migrated and seeded; dropped afterwards."""
+def throwaway_database(
+    admin_url: str, seed: Callable[[psycopg.Connection[Any]], None] | None = None
+) -> Iterator[str]:
+    """A new database on that server, migrated and seeded (by `seed`, or with USERS users'
+    TASKS_PER_USER tasks each); dropped afterwards."""
     admin = make_url(admin_url).set(drivername="postgresql")
-    name = f"todo_bench_auth_{uuid.uuid4().hex[:8]}"
+    name = f"todo_bench_{uuid.uuid4().hex[:8]}"
     admin_dsn = admin.render_as_string(hide_password=False)
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
@@ -72,12 +85,7 @@ def throwaway_database(admin_url: str) -> Iterator[str]:
             capture_output=True,
         )
         with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(
-                "INSERT INTO tasks (user_id, title, completed, created_at, updated_at)"
-                " SELECT 'u' || (g %% %s), 'Task ' || g, false, now(), now()"
-                " FROM generate_series(1, %s) AS g",
-                (USERS, USERS * TASKS_PER_USER),
-            )
+            (seed or _seed_tasks)(connection)
             connection.execute("VACUUM ANALYZE tasks")
         yield url
     finally:

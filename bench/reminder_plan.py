@@ -12,18 +12,18 @@ does not grow with the table.
 
 import argparse
 import os
-import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
-from sqlalchemy import make_url
 from sqlalchemy.dialects import postgresql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from auth_cost import throwaway_database  # noqa: E402
 
 from todo_api.db.tasks import _DUE_REMINDERS  # noqa: E402
 
@@ -50,37 +50,24 @@ def _statement() -> str:
 
 
 def plan(admin_url: str, size: int) -> str:
-    admin = make_url(admin_url).set(drivername="postgresql")
-    admin_dsn = admin.render_as_string(hide_password=False)
-    name = f"todo_bench_reminders_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "alembic", "upgrade", "head"],
-            cwd=ROOT,
-            env=os.environ | {"DATABASE_URL": url},
-            check=True,
-            capture_output=True,
-        )
-        with psycopg.connect(url, autocommit=True) as connection:
-            users = size // TASKS_PER_USER
-            connection.execute(_SEED.format(users=users, size=size).encode())
-            connection.execute("VACUUM ANALYZE tasks")
-            params = {
-                "owner": "u10",
-                "until": datetime(2026, 7, 1, tzinfo=UTC),
-                "limit": 100,
-                "offset": 0,
-            }
-            rows = connection.execute(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + _statement(), params
-            ).fetchall()
-        return "\n".join(row[0] for row in rows)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    def seed(connection: psycopg.Connection[Any]) -> None:
+        users = size // TASKS_PER_USER
+        connection.execute(_SEED.format(users=users, size=size).encode())
+
+    with (
+        throwaway_database(admin_url, seed) as url,
+        psycopg.connect(url, autocommit=True) as connection,
+    ):
+        params = {
+            "owner": "u10",
+            "until": datetime(2026, 7, 1, tzinfo=UTC),
+            "limit": 100,
+            "offset": 0,
+        }
+        rows = connection.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + _statement(), params
+        ).fetchall()
+    return "\n".join(row[0] for row in rows)
 
 
 def main() -> None:

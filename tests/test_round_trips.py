@@ -171,25 +171,24 @@ def test_the_operation_takes_one_round_trip(
     assert statistics.median(counts) == 1, counts
 
 
-@pytest.mark.parametrize("name", sorted(ON_A_REPEATING_TASK))
-def test_the_operation_on_a_repeating_task_takes_its_round_trips(
-    proxied_server: tuple[httpx.Client, RoundTrips], name: str
-) -> None:
-    client, counter = proxied_server
-    operation, expected = ON_A_REPEATING_TASK[name]
-    for _ in range(WARM_UP):
-        _measure(client, counter, name, REPEATING, operation)
-    counts = [_measure(client, counter, name, REPEATING, operation) for _ in range(MEASURED)]
-    assert statistics.median(counts) == expected, counts
+#: The tasks the operations of each table act on.
+TARGETS: dict[str, tuple[dict[str, object], dict[str, tuple[Operation, int]]]] = {
+    "repeating": (REPEATING, ON_A_REPEATING_TASK),
+    "with a reminder": (REMINDED, WITH_A_REMINDER),
+}
 
 
-@pytest.mark.parametrize("name", sorted(WITH_A_REMINDER))
-def test_the_operation_on_a_task_with_a_reminder_takes_its_round_trips(
-    proxied_server: tuple[httpx.Client, RoundTrips], name: str
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [(target, name) for target, (_, table) in TARGETS.items() for name in sorted(table)],
+)
+def test_the_operation_on_a_task_written_knowing_it_takes_its_round_trips(
+    proxied_server: tuple[httpx.Client, RoundTrips], target: str, name: str
 ) -> None:
     client, counter = proxied_server
-    operation, expected = WITH_A_REMINDER[name]
+    body, table = TARGETS[target]
+    operation, expected = table[name]
     for _ in range(WARM_UP):
-        _measure(client, counter, name, REMINDED, operation)
-    counts = [_measure(client, counter, name, REMINDED, operation) for _ in range(MEASURED)]
+        _measure(client, counter, name, body, operation)
+    counts = [_measure(client, counter, name, body, operation) for _ in range(MEASURED)]
     assert statistics.median(counts) == expected, counts

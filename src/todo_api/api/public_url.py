@@ -25,6 +25,21 @@ def public_url(request: Request, route: str, query: str = "", **params: str) -> 
     return f"{base}{path}?{query}" if query else f"{base}{path}"
 
 
+def page_links(request: Request, route: str, offset: int, limit: int, total: int) -> str | None:
+    """The RFC 8288 `Link` value to the `rel="next"` and `rel="prev"` pages of the list the
+    route named `route` answered, keeping the other query parameters; None for a single page."""
+    pages = []
+    if offset + limit < total:
+        pages.append(("next", offset + limit))
+    if offset > 0:
+        pages.append(("prev", max(min(offset, total) - limit, 0)))
+    links = []
+    for rel, page_offset in pages:
+        query = request.url.include_query_params(offset=page_offset, limit=limit).query
+        links.append(f'<{public_url(request, route, query, **request.path_params)}>; rel="{rel}"')
+    return ", ".join(links) or None
+
+
 def route_paths(routes: Iterable[BaseRoute]) -> dict[str, str]:
     """Each named route's path with `{name}` for its parameters, for `public_url`: made once
     at start-up, as looking a route up among all of them took a tenth of a create's CPU."""

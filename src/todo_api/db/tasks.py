@@ -441,30 +441,13 @@ def _new(name: str) -> BindParameter[Any]:
     return bindparam(f"new_{name}", type_=_t[name].type)
 
 
-# A new task is created and last updated at the same instant.
+# A new task: what a write knowing one sets, plus its owner and place in its series; it is
+# created and last updated at the same instant.
 _INSERTED: dict[str, BindParameter[Any]] = {
     **{
         name: _new(name)
-        for name in (
-            "user_id",
-            "title",
-            "description",
-            "completed",
-            "completed_at",
-            "priority",
-            "due_date",
-            "due_at",
-            "tags",
-            "recurrence",
-            "recurrence_tz",
-            "recurrence_from_completion",
-            "series_id",
-            "occurrence",
-            "remind_at",
-            "reminder_minutes_before",
-            "reminder_tz",
-            "reminder_acknowledged_at",
-        )
+        for name in ("user_id", *_KNOWN_FIELDS, "occurrence")
+        if name != "updated_at"
     },
     "created_at": _new("created_at"),
     "updated_at": _new("created_at"),
@@ -921,10 +904,6 @@ async def toggle_task(
 
 def _flipped(task: TaskRecord) -> Mapping[str, Any]:
     return {"completed": not task["completed"]}
-
-
-def _completed(_task: TaskRecord) -> Mapping[str, Any]:
-    return {"completed": True}
 
 
 async def _write_knowing(

@@ -12,7 +12,7 @@ from todo_api.api.conditional import public_task
 from todo_api.api.dependencies import DatabaseDep
 from todo_api.api.list_query import DEFAULT_PAGE_SIZE, MAX_BIGINT, MAX_PAGE_SIZE
 from todo_api.api.problems import problem_responses
-from todo_api.api.public_url import public_url
+from todo_api.api.public_url import page_links
 from todo_api.api.schemas import TaskDueAt, TaskPublic
 from todo_api.db import tasks as task_queries
 
@@ -22,12 +22,6 @@ router = APIRouter(
     responses=problem_responses(422, 503),
     route_class=AuthorizedRoute,
 )
-
-
-def _page_link(request: Request, offset: int, limit: int, rel: str) -> str:
-    query = request.url.include_query_params(offset=offset, limit=limit).query
-    url = public_url(request, "list_due_reminders", query, **request.path_params)
-    return f'<{url}>; rel="{rel}"'
 
 
 @router.get(
@@ -70,13 +64,9 @@ async def list_due_reminders(
     page = await task_queries.due_reminders(
         database, owner=owner, until=until or datetime.now(UTC), limit=limit, offset=offset
     )
-    links = []
-    if offset + limit < page.total:
-        links.append(_page_link(request, offset + limit, limit, "next"))
-    if offset > 0:
-        links.append(_page_link(request, max(min(offset, page.total) - limit, 0), limit, "prev"))
     headers = {"X-Total-Count": str(page.total)}
+    links = page_links(request, "list_due_reminders", offset, limit, page.total)
     if links:
-        headers["Link"] = ", ".join(links)
+        headers["Link"] = links
     body = to_json([public_task(task) for task in page.tasks])
     return Response(body, headers=headers, media_type="application/json")

@@ -47,7 +47,7 @@ from todo_api.api.problems import (
     problem_example,
     problem_responses,
 )
-from todo_api.api.public_url import public_url
+from todo_api.api.public_url import page_links, public_url
 from todo_api.api.schemas import (
     TIME_ZONE_MAX_LENGTH,
     BulkCompletion,
@@ -162,12 +162,6 @@ async def _update(
     )
 
 
-def _page_link(request: Request, offset: int, limit: int, rel: str) -> str:
-    """A Link to another page of this list, keeping the other query parameters."""
-    query = request.url.include_query_params(offset=offset, limit=limit).query
-    return f'<{public_url(request, "list_tasks", query, **request.path_params)}>; rel="{rel}"'
-
-
 def _header(description: str) -> dict[str, Any]:
     return {"description": description, "schema": {"type": "string"}}
 
@@ -230,15 +224,10 @@ async def list_tasks(
     etag = content_etag(body, total.encode())
     if not none_match(field_list(request.headers, "if-none-match"), etag):
         return not_modified(etag)
-    links = []
-    if offset + limit < page.total:
-        links.append(_page_link(request, offset + limit, limit, "next"))
-    if offset > 0:
-        prev_offset = max(min(offset, page.total) - limit, 0)
-        links.append(_page_link(request, prev_offset, limit, "prev"))
     headers = {"ETag": etag, "X-Total-Count": total}
+    links = page_links(request, "list_tasks", offset, limit, page.total)
     if links:
-        headers["Link"] = ", ".join(links)
+        headers["Link"] = links
     return Response(body, headers=headers, media_type="application/json")
 
 
