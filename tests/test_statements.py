@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Dialect, bindparam, select
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.expression import ReturnsRows
 
 from tests.test_ownership import _unfiltered_reads_and_writes
 from todo_api.db import idempotency, tags, tasks
@@ -56,6 +57,21 @@ def test_each_statement_on_tasks_still_filters_by_owner(dialect_name: str) -> No
             assert "new_user_id" in sql  # the owner is what the insert writes
         else:
             assert f"tasks.user_id = {OWNER[dialect_name]}" in sql, sql
+
+
+def test_statements_that_return_tasks_return_the_record_fields_in_order() -> None:
+    # A TaskRecord is made from a row by position: a column out of place would put one
+    # field's value under another's name.
+    fields = tasks.TaskRecord._fields
+    returning_tasks = 0
+    for statement in map(_built, tasks.statement_shapes()):
+        assert isinstance(statement, ReturnsRows)
+        names = tuple(column.name for column in statement.exported_columns)
+        if "version" in names:
+            assert names[: len(fields)] == fields, statement
+            returning_tasks += 1
+    assert returning_tasks > 100
+    assert tuple(column.name for column in tasks_table.columns) == fields
 
 
 @pytest.mark.parametrize("dialect_name", DIALECTS)

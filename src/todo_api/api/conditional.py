@@ -41,36 +41,47 @@ def task_etag(task_id: int, version: int) -> str:
     return f'"{task_id}.{version}"'
 
 
-def public_task(task: TaskRecord) -> TaskRecord:
-    """The record as TaskPublic describes it: its version is sent only inside the ETag,
+#: A task as the API sends it (TaskPublic), ready to be encoded.
+PublicTask = dict[str, Any]
+
+
+def public_task(task: TaskRecord) -> PublicTask:
+    """The task as TaskPublic describes it: its version is sent only inside the ETag,
     its rule and its reminder as one object each."""
-    version = task.pop("version")
-    zone = task.pop("recurrence_tz")
-    from_completion = task.pop("recurrence_from_completion")
-    del task["occurrence"]
-    text = task["recurrence"]
-    if text is not None:
-        rule = rules.parse_rrule(text, tz=zone, from_completion=from_completion)
-        task["recurrence"] = rules.public(rule, text)
-        # The first occurrence is its series' until a second one names it.
-        if task["series_id"] is None:
-            task["series_id"] = task["id"]
-    remind_at = task.pop("remind_at")
-    minutes_before = task.pop("reminder_minutes_before")
-    reminder_zone = task.pop("reminder_tz")
-    acknowledged_at = task.pop("reminder_acknowledged_at")
-    task["reminder"] = (
-        None
-        if remind_at is None
-        else {
-            "at": remind_at,
-            "minutes_before": minutes_before,
-            "tz": reminder_zone,
-            "acknowledged_at": acknowledged_at,
+    recurrence = None
+    # The first occurrence is its series' until a second one names it.
+    series_id = task.series_id
+    rule = task.rule()
+    if rule is not None and task.recurrence is not None:
+        recurrence = rules.public(rule, task.recurrence)
+        series_id = series_id or task.id
+    reminder = None
+    if task.remind_at is not None:
+        reminder = {
+            "at": task.remind_at,
+            "minutes_before": task.reminder_minutes_before,
+            "tz": task.reminder_tz,
+            "acknowledged_at": task.reminder_acknowledged_at,
         }
-    )
-    task["etag"] = task_etag(task["id"], version)
-    return task
+    return {
+        "title": task.title,
+        "description": task.description,
+        "completed": task.completed,
+        "id": task.id,
+        "user_id": task.user_id,
+        "completed_at": task.completed_at,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "due_date": task.due_date,
+        "due_at": task.due_at,
+        "priority": task.priority,
+        "tags": task.tags,
+        "recurrence": recurrence,
+        "series_id": series_id,
+        "next_occurrence_id": task.next_occurrence_id,
+        "reminder": reminder,
+        "etag": task_etag(task.id, task.version),
+    }
 
 
 def content_etag(*parts: bytes) -> str:

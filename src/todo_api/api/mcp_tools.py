@@ -193,7 +193,7 @@ class TaskTools:
         new_task = _validated(TaskCreate, fields).new_task()
         if request_id is None:
             task = await task_queries.create_task(self.database, owner=owner, task=new_task)
-            return _changed(task["id"], "created", task["title"])
+            return _changed(task.id, "created", task.title)
         if VALID_KEY.fullmatch(request_id) is None:
             raise ToolError(
                 f"invalid arguments: request_id: 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible "
@@ -217,7 +217,7 @@ class TaskTools:
                 "request_id was already used with other arguments; use a new request_id "
                 "for a new task"
             ) from None
-        return _changed(keyed.task["id"], "created", keyed.task["title"])
+        return _changed(keyed.task.id, "created", keyed.task.title)
 
     async def list_tasks(
         self,
@@ -290,7 +290,7 @@ class TaskTools:
         if task is None:
             raise _not_found(task_id)
         status: Literal["completed", "reopened"] = "completed" if completed else "reopened"
-        return _changed(task_id, status, task["title"])
+        return _changed(task_id, status, task.title)
 
     async def complete_task(
         self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None
@@ -338,7 +338,7 @@ class TaskTools:
         )
         if task is None:
             raise _not_found(task_id)
-        return _changed(task_id, "updated", task["title"])
+        return _changed(task_id, "updated", task.title)
 
     async def delete_task(
         self, ctx: Context, task_id: TaskIdArg, user_id: UserId = None

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
 from itertools import combinations, product
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -132,15 +132,50 @@ _ORDERINGS: dict[TaskSort, tuple[ColumnElement[Any], ...]] = {
 }
 
 
-#: A task as stored: column name to value, timestamps timezone-aware.
-TaskRecord = dict[str, Any]
+class TaskRecord(NamedTuple):
+    """A task as stored: one field per column of `tasks`, in the table's order (what every
+    statement that returns tasks selects), timestamps timezone-aware."""
+
+    title: str
+    description: str | None
+    completed: bool
+    id: int
+    user_id: str
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    due_date: date | None
+    due_at: datetime | None
+    priority: str
+    tags: list[str]
+    version: int
+    recurrence: str | None
+    recurrence_tz: str | None
+    recurrence_from_completion: bool
+    series_id: int | None
+    occurrence: int
+    next_occurrence_id: int | None
+    remind_at: datetime | None
+    reminder_minutes_before: int | None
+    reminder_tz: str | None
+    reminder_acknowledged_at: datetime | None
+
+    def rule(self) -> rules.Recurrence | None:
+        """How the task repeats, as its columns store it; None if it does not."""
+        if self.recurrence is None:
+            return None
+        if self.recurrence_tz is None:  # what the schema's recurrence_has_zone forbids
+            raise ValueError(f"task {self.id} has a rule without a zone")
+        return rules.parse_rrule(
+            self.recurrence, tz=self.recurrence_tz, from_completion=self.recurrence_from_completion
+        )
 
 
 class VersionMismatchError(Exception):
     """A conditional write found the task at another version; nothing was changed."""
 
     def __init__(self, current: TaskRecord) -> None:
-        super().__init__(f"task {current['id']} is at version {current['version']}")
+        super().__init__(f"task {current.id} is at version {current.version}")
         self.current = current
 
 
@@ -150,8 +185,7 @@ class TaskPage:
     total: int
 
 
-#: The columns of a task, in the order every statement that returns tasks selects them.
-TASK_COLUMNS = tuple(column.name for column in tasks_table.columns)
+TASK_COLUMNS = TaskRecord._fields
 
 # Statements are built once per shape and take every value as a bind parameter, so each
 # shape is compiled once (todo_api.db.statements); lists of values are one parameter each
@@ -564,7 +598,8 @@ _ACKNOWLEDGE = (
 
 
 def _record(row: Row) -> TaskRecord:
-    return dict(zip(TASK_COLUMNS, row, strict=False))
+    # A page's rows carry its total after the task's columns.
+    return TaskRecord._make(row[: len(TASK_COLUMNS)])
 
 
 class _Runner(Protocol):
@@ -770,10 +805,10 @@ def new_task_values(owner: str, task: NewTask, now: datetime) -> dict[str, Any]:
 
 def created_record(task_id: int, values: Mapping[str, Any]) -> TaskRecord:
     """The task as `new_task_values` insert it and the database stores it, given its id."""
-    record = {name: values.get(f"new_{name}") for name in TASK_COLUMNS}
+    record: dict[str, Any] = {name: values.get(f"new_{name}") for name in TASK_COLUMNS}
     record |= {"id": task_id, "tags": list(values["new_tags"]), "version": 1}
     record["updated_at"] = record["created_at"]
-    return record
+    return TaskRecord(**record)
 
 
 async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskRecord:
@@ -845,7 +880,7 @@ async def update_task(
     if not changes or (if_version_in is not None and not if_version_in):
         # Nothing to write, or no version could match: a read decides the answer.
         task = await get_task(database, owner=owner, task_id=task_id)
-        if task is not None and if_version_in is not None and task["version"] not in if_version_in:
+        if task is not None and if_version_in is not None and task.version not in if_version_in:
             raise VersionMismatchError(task)
         return task
     if not _STATEMENT_FIELDS.issuperset(changes):
@@ -903,7 +938,7 @@ async def toggle_task(
 
 
 def _flipped(task: TaskRecord) -> Mapping[str, Any]:
-    return {"completed": not task["completed"]}
+    return {"completed": not task.completed}
 
 
 async def _write_knowing(
@@ -924,7 +959,7 @@ async def _write_knowing(
             task = await get_task(database, owner=owner, task_id=task_id)
             if task is None:
                 return None
-        if versions is not None and task["version"] not in versions:
+        if versions is not None and task.version not in versions:
             raise VersionMismatchError(task)
         planned = _planned_write(owner, task, changes(task), datetime.now(UTC))
         if planned is None:
@@ -952,15 +987,6 @@ class _PlannedWrite:
         return _PlannedWrite(self.steps, self.task_step + offset, next_step)
 
 
-def _stored_rule(task: TaskRecord) -> rules.Recurrence | None:
-    text = task["recurrence"]
-    if text is None:
-        return None
-    return rules.parse_rrule(
-        text, tz=task["recurrence_tz"], from_completion=task["recurrence_from_completion"]
-    )
-
-
 def _planned_write(
     owner: str, task: TaskRecord, changes: Mapping[str, Any], now: datetime
 ) -> _PlannedWrite | None:
@@ -968,17 +994,19 @@ def _planned_write(
 
     Raises RecurrenceError if the rule and due it would have do not fit together.
     """
-    state = {**task, **changes}
-    rule = changes["recurrence"] if "recurrence" in changes else _stored_rule(task)
+    state = task._asdict() | dict(changes)
+    rule = changes["recurrence"] if "recurrence" in changes else task.rule()
     due = state["due_date"] or state["due_at"]
     state |= _rule_values(rule, due)
-    moved = (state["due_date"], state["due_at"]) != (task["due_date"], task["due_at"])
+    moved = (state["due_date"], state["due_at"]) != (task.due_date, task.due_at)
     if "reminder" in changes or moved:
         # Set again, or counted from another due: armed again.
-        reminder = changes["reminder"] if "reminder" in changes else reminders.stored(task)
+        reminder = (
+            changes["reminder"] if "reminder" in changes else reminders.stored(task._asdict())
+        )
         state |= reminders.values(reminder, state["due_date"], state["due_at"])
         state["reminder_acknowledged_at"] = None
-    completing = state["completed"] and not task["completed"]
+    completing = state["completed"] and not task.completed
     if completing:
         state["completed_at"] = now
     elif not state["completed"]:
@@ -988,25 +1016,25 @@ def _planned_write(
         state["reminder_acknowledged_at"] = state["reminder_acknowledged_at"] or now
     if completing and rule is not None:
         # The first occurrence names the series once there is a second.
-        state["series_id"] = task["series_id"] or task["id"]
-    if all(state[name] == task[name] for name in _KNOWN_FIELDS if name != "updated_at"):
+        state["series_id"] = task.series_id or task.id
+    if all(state[name] == getattr(task, name) for name in _KNOWN_FIELDS if name != "updated_at"):
         return None
     state["updated_at"] = now
-    base = {"owner": owner, "task_id": task["id"], "read_version": task["version"]}
+    base = {"owner": owner, "task_id": task.id, "read_version": task.version}
     link: dict[str, Any] = {"next_series_id": None, "next_occurrence": None}
     steps: list[Step] = [(_LOCK, base)]
     next_step = None
     if completing and rule is not None and due is not None:
-        link = {"next_series_id": state["series_id"], "next_occurrence": task["occurrence"] + 1}
-        next_due = rules.next_due(rule, due, occurrence=task["occurrence"], completed_at=now)
+        link = {"next_series_id": state["series_id"], "next_occurrence": task.occurrence + 1}
+        next_due = rules.next_due(rule, due, occurrence=task.occurrence, completed_at=now)
         if next_due is not None:
             next_step = len(steps)
             steps += _next_occurrence(owner, state, rule, next_due, now, base | link)
     known = {f"new_{name}": state[name] for name in _KNOWN_FIELDS}
     steps.append((_WRITE_KNOWN, base | known | link))
     task_step = len(steps) - 1
-    if state["tags"] != task["tags"]:
-        steps += tag_rows.replacing_rows(owner, task["id"], state["tags"])
+    if state["tags"] != task.tags:
+        steps += tag_rows.replacing_rows(owner, task.id, state["tags"])
     return _PlannedWrite(steps, task_step, next_step)
 
 
@@ -1140,13 +1168,13 @@ async def set_all_completed(database: Database, *, owner: str, completed: bool) 
         # the pages stop short of the first, so they are not completed in turn.
         made = [results[plan.next_step] for plan in plans if plan.next_step is not None]
         before_id = min([before_id, *(int(ids[0][0]) for ids in made if ids)])
-        after_id = tasks[-1]["id"]
+        after_id = tasks[-1].id
         if missed:
             # Changed by someone else meanwhile: read again from the first of those.
             rereads += 1
             if rereads > _KNOWING_ATTEMPTS:
                 raise DatabaseBusyError("tasks kept changing while they were being completed")
-            after_id = missed[0]["id"] - 1
+            after_id = missed[0].id - 1
         rows = await database.fetch_all(_PENDING_REPEATING, page())
     return changed
 
@@ -1189,6 +1217,6 @@ async def acknowledge_reminder(
     if task is not None:
         return task
     task = await get_task(database, owner=owner, task_id=task_id)
-    if task is not None and task["remind_at"] is None:
+    if task is not None and task.remind_at is None:
         raise NoReminderError(f"task {task_id} has no reminder")
     return task

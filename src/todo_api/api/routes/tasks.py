@@ -14,6 +14,7 @@ from todo_api.api.conditional import (
     IF_MATCH,
     IF_NONE_MATCH,
     NOT_MODIFIED,
+    PublicTask,
     content_etag,
     etag_header,
     field_list,
@@ -115,14 +116,14 @@ def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None =
     return Response(to_json(content), status_code, headers, media_type="application/json")
 
 
-def _found(task: TaskRecord | None, task_id: int) -> TaskRecord:
+def _found(task: TaskRecord | None, task_id: int) -> PublicTask:
     """The task as sent to the client; 404 when there is none."""
     if task is None:
         raise TaskNotFoundError(task_id)
     return public_task(task)
 
 
-def _task_response(task: TaskRecord, request: Request) -> Response:
+def _task_response(task: PublicTask, request: Request) -> Response:
     headers = {"ETag": task["etag"]}
     next_id = task["next_occurrence_id"]
     if next_id is not None:
@@ -136,7 +137,7 @@ async def _checking_version(write: Awaitable[_T], task_id: int, request: Request
     try:
         return await write
     except VersionMismatchError as mismatch:
-        current = task_etag(task_id, mismatch.current["version"])
+        current = task_etag(task_id, mismatch.current.version)
         # `If-Match: 6.3` is a common slip: say so, rather than that the task changed.
         unquoted = malformed(field_list(request.headers, "if-match"))
         raise PreconditionFailedError(task_id, current, unquoted=unquoted) from None
@@ -288,7 +289,7 @@ async def create_task(
     return _json(task, status.HTTP_201_CREATED, headers)
 
 
-def _created_headers(request: Request, owner: str, task: TaskRecord) -> dict[str, str]:
+def _created_headers(request: Request, owner: str, task: PublicTask) -> dict[str, str]:
     location = public_url(request, "read_task", user_id=owner, task_id=str(task["id"]))
     return {"Location": location, "ETag": task["etag"]}
 
