@@ -47,6 +47,17 @@ TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 # The priority names by stored rank (todo_api.db.models.PRIORITIES).
 PRIORITIES = ("low", "medium", "high")
+# Columns the API reads but does not send as they are (todo_api.api.conditional.public_task).
+INTERNAL_COLUMNS = (
+    "total",
+    "recurrence_tz",
+    "recurrence_from_completion",
+    "occurrence",
+    "remind_at",
+    "reminder_minutes_before",
+    "reminder_tz",
+    "reminder_acknowledged_at",
+)
 
 
 def api_statements() -> dict[str, Statement]:
@@ -67,12 +78,15 @@ def api_statements() -> dict[str, Statement]:
         "replace": api._update_query(frozenset({"title", "description"}), False),
         "delete": api._delete_query(False),
     }
+    # What a create that neither repeats nor reminds binds beyond what the benchmark sends.
+    plain = {**api._NEITHER, "new_series_id": None, "new_occurrence": 1}
     result = {}
     for name, statement in statements.items():
         # What the API's database runs, compiled the same way: SQL and the constants
         # SQLAlchemy bound itself (the 1 of `version + 1`).
         compiled = compile_statement(statement, PostgresDatabase.dialect)
-        result[name] = (compiled.sql, dict(compiled.fixed_parameters))
+        constants = dict(compiled.fixed_parameters) | (plain if name == "create" else {})
+        result[name] = (compiled.sql, constants)
     return result
 
 
@@ -238,7 +252,10 @@ class FloorApp:
         """The task as TaskPublic has it: the version travels only inside the ETag, the
         priority by name, the tags as a list (stored as the JSON text of one)."""
         record = dict(zip(self.columns[name], row, strict=False))
-        record.pop("total", None)
+        for internal in INTERNAL_COLUMNS:
+            record.pop(internal, None)
+        # The benchmark's tasks have none (remind_at is NULL).
+        record["reminder"] = None
         record["priority"] = PRIORITIES[record["priority"] - 1]
         tags = record["tags"]
         record["tags"] = [] if tags == "[]" else orjson.loads(tags)
