@@ -54,7 +54,8 @@ async def test_a_repeating_task_says_how_it_repeats(client: httpx.AsyncClient) -
         "ends": None,
         "from": "due",
         "tz": "America/New_York",
-        "rrule": "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO,WE",
+        # The local time of day of the due is part of the rule.
+        "rrule": "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO,WE;BYHOUR=9;BYMINUTE=0;BYSECOND=0",
     }
     assert task["series_id"] == task["id"]
     assert task["next_occurrence_id"] is None
@@ -247,11 +248,45 @@ async def test_a_rule_is_set_later_with_patch(client: httpx.AsyncClient) -> None
         task_url("alice", task["id"]), json={"recurrence": {"frequency": "daily"}}
     )
     assert patched.status_code == 200, patched.text
-    assert patched.json()["recurrence"]["rrule"] == "FREQ=DAILY;INTERVAL=1"
+    rrule = "FREQ=DAILY;INTERVAL=1;BYHOUR=9;BYMINUTE=0;BYSECOND=0"
+    assert patched.json()["recurrence"]["rrule"] == rrule
     assert patched.headers["etag"] != f'"{task["id"]}.1"'
     done = await completed(client, "alice", task["id"])
     following = (await client.get(task_url("alice", done["next_occurrence_id"]))).json()
     assert following["due_at"] == "2027-01-05T09:00:00Z"
+
+
+async def test_after_a_spring_forward_gap_the_series_is_back_at_its_time(
+    client: httpx.AsyncClient,
+) -> None:
+    # 02:30 does not exist in New York on 2027-03-14: that occurrence is due at 03:30 EDT,
+    # and the one after it at 02:30 again.
+    daily = {"frequency": "daily", "tz": "America/New_York"}
+    task = await create(client, "alice", due_at="2027-03-13T02:30:00-05:00", recurrence=daily)
+    dues = []
+    for _ in range(3):
+        done = await completed(client, "alice", task["id"])
+        task = (await client.get(task_url("alice", done["next_occurrence_id"]))).json()
+        assert task["recurrence"]["rrule"] == (
+            "FREQ=DAILY;INTERVAL=1;BYHOUR=2;BYMINUTE=30;BYSECOND=0"
+        )
+        dues.append(task["due_at"])
+    assert dues == ["2027-03-14T07:30:00Z", "2027-03-15T06:30:00Z", "2027-03-16T06:30:00Z"]
+
+
+async def test_moving_the_due_moves_the_series_time_of_day(client: httpx.AsyncClient) -> None:
+    daily = {"frequency": "daily", "tz": "Europe/Paris"}
+    task = await create(client, "alice", due_at="2027-01-04T09:00:00+01:00", recurrence=daily)
+    moved = await client.patch(
+        task_url("alice", task["id"]), json={"due_at": "2027-01-04T10:15:00+01:00"}
+    )
+    assert moved.status_code == 200, moved.text
+    rrule = "FREQ=DAILY;INTERVAL=1;BYHOUR=10;BYMINUTE=15;BYSECOND=0"
+    assert moved.json()["recurrence"]["rrule"] == rrule
+    done = await completed(client, "alice", task["id"])
+    following = (await client.get(task_url("alice", done["next_occurrence_id"]))).json()
+    assert following["due_at"] == "2027-01-05T09:15:00Z"
+    assert following["recurrence"]["rrule"] == rrule
 
 
 @pytest.mark.parametrize(

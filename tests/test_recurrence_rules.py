@@ -1,7 +1,7 @@
 """The recurrence rules (todo_api.db.recurrence): pure functions, no database."""
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -93,7 +93,9 @@ def test_yearly_month_is_the_local_month_of_the_due() -> None:
     # 02:00 UTC on July 1 is still June 30 in New York.
     rule = Recurrence("yearly", month_day=1, tz="America/New_York")
     due = utc(2027, 7, 1, 2)
-    assert rrule_text(rule, due) == "FREQ=YEARLY;INTERVAL=1;BYMONTH=6;BYMONTHDAY=1"
+    assert rrule_text(rule, due) == (
+        "FREQ=YEARLY;INTERVAL=1;BYMONTH=6;BYMONTHDAY=1;BYHOUR=22;BYMINUTE=0;BYSECOND=0"
+    )
     assert next_due(rule, due, occurrence=1, completed_at=due) == utc(2028, 6, 2, 2)
 
 
@@ -170,6 +172,30 @@ def test_spring_forward_gap_resolves_after_the_gap() -> None:
     assert next_due(rule, due, occurrence=1, completed_at=due) == utc(2027, 3, 14, 7, 30)
 
 
+def test_after_a_gap_the_series_is_back_at_its_time() -> None:
+    # Each occurrence is computed from the rule as stored, as completing one does.
+    text = rrule_text(Recurrence("daily", tz="America/New_York"), utc(2027, 3, 13, 7, 30))
+    assert text == "FREQ=DAILY;INTERVAL=1;BYHOUR=2;BYMINUTE=30;BYSECOND=0"
+    due: date | datetime = utc(2027, 3, 13, 7, 30)
+    dues = []
+    for occurrence in range(1, 4):
+        rule = parse_rrule(text, tz="America/New_York", from_completion=False)
+        found = next_due(rule, due, occurrence=occurrence, completed_at=SOMETIME)
+        assert found is not None
+        text, due = rrule_text(rule, found), found
+        dues.append(found)
+    # 03:30 EDT on the day without 02:30, then 02:30 EDT again.
+    assert dues == [utc(2027, 3, 14, 7, 30), utc(2027, 3, 15, 6, 30), utc(2027, 3, 16, 6, 30)]
+    assert text == "FREQ=DAILY;INTERVAL=1;BYHOUR=2;BYMINUTE=30;BYSECOND=0"
+
+
+def test_from_completion_after_a_gap_is_back_at_its_time() -> None:
+    rule = Recurrence("daily", from_completion=True, tz="America/New_York", at=time(2, 30))
+    completed_at = utc(2027, 3, 14, 12)
+    found = next_due(rule, utc(2027, 3, 14, 7, 30), occurrence=1, completed_at=completed_at)
+    assert found == utc(2027, 3, 15, 6, 30)
+
+
 def test_days_of_week_are_stored_in_order() -> None:
     assert Recurrence("weekly", days_of_week=("we", "mo", "we")).days_of_week == ("mo", "we")
 
@@ -186,7 +212,7 @@ def test_days_of_week_are_stored_in_order() -> None:
         (
             Recurrence("monthly", month_day=-1, until=date(2027, 1, 31), tz="Europe/Paris"),
             utc(2026, 5, 31, 12),
-            "FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=-1;UNTIL=20270131",
+            "FREQ=MONTHLY;INTERVAL=1;BYMONTHDAY=-1;BYHOUR=14;BYMINUTE=0;BYSECOND=0;UNTIL=20270131",
         ),
         (
             Recurrence("yearly", month_day=-1, from_completion=True),
@@ -194,11 +220,31 @@ def test_days_of_week_are_stored_in_order() -> None:
             "FREQ=YEARLY;INTERVAL=1;BYMONTH=2;BYMONTHDAY=-1",
         ),
         (Recurrence("yearly", interval=3), date(2027, 6, 15), "FREQ=YEARLY;INTERVAL=3"),
+        (
+            Recurrence("weekly", days_of_week=("mo",), count=3, tz="America/New_York"),
+            datetime(2027, 1, 4, 14, 5, 9, 250_000, tzinfo=UTC),
+            "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO;BYHOUR=9;BYMINUTE=5;BYSECOND=9;COUNT=3",
+        ),
     ],
 )
 def test_text_round_trip(rule: Recurrence, due: date | datetime, text: str) -> None:
     assert rrule_text(rule, due) == text
-    assert parse_rrule(text, tz=rule.tz, from_completion=rule.from_completion) == rule
+    parsed = parse_rrule(text, tz=rule.tz, from_completion=rule.from_completion)
+    assert parsed == replace(rule, at=_time_of_day(rule, due))
+
+
+def _time_of_day(rule: Recurrence, due: date | datetime) -> time | None:
+    """The time of day a rule for `due` is stored with."""
+    if not isinstance(due, datetime):
+        return None
+    return due.astimezone(ZoneInfo(rule.tz)).time().replace(microsecond=0)
+
+
+def test_a_stored_time_of_day_is_kept() -> None:
+    rule = Recurrence("daily", tz="Europe/Paris", at=time(9, 0))
+    assert rrule_text(rule, utc(2027, 3, 29, 8)) == (
+        "FREQ=DAILY;INTERVAL=1;BYHOUR=9;BYMINUTE=0;BYSECOND=0"
+    )
 
 
 @pytest.mark.parametrize(
@@ -224,6 +270,11 @@ def test_text_round_trip(rule: Recurrence, due: date | datetime, text: str) -> N
         "FREQ=DAILY;INTERVAL=1;COUNT=2;UNTIL=20270101",
         "FREQ=DAILY;INTERVAL=1;UNTIL=2027-01-01",
         "FREQ=DAILY;INTERVAL=1;UNTIL=20270101T000000Z",
+        "FREQ=DAILY;INTERVAL=1;BYHOUR=9;BYMINUTE=0",
+        "FREQ=DAILY;INTERVAL=1;BYHOUR=24;BYMINUTE=0;BYSECOND=0",
+        "FREQ=DAILY;INTERVAL=1;BYHOUR=09;BYMINUTE=0;BYSECOND=0",
+        "FREQ=DAILY;INTERVAL=1;BYMINUTE=0;BYHOUR=9;BYSECOND=0",
+        "FREQ=DAILY;INTERVAL=1;BYHOUR=9;BYMINUTE=0;BYSECOND=60",
     ],
 )
 def test_parse_rejects_other_texts(text: str) -> None:
@@ -393,4 +444,5 @@ def test_next_due_from_completion_follows_it(
 def test_text_round_trips(case: tuple[Recurrence, date | datetime]) -> None:
     rule, due = case
     text = rrule_text(rule, due)
-    assert parse_rrule(text, tz=rule.tz, from_completion=rule.from_completion) == rule
+    parsed = parse_rrule(text, tz=rule.tz, from_completion=rule.from_completion)
+    assert parsed == replace(rule, at=_time_of_day(rule, due))

@@ -529,7 +529,11 @@ async function main(): Promise<void> {
     due_at: "2027-03-08T09:00:00-05:00",
     recurrence: { frequency: "weekly", tz: "America/New_York" },
   });
-  expectEqual(meeting.recurrence?.rrule, "FREQ=WEEKLY;INTERVAL=1", "meeting: its RRULE");
+  expectEqual(
+    meeting.recurrence?.rrule,
+    "FREQ=WEEKLY;INTERVAL=1;BYHOUR=9;BYMINUTE=0;BYSECOND=0",
+    "meeting: its RRULE, with its local time of day",
+  );
   expectEqual(meeting.series_id, meeting.id, "meeting: the first of its series");
   const completion = await api.PATCH(
     "/api/{user_id}/tasks/{task_id}/complete",

@@ -1,12 +1,14 @@
 """Recurring tasks: RFC 5545 rules, their canonical RRULE text, and the next occurrence's due.
 
 Pure: no database, no I/O. A rule is stored as its RRULE value (`rrule_text`) plus the IANA
-zone it is computed in plus whether it counts from the completion.
+zone it is computed in plus whether it counts from the completion. A rule of a task due at an
+instant holds its wall-clock time of day (BYHOUR, BYMINUTE, BYSECOND): an occurrence that falls
+in a spring-forward gap is due just after the gap, and the next one is at the rule's time again.
 """
 
 from calendar import isleap, monthrange
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from math import gcd
 from typing import Any, Final, Literal
@@ -26,7 +28,19 @@ _FREQS: Final[dict[str, Literal[0, 1, 2, 3]]] = {
     "yearly": YEARLY,
 }
 _DAYS: Final = dict(zip(WEEKDAYS, (MO, TU, WE, TH, FR, SA, SU), strict=True))
-_PARTS: Final = ("FREQ", "INTERVAL", "BYDAY", "BYMONTH", "BYMONTHDAY", "COUNT", "UNTIL")
+_PARTS: Final = (
+    "FREQ",
+    "INTERVAL",
+    "BYDAY",
+    "BYMONTH",
+    "BYMONTHDAY",
+    "BYHOUR",
+    "BYMINUTE",
+    "BYSECOND",
+    "COUNT",
+    "UNTIL",
+)
+_TIME_PARTS: Final = ("BYHOUR", "BYMINUTE", "BYSECOND")
 # Month lengths are taken from a leap year: February 29 is a day some Februaries have.
 _LEAP_YEAR: Final = 2000
 
@@ -43,6 +57,8 @@ class Recurrence:
     until: date | None = None
     from_completion: bool = False
     tz: str = "UTC"
+    #: The wall-clock time of day of a rule for a due instant, as stored; None: the due's.
+    at: time | None = None
 
     def __post_init__(self) -> None:
         # One canonical form, so that equal rules compare equal and write the same text;
@@ -101,6 +117,9 @@ def _text(rule: Recurrence, bymonth: int | None) -> str:
         parts.append(f"BYMONTH={bymonth}")
     if rule.month_day is not None:
         parts.append(f"BYMONTHDAY={rule.month_day}")
+    if rule.at is not None:
+        parts += [f"BYHOUR={rule.at.hour}", f"BYMINUTE={rule.at.minute}"]
+        parts.append(f"BYSECOND={rule.at.second}")
     if rule.count is not None:
         parts.append(f"COUNT={rule.count}")
     elif rule.until is not None:
@@ -114,7 +133,10 @@ def rrule_text(rule: Recurrence, due: date | datetime) -> str:
     Raises RecurrenceError if the rule cannot be used with the due.
     """
     check(rule, due)
-    month = _local(due, ZoneInfo(rule.tz)).month if _has_month(rule) else None
+    local = _local(due, ZoneInfo(rule.tz))
+    month = local.month if _has_month(rule) else None
+    if isinstance(due, datetime) and rule.at is None:
+        rule = replace(rule, at=local.time().replace(microsecond=0))
     return _text(rule, month)
 
 
@@ -133,6 +155,12 @@ def parse_rrule(text: str, *, tz: str, from_completion: bool) -> Recurrence:
     if "FREQ" not in values or "INTERVAL" not in values:
         raise ValueError("an RRULE needs FREQ and INTERVAL")
     days = values.get("BYDAY")
+    hour, minute, second = (values.get(part) for part in _TIME_PARTS)
+    at = None
+    if hour is not None or minute is not None or second is not None:
+        if hour is None or minute is None or second is None:
+            raise ValueError("BYHOUR, BYMINUTE and BYSECOND go together")
+        at = time(int(hour), int(minute), int(second))  # ValueError for an impossible time
     rule = Recurrence(
         frequency=values["FREQ"].lower(),
         interval=int(values["INTERVAL"]),
@@ -142,6 +170,7 @@ def parse_rrule(text: str, *, tz: str, from_completion: bool) -> Recurrence:
         until=date.fromisoformat(values["UNTIL"]) if "UNTIL" in values else None,
         from_completion=from_completion,
         tz=tz,
+        at=at,
     )
     _check_fields(rule)
     month = _number(values.get("BYMONTH"))
@@ -210,11 +239,13 @@ def next_due(
     if rule.count is not None and occurrence >= rule.count:
         return None
     zone = ZoneInfo(rule.tz)
-    # Wall-clock time in the rule's zone, so 09:00 stays 09:00 across DST changes.
+    # Wall-clock time in the rule's zone, so 09:00 stays 09:00 across DST changes; the
+    # rule's own time of day where it has one, which a due moved by a gap does not change.
     local_due = _local(due, zone)
+    at = rule.at if rule.at is not None and isinstance(due, datetime) else local_due.time()
     start = local_due
     if rule.from_completion:
-        start = datetime.combine(_wall(completed_at, zone).date(), local_due.time())
+        start = datetime.combine(_wall(completed_at, zone).date(), at)
     found = rrule(
         _FREQS[rule.frequency],
         dtstart=start,
@@ -223,6 +254,9 @@ def next_due(
         bymonthday=rule.month_day,
         # The due's month even from the completion: BYMONTH is part of the stored text.
         bymonth=local_due.month if _has_month(rule) else None,
+        byhour=at.hour,
+        byminute=at.minute,
+        bysecond=at.second,
     ).after(start)
     if found is None or (rule.until is not None and found.date() > rule.until):
         return None

@@ -1,7 +1,7 @@
 """Every query on tasks. Each function takes the owner and filters by it in SQL."""
 
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
@@ -997,8 +997,11 @@ def _planned_write(
     state = task._asdict() | dict(changes)
     rule = changes["recurrence"] if "recurrence" in changes else task.rule()
     due = state["due_date"] or state["due_at"]
-    state |= _rule_values(rule, due)
     moved = (state["due_date"], state["due_at"]) != (task.due_date, task.due_at)
+    if moved and rule is not None:
+        # The series now repeats at the time of day of its new due.
+        rule = replace(rule, at=None)
+    state |= _rule_values(rule, due)
     if "reminder" in changes or moved:
         # Set again, or counted from another due: armed again.
         reminder = (
