@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_json
@@ -468,10 +469,7 @@ class _TaskServer(MCPServer):
 def build_mcp_server(database: Database, *, signed_in: bool) -> MCPServer:
     """An MCP server whose tools act on `database` for the caller of each request;
     `signed_in`: every request carries a verified token (AUTH_MODE=jwt)."""
-    tools = TaskTools(database, signed_in=signed_in)
-    server = _TaskServer(
-        "todo-api", title="Todo API", instructions=INSTRUCTIONS, version=__version__
-    )
+    task_tools = TaskTools(database, signed_in=signed_in)
     annotations: dict[str, ToolAnnotations | None] = {
         "add_task": None,
         "list_tasks": _READ_ONLY,
@@ -484,6 +482,24 @@ def build_mcp_server(database: Database, *, signed_in: bool) -> MCPServer:
         "due_reminders": _READ_ONLY,
         "acknowledge_reminder": _IDEMPOTENT,
     }
+    tools = [
+        Tool.from_function(
+            _outages_answered(getattr(task_tools, name)),
+            name=name,
+            annotations=hints,
+            structured_output=True,
+        )
+        for name, hints in annotations.items()
+    ]
+    for tool in tools:
+        # Results are built from what the database holds, as the REST answers are, and are
+        # not validated again on every call: the SDK publishes the schema, and validates
+        # only against a model it is given (its FuncMetadata). MCP clients validate them
+        # against the schema; tests/test_mcp.py does, with the SDK's client.
+        tool.fn_metadata.output_model = None
+    server = _TaskServer(
+        "todo-api", title="Todo API", instructions=INSTRUCTIONS, version=__version__, tools=tools
+    )
     server.tool_names = frozenset(annotations)
     # The SDK opens an OpenTelemetry span for every message, a no-op without an exporter,
     # which this service does not install; it still cost about 5% of a tool call. The SDK
@@ -491,11 +507,4 @@ def build_mcp_server(database: Database, *, signed_in: bool) -> MCPServer:
     server.middleware[:] = [
         step for step in server.middleware if not isinstance(step, OpenTelemetryMiddleware)
     ]
-    for name, hints in annotations.items():
-        server.add_tool(
-            _outages_answered(getattr(tools, name)),
-            name=name,
-            annotations=hints,
-            structured_output=True,
-        )
     return server
