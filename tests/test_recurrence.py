@@ -156,6 +156,23 @@ async def test_a_repeated_or_undone_completion_makes_one_next_occurrence(
     assert [(occurrence, done) for _, occurrence, done in rows] == [(1, True), (2, False)]
 
 
+async def test_a_deleted_next_occurrence_is_named_until_a_new_one_is_made(
+    client: httpx.AsyncClient,
+) -> None:
+    task = await create(client, "alice", due_date="2027-01-04", recurrence={"frequency": "daily"})
+    gone = (await completed(client, "alice", task["id"]))["next_occurrence_id"]
+    assert (await client.delete(task_url("alice", gone))).status_code == 204
+    kept = (await client.get(task_url("alice", task["id"]))).json()
+    assert kept["next_occurrence_id"] == gone
+    assert (await client.get(task_url("alice", gone))).status_code == 404
+    # Reopened and completed again, it makes its next occurrence anew.
+    await client.patch(complete_url("alice", task["id"]), json={"completed": False})
+    redone = await completed(client, "alice", task["id"])
+    assert redone["next_occurrence_id"] not in (None, gone)
+    following = (await client.get(task_url("alice", redone["next_occurrence_id"]))).json()
+    assert following["due_date"] == "2027-01-05"
+
+
 async def test_twenty_concurrent_completions_make_one_next_occurrence(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
