@@ -10,10 +10,14 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.sql import ClauseElement
 
 from tests.helpers import create, libpq_url, tasks_url
+from todo_api.db import tags as tag_rows
 from todo_api.db.database import STATEMENT_CACHE_SIZE
 from todo_api.db.models import TAGS_MAX_COUNT
+from todo_api.db.postgres import PostgresDatabase
+from todo_api.db.statements import compile_statement
 from todo_api.db.tasks import TaskSort
 
 #: Planning time allowed for the worst listing a client can ask for.
@@ -109,3 +113,46 @@ async def test_statements_compiled_for_listings_stay_a_bounded_few(
             listed = await client.get(tasks_url("alice"), params={"sort": sort, "status": status})
             assert listed.status_code == 200
     assert not database._recent
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+async def test_a_new_tasks_tag_rows_read_that_task_alone(
+    client: httpx.AsyncClient, backend: str, database_url: str
+) -> None:
+    """The tag rows of a task just inserted are selected through the id it was given. Unless
+    that id is one value to the planner, every task of the owner is read: a create with tags
+    took 70 ms for an owner with 40,000 tasks."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's planner")
+    await create(client, "alice", title="migrated and served")
+    statement, values = tag_rows.new_task_rows("alice", ["work", "home"])
+    assert isinstance(statement, ClauseElement)
+    compiled = compile_statement(statement, PostgresDatabase.dialect)
+    connection = await psycopg.AsyncConnection.connect(libpq_url(database_url))
+    async with connection, connection.transaction(force_rollback=True):
+        await connection.execute(
+            "INSERT INTO tasks (title, user_id, created_at, updated_at, completed) "
+            "SELECT 'earlier', 'alice', now(), now(), false FROM generate_series(1, 3000)"
+        )
+        await connection.execute("ANALYZE tasks")
+        await connection.execute(
+            "INSERT INTO tasks (title, user_id, created_at, updated_at, completed) "
+            "VALUES ('new', 'alice', now(), now(), false)"
+        )
+        explained = await connection.execute(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled.sql}", compiled.parameters(values)
+        )
+        row = await explained.fetchone()
+    assert row is not None
+    plan = row[0][0]["Plan"]
+    read = [
+        node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        for node in _plan_nodes(plan)
+        if node.get("Relation Name") == "tasks"
+    ]
+    assert read == [1], json.dumps(plan, indent=1)

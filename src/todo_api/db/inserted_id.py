@@ -25,8 +25,10 @@ class inserted_task_id(FunctionElement[int]):  # noqa: N801 - an SQL function, n
 def _inserted_task_id_postgresql(
     element: inserted_task_id, compiler: SQLCompiler, **kw: Any
 ) -> str:
-    # The sequence behind tasks.id, as this session last advanced it.
-    return "currval(pg_get_serial_sequence('tasks', 'id'))"
+    # The sequence behind tasks.id, as this session last advanced it. currval() is volatile:
+    # compared with a column, it would be called for each row, and `tasks.id = currval(...)`
+    # would read every task of the owner. As a subquery it is one value, found by index.
+    return "(SELECT currval(pg_get_serial_sequence('tasks', 'id')))"
 
 
 @compiles(inserted_task_id, "sqlite")
