@@ -571,7 +571,7 @@ def _next_tag_rows(count: int) -> Insert:
         _t.version == 1,
         _t.tags == bindparam("new_tags", type_=_t.tags.type),
         ~exists().where(*tag_of_this_task),
-    )
+    ).execution_options(prepare=False)  # see todo_api.db.tags
 
 
 # The owner's reminders that have come (`until`), oldest first: ARMED_REMINDER is the
@@ -594,6 +594,7 @@ _ACKNOWLEDGE = (
     .where(*_ONE_TASK, _t.remind_at.is_not(None), _t.reminder_acknowledged_at.is_(None))
     .values(reminder_acknowledged_at=_NOW, updated_at=_NOW, version=_t.version + 1)
     .returning(tasks_table)
+    .execution_options(prepare=False)  # see todo_api.db.tags
 )
 
 
