@@ -2,7 +2,7 @@
 milliseconds at the longest filters, and the statements compiled for listings stay few."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import product
 from typing import Any
 
@@ -18,7 +18,7 @@ from todo_api.db.database import STATEMENT_CACHE_SIZE
 from todo_api.db.models import TAGS_MAX_COUNT
 from todo_api.db.postgres import PostgresDatabase
 from todo_api.db.statements import compile_statement
-from todo_api.db.tasks import TaskSort
+from todo_api.db.tasks import _PENDING_REPEATING, TaskSort
 
 #: Planning time allowed for the worst listing a client can ask for.
 PLANNING_LIMIT_MS = 10.0
@@ -121,6 +121,35 @@ def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _plan_nodes(child)
 
 
+async def _tasks_read(
+    database_url: str, seed: str, statement: ClauseElement, values: Mapping[str, Any]
+) -> list[int]:
+    """Rows of `tasks` each scan of `statement` reads (returned or filtered out), planned for
+    `values` after `seed` (SQL) ran, all in a transaction rolled back."""
+    compiled = compile_statement(statement, PostgresDatabase.dialect)
+    connection = await psycopg.AsyncConnection.connect(libpq_url(database_url))
+    async with connection, connection.transaction(force_rollback=True):
+        await connection.execute(seed)
+        await connection.execute("ANALYZE tasks")
+        explained = await connection.execute(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled.sql}", compiled.parameters(values)
+        )
+        row = await explained.fetchone()
+    assert row is not None
+    return [
+        node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        for node in _plan_nodes(row[0][0]["Plan"])
+        if node.get("Relation Name") == "tasks"
+    ]
+
+
+#: 3,000 tasks of alice's that neither repeat nor are new.
+_EARLIER = (
+    "INSERT INTO tasks (title, user_id, created_at, updated_at, completed) "
+    "SELECT 'earlier', 'alice', now(), now(), false FROM generate_series(1, 3000);"
+)
+
+
 async def test_a_new_tasks_tag_rows_read_that_task_alone(
     client: httpx.AsyncClient, backend: str, database_url: str
 ) -> None:
@@ -132,27 +161,26 @@ async def test_a_new_tasks_tag_rows_read_that_task_alone(
     await create(client, "alice", title="migrated and served")
     statement, values = tag_rows.new_task_rows("alice", ["work", "home"])
     assert isinstance(statement, ClauseElement)
-    compiled = compile_statement(statement, PostgresDatabase.dialect)
-    connection = await psycopg.AsyncConnection.connect(libpq_url(database_url))
-    async with connection, connection.transaction(force_rollback=True):
-        await connection.execute(
-            "INSERT INTO tasks (title, user_id, created_at, updated_at, completed) "
-            "SELECT 'earlier', 'alice', now(), now(), false FROM generate_series(1, 3000)"
-        )
-        await connection.execute("ANALYZE tasks")
-        await connection.execute(
-            "INSERT INTO tasks (title, user_id, created_at, updated_at, completed) "
-            "VALUES ('new', 'alice', now(), now(), false)"
-        )
-        explained = await connection.execute(
-            f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled.sql}", compiled.parameters(values)
-        )
-        row = await explained.fetchone()
-    assert row is not None
-    plan = row[0][0]["Plan"]
-    read = [
-        node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
-        for node in _plan_nodes(plan)
-        if node.get("Relation Name") == "tasks"
-    ]
-    assert read == [1], json.dumps(plan, indent=1)
+    new_task = (
+        "INSERT INTO tasks (title, user_id, created_at, updated_at, completed) "
+        "VALUES ('new', 'alice', now(), now(), false)"
+    )
+    assert await _tasks_read(database_url, _EARLIER + new_task, statement, values) == [1]
+
+
+async def test_complete_all_pages_read_the_repeating_tasks_alone(
+    client: httpx.AsyncClient, backend: str, database_url: str
+) -> None:
+    """The pages of pending repeating tasks that complete-all completes one by one read
+    those, not all of the owner's tasks for each page (ix_tasks_user_id_id_repeating)."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's planner")
+    await create(client, "alice", title="migrated and served")
+    repeating = (
+        "INSERT INTO tasks (title, user_id, created_at, updated_at, completed, due_date, "
+        "recurrence, recurrence_tz) SELECT 'daily', 'alice', now(), now(), false, "
+        "DATE '2027-01-04', 'FREQ=DAILY;INTERVAL=1', 'UTC' FROM generate_series(1, 5)"
+    )
+    values = {"owner": "alice", "after_id": 0, "before_id": 2**62, "limit": 100}
+    read = await _tasks_read(database_url, _EARLIER + repeating, _PENDING_REPEATING, values)
+    assert read == [5]

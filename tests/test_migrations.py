@@ -148,6 +148,7 @@ def test_upgrade_head_creates_the_tasks_table(migrated_engine: Engine) -> None:
         (INDEX_NAME, ["user_id", "created_at", "id"], False),
         ("ix_tasks_user_id_due_at", ["user_id", "due_at"], False),
         ("ix_tasks_user_id_due_date", ["user_id", "due_date"], False),
+        ("ix_tasks_user_id_id_repeating", ["user_id", "id"], False),
         ("ix_tasks_user_id_priority_id", ["user_id", "priority", "id"], False),
         ("ix_tasks_user_id_remind_at_id", ["user_id", "remind_at", "id"], False),
     ]
@@ -258,6 +259,7 @@ def test_downgrade_base_then_upgrade_head_round_trips(
             "ix_tasks_user_id_due_at",
             "ix_tasks_series_id_occurrence",
             "ix_tasks_user_id_remind_at_id",
+            "ix_tasks_user_id_id_repeating",
         ]
     )
     with engine.begin() as connection:

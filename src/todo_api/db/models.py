@@ -129,6 +129,9 @@ def _load_tags(value: str | None) -> list[str] | None:
 #: A task that belongs to a series (todo_api.db.recurrence).
 IN_A_SERIES = text("series_id IS NOT NULL")
 
+#: A task that repeats. Not whether it is completed, for the reason ARMED_REMINDER gives.
+REPEATING = text("recurrence IS NOT NULL")
+
 #: A reminder that can still fire: set and not acknowledged (completing its task acknowledges
 #: it). Not `completed` itself: a column in an index's predicate counts as indexed, and a
 #: toggle that changes one cannot be a HOT update, which rewrites every index of the table.
@@ -201,6 +204,15 @@ class Task(TaskBase, table=True):
             "id",
             postgresql_where=ARMED_REMINDER,
             sqlite_where=ARMED_REMINDER,
+        ),
+        # An owner's repeating tasks by id: the pages complete-all completes them in, which
+        # otherwise read all of the owner's tasks for each page.
+        Index(
+            "ix_tasks_user_id_id_repeating",
+            "user_id",
+            "id",
+            postgresql_where=REPEATING,
+            sqlite_where=REPEATING,
         ),
         {"sqlite_autoincrement": True},
     )
