@@ -1,6 +1,7 @@
 """Absolute URLs of this service as its clients reach it, for `Location` and `Link`."""
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -25,9 +26,12 @@ def public_url(request: Request, route: str, query: str = "", **params: str) -> 
     return f"{base}{path}?{query}" if query else f"{base}{path}"
 
 
-def page_links(request: Request, route: str, offset: int, limit: int, total: int) -> str | None:
-    """The RFC 8288 `Link` value to the `rel="next"` and `rel="prev"` pages of the list the
-    route named `route` answered, keeping the other query parameters; None for a single page."""
+def page_headers(
+    request: Request, route: str, offset: int, limit: int, total: int
+) -> dict[str, str]:
+    """`X-Total-Count` and, unless it is the only page, the RFC 8288 `Link` to the
+    `rel="next"` and `rel="prev"` pages of the list the route named `route` answered,
+    keeping the other query parameters."""
     pages = []
     if offset + limit < total:
         pages.append(("next", offset + limit))
@@ -37,7 +41,24 @@ def page_links(request: Request, route: str, offset: int, limit: int, total: int
     for rel, page_offset in pages:
         query = request.url.include_query_params(offset=page_offset, limit=limit).query
         links.append(f'<{public_url(request, route, query, **request.path_params)}>; rel="{rel}"')
-    return ", ".join(links) or None
+    headers = {"X-Total-Count": str(total)}
+    if links:
+        headers["Link"] = ", ".join(links)
+    return headers
+
+
+def page_headers_schema(counted: str) -> dict[str, Any]:
+    """The OpenAPI description of `page_headers`; `counted` says what X-Total-Count counts."""
+    return {
+        "X-Total-Count": {
+            "description": f"How many {counted}, over all pages.",
+            "schema": {"type": "integer", "format": "int64", "minimum": 0},
+        },
+        "Link": {
+            "description": 'RFC 8288 links to the `rel="next"` and `rel="prev"` pages.',
+            "schema": {"type": "string"},
+        },
+    }
 
 
 def route_paths(routes: Iterable[BaseRoute]) -> dict[str, str]:

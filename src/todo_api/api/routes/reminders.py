@@ -12,7 +12,7 @@ from todo_api.api.conditional import public_task
 from todo_api.api.dependencies import DatabaseDep
 from todo_api.api.list_query import DEFAULT_PAGE_SIZE, MAX_BIGINT, MAX_PAGE_SIZE
 from todo_api.api.problems import problem_responses
-from todo_api.api.public_url import page_links
+from todo_api.api.public_url import page_headers, page_headers_schema
 from todo_api.api.schemas import TaskDueAt, TaskPublic
 from todo_api.db import tasks as task_queries
 
@@ -32,16 +32,7 @@ router = APIRouter(
     responses={
         200: {
             "description": "One page of tasks, the oldest reminder first.",
-            "headers": {
-                "X-Total-Count": {
-                    "description": "How many reminders have come, over all pages.",
-                    "schema": {"type": "integer", "format": "int64", "minimum": 0},
-                },
-                "Link": {
-                    "description": 'RFC 8288 links to the `rel="next"` and `rel="prev"` pages.',
-                    "schema": {"type": "string"},
-                },
-            },
+            "headers": page_headers_schema("reminders have come"),
         }
     },
 )
@@ -64,9 +55,6 @@ async def list_due_reminders(
     page = await task_queries.due_reminders(
         database, owner=owner, until=until or datetime.now(UTC), limit=limit, offset=offset
     )
-    headers = {"X-Total-Count": str(page.total)}
-    links = page_links(request, "list_due_reminders", offset, limit, page.total)
-    if links:
-        headers["Link"] = links
+    headers = page_headers(request, "list_due_reminders", offset, limit, page.total)
     body = to_json([public_task(task) for task in page.tasks])
     return Response(body, headers=headers, media_type="application/json")

@@ -48,7 +48,7 @@ from todo_api.api.problems import (
     problem_example,
     problem_responses,
 )
-from todo_api.api.public_url import page_links, public_url
+from todo_api.api.public_url import page_headers, page_headers_schema, public_url
 from todo_api.api.schemas import (
     TIME_ZONE_MAX_LENGTH,
     BulkCompletion,
@@ -200,11 +200,7 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
             "description": "One page of tasks.",
             "headers": {
                 **etag_header("Entity tag of this page (its tasks and the total count)."),
-                "X-Total-Count": {
-                    "description": "How many tasks match the filter, over all pages.",
-                    "schema": {"type": "integer", "format": "int64", "minimum": 0},
-                },
-                "Link": _header('RFC 8288 links to the `rel="next"` and `rel="prev"` pages.'),
+                **page_headers_schema("tasks match the filter"),
             },
         },
         **NOT_MODIFIED,
@@ -225,10 +221,7 @@ async def list_tasks(
     etag = content_etag(body, total.encode())
     if not none_match(field_list(request.headers, "if-none-match"), etag):
         return not_modified(etag)
-    headers = {"ETag": etag, "X-Total-Count": total}
-    links = page_links(request, "list_tasks", offset, limit, page.total)
-    if links:
-        headers["Link"] = links
+    headers = {"ETag": etag, **page_headers(request, "list_tasks", offset, limit, page.total)}
     return Response(body, headers=headers, media_type="application/json")
 
 
