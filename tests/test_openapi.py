@@ -152,6 +152,22 @@ async def test_every_reference_resolves(schema: dict[str, Any]) -> None:
     assert references <= set(schema["components"]["schemas"])
 
 
+def _descriptions(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["description"]] if isinstance(node.get("description"), str) else []
+        return found + [text for value in node.values() for text in _descriptions(value)]
+    if isinstance(node, list):
+        return [text for value in node for text in _descriptions(value)]
+    return []
+
+
+async def test_descriptions_are_whole_sentences(schema: dict[str, Any]) -> None:
+    # A string continued on the next line without parentheses is a statement of its own:
+    # the description would stop mid-sentence, at a space.
+    cut = [text for text in _descriptions(schema) if text != text.rstrip()]
+    assert cut == []
+
+
 async def test_task_schema_lists_every_field(schema: dict[str, Any]) -> None:
     task = schema["components"]["schemas"]["TaskPublic"]
     assert set(task["properties"]) == TASK_FIELDS

@@ -426,7 +426,7 @@ export interface components {
             ends?: components["schemas"]["RecurrenceEndsAfter"] | components["schemas"]["RecurrenceEndsOn"] | null;
             /**
              * From
-             * @description `due`: the next is due one step after this one's due; `completion`: after the day it
+             * @description `due`: the next is due one step after this one's due; `completion`: after the day it is completed.
              * @default due
              * @enum {string}
              */

@@ -362,8 +362,10 @@ _MONTH_DAY = (
     "day is skipped (default: the due's day)."
 )
 _ENDS = '`{"count": n}` or `{"until": "YYYY-MM-DD"}`; absent or null: never.'
-_FROM = "`due`: the next is due one step after this one's due; `completion`: after the day it "
-"is completed."
+_FROM = (
+    "`due`: the next is due one step after this one's due; `completion`: after the day it "
+    "is completed."
+)
 _TZ = "The IANA zone the series is computed in: a `due_at` keeps its local time across DST."
 
 
