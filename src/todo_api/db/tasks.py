@@ -681,6 +681,23 @@ def statement_shapes() -> Iterator[Statement]:
                 yield _update_query(frozenset(fields), conditional)
 
 
+async def _page(
+    database: Database, page: Statement, count: Statement, params: Mapping[str, Any]
+) -> TaskPage:
+    """The tasks `page` selects, each row with the total after the task's columns; `count`
+    counts them only for a page past the end, which has no row to carry it."""
+    async with database.session() as session:
+        rows = await session.fetch_all(page, params)
+        if rows:
+            total = int(rows[0][-1])
+        elif params["offset"] == 0:
+            total = 0
+        else:
+            counted = await session.fetch_one(count, params)
+            total = int(counted[0]) if counted else 0
+    return TaskPage(tasks=[_record(row) for row in rows], total=total)
+
+
 async def list_tasks(
     database: Database,
     *,
@@ -715,16 +732,7 @@ async def list_tasks(
         tags=tag_rows.filter_shape(keys),
         recurring=recurring,
     )
-    async with database.session() as session:
-        rows = await session.fetch_all(_page_query(filters, sort), params)
-        if rows:
-            total = int(rows[0][-1])
-        elif offset == 0:
-            total = 0
-        else:
-            counted = await session.fetch_one(_count_query(filters), params)
-            total = int(counted[0]) if counted else 0
-    return TaskPage(tasks=[_record(row) for row in rows], total=total)
+    return await _page(database, _page_query(filters, sort), _count_query(filters), params)
 
 
 async def get_task(database: Database, *, owner: str, task_id: int) -> TaskRecord | None:
@@ -1198,16 +1206,7 @@ async def due_reminders(
     """A page of the owner's tasks whose reminder has come by `until` and is not
     acknowledged (completing a task acknowledges it), the oldest reminder first."""
     params = {"owner": owner, "until": until, "limit": limit, "offset": offset}
-    async with database.session() as session:
-        rows = await session.fetch_all(_DUE_REMINDERS, params)
-        if rows:
-            total = int(rows[0][-1])
-        elif offset == 0:
-            total = 0
-        else:
-            counted = await session.fetch_one(_DUE_REMINDER_COUNT, params)
-            total = int(counted[0]) if counted else 0
-    return TaskPage(tasks=[_record(row) for row in rows], total=total)
+    return await _page(database, _DUE_REMINDERS, _DUE_REMINDER_COUNT, params)
 
 
 async def acknowledge_reminder(
