@@ -1,6 +1,7 @@
-"""The calendar date of an instant in a time zone, in SQL, on both databases."""
+"""Calendar dates in a time zone: the date of an instant, in SQL on both databases, and the
+instant a date begins."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,11 @@ from sqlalchemy.sql.functions import FunctionElement
 
 #: The name of the SQLite function (todo_api.db.sqlite registers it on every connection).
 SQLITE_FUNCTION = "todo_local_date"
+
+
+def day_starts(day: date, zone: tzinfo) -> datetime:
+    """The instant `day` begins in `zone` (the first instant of it, across a DST change)."""
+    return datetime.combine(day, time(), zone).astimezone(UTC)
 
 
 class local_date(FunctionElement[Any]):  # noqa: N801 - an SQL function, named like one

@@ -8,9 +8,11 @@ the reminder, and a series' next occurrence gets its own.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from todo_api.db.local_date import day_starts
 
 #: Four weeks: the furthest ahead of its due a relative reminder may be.
 MAX_MINUTES_BEFORE = 40320
@@ -47,8 +49,8 @@ def values(
     if due_at is not None:
         start, zone = due_at, None
     elif due_date is not None:
-        # The day begins at its first instant where the user is (across a DST change too).
-        start = datetime.combine(due_date, time(), ZoneInfo(reminder.tz)).astimezone(UTC)
+        # The day begins where the user is.
+        start = day_starts(due_date, ZoneInfo(reminder.tz))
         zone = reminder.tz
     else:
         raise ReminderError("A reminder minutes_before the due needs a due_date or a due_at")

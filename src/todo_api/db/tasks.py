@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
 from itertools import combinations, product
@@ -44,7 +44,7 @@ from todo_api.db.database import (
     StatementShape,
     Step,
 )
-from todo_api.db.local_date import local_date
+from todo_api.db.local_date import day_starts, local_date
 from todo_api.db.models import (
     ARMED_REMINDER,
     DEFAULT_PRIORITY,
@@ -616,11 +616,6 @@ async def _fetch_task(
     return None if row is None else _record(row)
 
 
-def _day_starts(day: date, zone: tzinfo) -> datetime:
-    """The instant `day` begins in `zone` (the first instant of it, across a DST change)."""
-    return datetime.combine(day, time(), zone).astimezone(UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class DueQuery:
     """The due-date conditions of a listing, with their values."""
@@ -647,10 +642,10 @@ class DueQuery:
         }
         if self.due_from is not None:
             params["due_from_date"] = self.due_from
-            params["due_from_starts"] = _day_starts(self.due_from, self.zone)
+            params["due_from_starts"] = day_starts(self.due_from, self.zone)
         if self.due_to is not None:
             params["due_to_date"] = self.due_to
-            params["due_to_ends"] = _day_starts(self.due_to + timedelta(days=1), self.zone)
+            params["due_to_ends"] = day_starts(self.due_to + timedelta(days=1), self.zone)
         return params
 
 
@@ -1126,8 +1121,8 @@ async def count_tasks(database: Database, *, owner: str, zone: tzinfo = UTC) -> 
         "owner": owner,
         "now": now,
         "today": today,
-        "today_starts": _day_starts(today, zone),
-        "tomorrow_starts": _day_starts(today + timedelta(days=1), zone),
+        "today_starts": day_starts(today, zone),
+        "tomorrow_starts": day_starts(today + timedelta(days=1), zone),
     }
     row = await database.fetch_one(_STATS, params)
     assert row is not None  # an aggregate without GROUP BY returns one row
