@@ -156,6 +156,28 @@ async def test_a_repeated_or_undone_completion_makes_one_next_occurrence(
     assert [(occurrence, done) for _, occurrence, done in rows] == [(1, True), (2, False)]
 
 
+async def test_a_completion_or_a_new_due_moves_a_repeating_task_one_version(
+    client: httpx.AsyncClient,
+) -> None:
+    # The single statement that leaves a repeating task to be written knowing it matches
+    # the task, but must not change it: one write, one version.
+    task = await create(client, "alice", due_date="2027-01-04", recurrence={"frequency": "daily"})
+    toggled = await client.patch(complete_url("alice", task["id"]))
+    assert toggled.status_code == 200, toggled.text
+    assert toggled.json()["completed"] is True
+    assert toggled.json()["next_occurrence_id"] is not None
+    assert toggled.headers["etag"] == f'"{task["id"]}.2"'
+    moved = await client.patch(
+        task_url("alice", task["id"]),
+        json={"due_date": "2027-01-05", "title": "Moved"},
+        headers={"If-Match": toggled.headers["etag"]},
+    )
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["due_date"], moved.json()["title"]) == ("2027-01-05", "Moved")
+    assert moved.headers["etag"] == f'"{task["id"]}.3"'
+    assert moved.json()["updated_at"] > toggled.json()["updated_at"]
+
+
 async def test_a_deleted_next_occurrence_is_named_until_a_new_one_is_made(
     client: httpx.AsyncClient,
 ) -> None:

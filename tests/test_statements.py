@@ -1,6 +1,7 @@
 """The compiled statements are SQLAlchemy's own, for each dialect, and filter by owner."""
 
 from datetime import UTC, datetime
+from itertools import combinations
 
 import pytest
 from sqlalchemy import Dialect, bindparam, select
@@ -72,6 +73,21 @@ def test_statements_that_return_tasks_return_the_record_fields_in_order() -> Non
             returning_tasks += 1
     assert returning_tasks > 100
     assert tuple(column.name for column in tasks_table.columns) == fields
+
+
+def test_a_write_that_may_leave_a_task_alone_never_writes_what_decides_it() -> None:
+    # Whether such a statement left the task as it was is read from the row it returns,
+    # which is the row after the write: right only if the write leaves those columns be.
+    shapes = [(tasks._toggle_query(conditional), {"completed"}) for conditional in (False, True)]
+    for count in range(1, len(tasks._STATEMENT_FIELDS) + 1):
+        for written in combinations(sorted(tasks._STATEMENT_FIELDS), count):
+            shapes += [(tasks._update_query(frozenset(written), False), set(written))]
+    deciding = 0
+    for statement, fields in shapes:
+        known_by = tasks._known_by(fields)
+        assert set(known_by).isdisjoint(str(name) for name in statement._values or ()), fields
+        deciding += bool(known_by)
+    assert deciding > 100  # the toggle, and every update of `completed` or a due
 
 
 @pytest.mark.parametrize("dialect_name", DIALECTS)

@@ -212,15 +212,35 @@ _NOT_REPEATING = _t.recurrence.is_(None)
 _DUE_FIELDS = frozenset({"due_date", "due_at"})
 
 
-def _left_alone(fields: Collection[str]) -> tuple[ColumnElement[bool], ...]:
-    """The tasks a single statement writing `fields` must leave alone, to be written knowing
-    them: completing a repeating task makes its next occurrence, and a new due must fit its
-    rule and moves its reminder."""
+def _known_by(fields: Collection[str]) -> tuple[str, ...]:
+    """The columns that, when set, make a single statement writing `fields` leave a task as
+    it is, to be written knowing it: completing a repeating task makes its next occurrence,
+    and a new due must fit its rule and moves its reminder."""
     if not _DUE_FIELDS.isdisjoint(fields):
-        return (_NOT_REPEATING, _t.remind_at.is_(None))
+        return ("recurrence", "remind_at")
     if "completed" in fields:
-        return (_NOT_REPEATING,)
+        return ("recurrence",)
     return ()
+
+
+def _unless_left_alone(known_by: tuple[str, ...], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` for a task none of the `known_by` columns is set on; any other keeps what
+    it has. The statement still matches and returns the task it leaves alone, which is
+    then written knowing it without another read (`_left_alone`)."""
+    if not known_by:
+        return dict(values)
+    writes = and_(*(_t[name].is_(None) for name in known_by))
+    return {name: case((writes, value), else_=_t[name]) for name, value in values.items()}
+
+
+def _left_alone(task: TaskRecord, known_by: tuple[str, ...]) -> bool:
+    """Whether the statement of `_unless_left_alone` left `task` (as it returned it) as it
+    was. Such a statement never writes the `known_by` columns, so they are as it saw them.
+
+    Decided here and not by a column in RETURNING: SQLite 3.40 (Debian 12's) answers
+    `recurrence IS NULL` there wrongly, false for a NULL.
+    """
+    return any(getattr(task, name) is not None for name in known_by)
 
 
 def _recurring_filter(recurring: bool | None) -> list[ColumnElement[bool]]:
@@ -420,20 +440,24 @@ _KNOWN_FIELDS = (
 _DISARMED = func.coalesce(_t.reminder_acknowledged_at, case((_t.remind_at.is_not(None), _NOW)))
 
 
+_TOGGLE_KNOWN_BY = _known_by({"completed"})
+
+
 @lru_cache(maxsize=2)  # unconditional and conditional
 def _toggle_query(conditional: bool) -> Update:
+    flipped = {
+        "completed": not_(_t.completed),
+        "completed_at": case((_t.completed, null()), else_=_NOW),
+        "reminder_acknowledged_at": case(
+            (_t.completed, _t.reminder_acknowledged_at), else_=_DISARMED
+        ),
+        "updated_at": _NOW,
+        "version": _t.version + 1,
+    }
     return (
         update(tasks_table)
-        .where(*_one_task(conditional), _NOT_REPEATING)
-        .values(
-            completed=not_(_t.completed),
-            completed_at=case((_t.completed, null()), else_=_NOW),
-            reminder_acknowledged_at=case(
-                (_t.completed, _t.reminder_acknowledged_at), else_=_DISARMED
-            ),
-            updated_at=_NOW,
-            version=_t.version + 1,
-        )
+        .where(*_one_task(conditional))
+        .values(_unless_left_alone(_TOGGLE_KNOWN_BY, flipped))
         .returning(tasks_table)
     )
 
@@ -497,7 +521,6 @@ def insert_where(*conditions: ColumnElement[bool]) -> ReturningInsert[Any]:
 
 @lru_cache(maxsize=256)  # one per set of fields one statement writes, and conditional or not
 def _update_query(fields: frozenset[str], conditional: bool) -> Update:
-    conditions = (*_one_task(conditional), *_left_alone(fields))
     values: dict[str, Any] = {name: _new(name) for name in fields}
     differs = or_(*(_t[name].is_distinct_from(_new(name)) for name in fields))
     values["updated_at"] = case((differs, _NOW), else_=_t.updated_at)
@@ -512,7 +535,12 @@ def _update_query(fields: frozenset[str], conditional: bool) -> Update:
         values["reminder_acknowledged_at"] = case(
             (completing, _DISARMED), else_=_t.reminder_acknowledged_at
         )
-    return update(tasks_table).where(*conditions).values(values).returning(tasks_table)
+    return (
+        update(tasks_table)
+        .where(*_one_task(conditional))
+        .values(_unless_left_alone(_known_by(fields), values))
+        .returning(tasks_table)
+    )
 
 
 # A write knowing the task (`_write_knowing`) goes out as these statements in one
@@ -830,22 +858,15 @@ async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskR
 
 
 async def _missed_write(
-    database: Database,
-    *,
-    owner: str,
-    task_id: int,
-    versions: Collection[int] | None,
-    guarded: bool,
-) -> TaskRecord | None:
-    """After a write matched no row: None if the owner has no such task. Otherwise, for a
-    write that leaves repeating tasks alone (`guarded`), the task as it is now, to write
-    knowing it; for any other, VersionMismatchError: the version check was the reason."""
-    if versions is None and not guarded:
-        return None
+    database: Database, *, owner: str, task_id: int, versions: Collection[int] | None
+) -> None:
+    """After a write matched no row: VersionMismatchError if it named the versions it may
+    overwrite and the task is at another; otherwise the owner has no such task."""
+    if versions is None:
+        return
     current = await get_task(database, owner=owner, task_id=task_id)
-    if current is None or guarded:
-        return current
-    raise VersionMismatchError(current)
+    if current is not None:
+        raise VersionMismatchError(current)
 
 
 def _condition(
@@ -902,13 +923,10 @@ async def update_task(
         task = _record(updated[0]) if updated else None
     else:
         task = await _fetch_task(database, statement, params)
-    if task is not None:
-        return task
-    guarded = bool(_left_alone(changes))
-    task = await _missed_write(
-        database, owner=owner, task_id=task_id, versions=if_version_in, guarded=guarded
-    )
-    if task is None or not guarded:
+    if task is None:
+        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
+        return None
+    if not _left_alone(task, _known_by(changes)):
         return task
     return await _write_knowing(
         database, owner, task_id, task, lambda _task: changes, if_version_in
@@ -931,13 +949,11 @@ async def toggle_task(
         {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}, if_version_in
     )
     task = await _fetch_task(database, _toggle_query(conditional), params)
-    if task is not None:
-        return task
-    task = await _missed_write(
-        database, owner=owner, task_id=task_id, versions=if_version_in, guarded=True
-    )
     if task is None:
+        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
         return None
+    if not _left_alone(task, _TOGGLE_KNOWN_BY):
+        return task
     return await _write_knowing(database, owner, task_id, task, _flipped, if_version_in)
 
 
@@ -1093,9 +1109,7 @@ async def delete_task(
     params, conditional = _condition({"owner": owner, "task_id": task_id}, if_version_in)
     deleted = await database.fetch_one(_delete_query(conditional), params)
     if deleted is None:
-        await _missed_write(
-            database, owner=owner, task_id=task_id, versions=if_version_in, guarded=False
-        )
+        await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
         return None
     title: str = deleted[0]
     return title
