@@ -183,4 +183,5 @@ async def test_complete_all_pages_read_the_repeating_tasks_alone(
     )
     values = {"owner": "alice", "after_id": 0, "before_id": 2**62, "limit": 100}
     read = await _tasks_read(database_url, _EARLIER + repeating, _PENDING_REPEATING, values)
-    assert read == [5]
+    # The owner's greatest repeating id, one index entry from the end; then the page's five.
+    assert read == [1, 5]

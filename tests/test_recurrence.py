@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.helpers import create, error_locations, task_url, tasks_url
+from todo_api.db import tasks as task_queries
 
 WEEKLY_NEW_YORK = {"frequency": "weekly", "tz": "America/New_York"}
 
@@ -404,6 +405,32 @@ async def test_complete_all_makes_each_next_occurrence_once(
     assert {task["series_id"] for task in pending} == {daily["id"], weekly["id"]}
     bobs = (await client.get(tasks_url("bob"))).json()
     assert [task["completed"] for task in bobs] == [False]
+
+
+async def test_complete_all_pages_through_repeating_tasks_and_leaves_what_it_made_open(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of two: five repeating tasks take three pages, each read with the previous
+    # page's writes; the occurrences those make come after them and are not completed.
+    monkeypatch.setattr(task_queries, "_COMPLETE_ALL_PAGE", 2)
+    series = [
+        (
+            await create(
+                client, "alice", due_date=f"2027-01-0{day}", recurrence={"frequency": "daily"}
+            )
+        )
+        for day in range(1, 6)
+    ]
+    await create(client, "alice", title="plain")
+    response = await client.post(f"{tasks_url('alice')}/complete-all", json={"completed": True})
+    assert response.json() == {"updated": 6}
+    for task in series:
+        rows = await series_rows(engine, task["id"])
+        assert [(occurrence, done) for _, occurrence, done in rows] == [(1, True), (2, False)]
+    pending = (await client.get(tasks_url("alice"), params={"status": "pending"})).json()
+    assert sorted(task["due_date"] for task in pending) == [
+        f"2027-01-0{day}" for day in range(2, 7)
+    ]
 
 
 async def test_another_users_repeating_task_is_out_of_reach(

@@ -79,6 +79,9 @@ ON_A_REPEATING_TASK: dict[str, tuple[Operation, int]] = {
         lambda client, task: client.patch(task_url(OWNER, task), json={"due_date": "2027-02-01"}),
         2,
     ),
+    # Completing what does not repeat and reading the first page of what does; then their
+    # writes, with the next page.
+    "complete all": (OPERATIONS["complete all"], 2),
     "set the rule": (
         lambda client, task: client.patch(
             task_url(OWNER, task), json={"recurrence": {"frequency": "weekly"}}

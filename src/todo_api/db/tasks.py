@@ -574,8 +574,16 @@ _WRITE_KNOWN = (
     )
     .returning(tasks_table)
 )
+# Served by the partial index of repeating tasks (owner, id), backwards: one entry.
+_repeating = tasks_table.alias("repeating")
+_LAST_REPEATING = select(func.max(_repeating.c.id)).where(
+    _repeating.c.user_id == _OWNER, _repeating.c.recurrence.is_not(None)
+)
+# A page of complete-all's repeating tasks, each row with the owner's greatest id of a
+# repeating task after the task's columns: read in the same snapshot, so never below the
+# page's ids.
 _PENDING_REPEATING = (
-    select(tasks_table)
+    select(tasks_table, _LAST_REPEATING.scalar_subquery().label("last_id"))
     .where(
         _t.user_id == _OWNER,
         _t.completed.is_(False),
@@ -1160,15 +1168,19 @@ async def set_all_completed(database: Database, *, owner: str, completed: bool) 
         return await database.execute(_REOPEN_ALL, {"owner": owner, "now": now})
     after_id, before_id, rereads = 0, _MAX_TASK_ID, 0
 
-    def page() -> dict[str, Any]:
+    def page() -> tuple[Statement, dict[str, Any]]:
         bounds = {"after_id": after_id, "before_id": before_id}
-        return {"owner": owner, "limit": _COMPLETE_ALL_PAGE, **bounds}
+        return _PENDING_REPEATING, {"owner": owner, "limit": _COMPLETE_ALL_PAGE, **bounds}
 
     async with database.session() as session:
         plain, rows = await session.run_together(
-            [(_COMPLETE_ALL_PLAIN, {"owner": owner, "now": now}), (_PENDING_REPEATING, page())]
+            [(_COMPLETE_ALL_PLAIN, {"owner": owner, "now": now}), page()]
         )
     changed = len(plain)
+    # Occurrences made here get greater ids than every task there was: the pages stop
+    # before them, so they are not completed in turn.
+    if rows:
+        before_id = int(rows[0][-1]) + 1
     while rows:
         tasks = [_record(row) for row in rows]
         now = datetime.now(UTC)
@@ -1179,24 +1191,21 @@ async def set_all_completed(database: Database, *, owner: str, completed: bool) 
             assert planned is not None  # a pending task becomes completed
             plans.append(planned.after(len(steps)))
             steps += planned.steps
+        after_id = tasks[-1].id
+        # The next page is read in the same round trip, after this one's writes.
         async with database.session() as session:
-            results = await session.run_together(steps)
+            *results, rows = await session.run_together([*steps, page()])
         missed = [
             task for task, plan in zip(tasks, plans, strict=True) if not results[plan.task_step]
         ]
         changed += len(tasks) - len(missed)
-        # Occurrences made here have greater ids than every task there was before them:
-        # the pages stop short of the first, so they are not completed in turn.
-        made = [results[plan.next_step] for plan in plans if plan.next_step is not None]
-        before_id = min([before_id, *(int(ids[0][0]) for ids in made if ids)])
-        after_id = tasks[-1].id
         if missed:
             # Changed by someone else meanwhile: read again from the first of those.
             rereads += 1
             if rereads > _KNOWING_ATTEMPTS:
                 raise DatabaseBusyError("tasks kept changing while they were being completed")
             after_id = missed[0].id - 1
-        rows = await database.fetch_all(_PENDING_REPEATING, page())
+            rows = await database.fetch_all(*page())
     return changed
 
 
