@@ -1006,13 +1006,10 @@ class _PlannedWrite:
     steps: list[Step]
     #: Which step writes the task and returns it.
     task_step: int
-    #: Which step creates the next occurrence and returns its id, if one does.
-    next_step: int | None = None
 
     def after(self, offset: int) -> "_PlannedWrite":
         """The same plan, its steps run after `offset` others."""
-        next_step = None if self.next_step is None else self.next_step + offset
-        return _PlannedWrite(self.steps, self.task_step + offset, next_step)
+        return _PlannedWrite(self.steps, self.task_step + offset)
 
 
 def _planned_write(
@@ -1054,19 +1051,17 @@ def _planned_write(
     base = {"owner": owner, "task_id": task.id, "read_version": task.version}
     link: dict[str, Any] = {"next_series_id": None, "next_occurrence": None}
     steps: list[Step] = [(_LOCK, base)]
-    next_step = None
     if completing and rule is not None and due is not None:
         link = {"next_series_id": state["series_id"], "next_occurrence": task.occurrence + 1}
         next_due = rules.next_due(rule, due, occurrence=task.occurrence, completed_at=now)
         if next_due is not None:
-            next_step = len(steps)
             steps += _next_occurrence(owner, state, rule, next_due, now, base | link)
     known = {f"new_{name}": state[name] for name in _KNOWN_FIELDS}
     steps.append((_WRITE_KNOWN, base | known | link))
     task_step = len(steps) - 1
     if state["tags"] != task.tags:
         steps += tag_rows.replacing_rows(owner, task.id, state["tags"])
-    return _PlannedWrite(steps, task_step, next_step)
+    return _PlannedWrite(steps, task_step)
 
 
 def _next_occurrence(
