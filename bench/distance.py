@@ -49,6 +49,23 @@ ENDPOINTS: dict[str, Request] = {
     "delete": lambda c, t: c.delete(f"/api/{OWNER}/tasks/{t}"),
     "stats": lambda c, _t: c.get(f"/api/{OWNER}/tasks/stats"),
     "tags": lambda c, _t: c.get(f"/api/{OWNER}/tags"),
+    "complete repeating": lambda c, t: c.patch(f"/api/{OWNER}/tasks/{t}/complete"),
+    "move reminded due": lambda c, t: c.patch(
+        f"/api/{OWNER}/tasks/{t}", json={"due_at": "2027-02-01T09:00:00Z"}
+    ),
+}
+#: The task each request of an endpoint acts on, made just before it: a plain one but here.
+TARGETS: dict[str, dict[str, object]] = {
+    "complete repeating": {
+        "title": "target",
+        "due_date": "2027-01-04",
+        "recurrence": {"frequency": "daily"},
+    },
+    "move reminded due": {
+        "title": "target",
+        "due_at": "2027-01-04T09:00:00Z",
+        "reminder": {"minutes_before": 10},
+    },
 }
 
 
@@ -143,7 +160,9 @@ def main() -> None:
         for name, request in ENDPOINTS.items():
             trips, latencies = [], []
             for attempt in range(args.requests + 3):  # three to warm up
-                target = client.post(f"/api/{OWNER}/tasks", json={"title": "target"})
+                target = client.post(
+                    f"/api/{OWNER}/tasks", json=TARGETS.get(name, {"title": "target"})
+                )
                 before = counter.count
                 started = time.perf_counter()
                 response = request(client, target.json()["id"])
@@ -157,7 +176,7 @@ def main() -> None:
             p50 = statistics.median(latencies)
             p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
             rows.append((name, statistics.median(trips), p50, p99))
-            print(f"{name:17} {rows[-1][1]:3.0f} round trips  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
+            print(f"{name:18} {rows[-1][1]:3.0f} round trips  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
         load = (
             load_run(base, Path(scratch), args.load_seconds, args.delay_ms)
             if args.load_seconds
