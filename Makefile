@@ -71,8 +71,8 @@ test-tools:
 # on two cores this takes about 7 minutes instead of 17 one after the other. -O keeps each
 # pass's output together; a failed pass fails the whole. The browser tests then run on each
 # backend, apart from the passes: three Chromiums beside three passes starved each other.
-# Before them, the linters run beside apt-get installing the tools (one mostly computes, the
-# other mostly unpacks): on a fresh machine that is about a minute less.
+# Before them, the linters run beside apt-get installing the tools: one mostly computes, the
+# other mostly unpacks, so neither waits for the other.
 BROWSER_TESTS := tests/test_docs_browser.py
 test:
 	$(MAKE) --no-print-directory -O -j2 lint test-tools
