@@ -54,7 +54,7 @@ ENDPOINTS: dict[str, Request] = {
         f"/api/{OWNER}/tasks/{t}", json={"due_at": "2027-02-01T09:00:00Z"}
     ),
 }
-#: The task each request of an endpoint acts on, made just before it: a plain one but here.
+#: The task each request acts on is made just before it: a plain one, unless its endpoint is here.
 TARGETS: dict[str, dict[str, object]] = {
     "complete repeating": {
         "title": "target",
