@@ -80,7 +80,7 @@ test:
 		PYTEST_ARGS=--ignore=$(BROWSER_TESTS)
 	$(MAKE) --no-print-directory test-browser
 
-# One backend after the other (about 25 s each): Chromium alone on the machine is steady.
+# One backend after the other (about 20 s each): Chromium alone on the machine is steady.
 .PHONY: test-browser
 test-browser: install-dev
 	$(BIN)/pytest --db=sqlite $(BROWSER_TESTS)

@@ -660,8 +660,12 @@ async def test_tokens_typed_as_jwts_or_untyped_are_accepted(
     "published_as", [{"use": "enc"}, {"key_ops": ["encrypt"]}, {"key_ops": "verify"}]
 )
 async def test_keys_not_published_for_verifying_signatures_are_ignored(
-    api: httpx.AsyncClient, key_server: KeyServer, published_as: dict[str, Any]
+    api: httpx.AsyncClient,
+    key_server: KeyServer,
+    published_as: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(jwks, "MIN_SECONDS_BETWEEN_FETCHES", 0.05)
     key = ed25519_key("not-for-signatures")
     key_server.keys = []
     key_server.extra = [key.jwk() | published_as]

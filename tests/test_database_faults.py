@@ -383,11 +383,14 @@ async def test_a_refused_configuration_is_a_503_that_says_so_logged_once(
         refused = f"sqlite:///{tmp_path / 'no-such-directory' / 'todo.sqlite3'}"
     else:
         refused = url.set(database="dropped_database").render_as_string(hide_password=False)
-    # Behind PgBouncer, logins after a refused one wait for its server_login_retry.
+    # Behind PgBouncer, logins after a refused one wait for its server_login_retry: sent at
+    # once, they wait for it together.
     async with app_client(refused, db_connect_timeout=2) as client:
         with caplog.at_level(logging.INFO):
-            responses = [await client.get(tasks_url("alice")) for _ in range(3)]
-            responses.append(await client.post(tasks_url("alice"), json={"title": "t"}))
+            responses = await asyncio.gather(
+                *(client.get(tasks_url("alice")) for _ in range(3)),
+                client.post(tasks_url("alice"), json={"title": "t"}),
+            )
             ready = await client.get("/health/ready")
     for response in [*responses, ready]:
         body = assert_problem(response, 503)

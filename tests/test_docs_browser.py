@@ -191,6 +191,8 @@ class DevTools:
         self.buffer = bytearray()
         self.last_id = 0
         self.pages: dict[str, Page] = {}
+        #: The browser context new pages open in: one per test, so none sees another's state.
+        self.context_id: str | None = None
 
     def _receive(self, deadline: float) -> dict[str, Any] | None:
         """The next message, or None once `deadline` passes."""
@@ -239,7 +241,10 @@ class DevTools:
             self._dispatch(message)
 
     def open_page(self) -> Page:
-        target_id = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        target: dict[str, Any] = {"url": "about:blank"}
+        if self.context_id is not None:
+            target["browserContextId"] = self.context_id
+        target_id = self.call("Target.createTarget", target)["targetId"]
         attached = self.call("Target.attachToTarget", {"targetId": target_id, "flatten": True})
         page = Page(session_id=attached["sessionId"])
         self.pages[page.session_id] = page
@@ -277,8 +282,10 @@ class DevTools:
         path.write_bytes(base64.b64decode(data))
 
 
-@pytest.fixture
-def browser(chromium: str, tmp_path: Path) -> Iterator[DevTools]:
+@pytest.fixture(scope="module")
+def _chromium(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevTools]:
+    """One browser for the module: starting one costs about a second of a busy core."""
+    tmp_path = tmp_path_factory.mktemp("chromium")
     to_browser_read, to_browser = os.pipe()
     from_browser, from_browser_write = os.pipe()
     with (tmp_path / "chromium.log").open("wb") as log:
@@ -310,6 +317,21 @@ def browser(chromium: str, tmp_path: Path) -> Iterator[DevTools]:
             process.wait(timeout=EXIT_TIMEOUT_SECONDS)
         os.close(to_browser)
         os.close(from_browser)
+
+
+@pytest.fixture
+def browser(_chromium: DevTools) -> Iterator[DevTools]:
+    """The module's browser in a fresh context of its own (cookies, cache, storage)."""
+    context = _chromium.call("Target.createBrowserContext", {"disposeOnDetach": True})
+    _chromium.context_id = context["browserContextId"]
+    try:
+        yield _chromium
+    finally:
+        _chromium.context_id = None
+        _chromium.pages.clear()
+        _chromium.call(
+            "Target.disposeBrowserContext", {"browserContextId": context["browserContextId"]}
+        )
 
 
 def shows_every_operation(text: str) -> bool:

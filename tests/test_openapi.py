@@ -1,6 +1,7 @@
 """The published OpenAPI document is complete enough to generate clients from, and what it
 shows (examples, problem types, headers, integer widths) is what the API really does."""
 
+import asyncio
 import json
 import re
 import time
@@ -495,11 +496,17 @@ async def test_error_examples_are_what_the_api_sends(
 
 async def _assert_503_examples_are_sent(client: httpx.AsyncClient, problem_type: str) -> None:
     schema = (await client.get("/openapi.json")).json()
-    for (method, path), operation in _operations(schema).items():
-        if "503" not in operation["responses"]:
-            continue
+    operations = {
+        where: operation
+        for where, operation in _operations(schema).items()
+        if "503" in operation["responses"]
+    }
+    # At once: behind PgBouncer each refused login can wait out its server_login_retry.
+    responses = await asyncio.gather(
+        *(_send(client, _valid_request(schema, method, path)) for method, path in operations)
+    )
+    for ((method, path), operation), sent in zip(operations.items(), responses, strict=True):
         examples = _problem_examples(operation["responses"]["503"]).values()
-        sent = await _send(client, _valid_request(schema, method, path))
         where = (method, path, sent.text)
         assert sent.status_code == 503, where
         body = sent.json()
