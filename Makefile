@@ -10,7 +10,7 @@ export TEST_DATABASE_URL
 # The browser test of /docs needs chromium: installed in CI, or by `make test INSTALL_CHROMIUM=1`.
 INSTALL_CHROMIUM ?= $(CI)
 
-.PHONY: install install-dev migrate run lint format test test-tools test-sqlite test-postgres test-pgbouncer test-typescript serve clean
+.PHONY: install install-dev migrate run lint format test test-tools test-sqlite test-postgres test-postgres-own-servers test-pgbouncer test-typescript serve clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +52,14 @@ test-sqlite: install-dev
 # Its fault tests also run through a PgBouncer of their own (skipped outside CI without one).
 test-postgres: install-dev
 	bash scripts/ensure-pgbouncer.sh || [ $$? = 2 ]
-	$(BIN)/pytest --db=postgres $(PYTEST_ARGS)
+	$(BIN)/pytest --db=postgres $(PYTEST_ARGS) $(POSTGRES_ARGS)
+
+# The modules whose tests start PostgreSQL servers and PgBouncers of their own, which
+# `make test` runs as a pass of their own beside the PostgreSQL pass (see there).
+OWN_SERVER_TESTS := tests/test_startup.py tests/test_pooler_safety.py tests/test_database_faults.py
+test-postgres-own-servers: install-dev
+	bash scripts/ensure-pgbouncer.sh || [ $$? = 2 ]
+	$(BIN)/pytest --db=postgres $(OWN_SERVER_TESTS)
 
 # The whole suite again, through PgBouncer in transaction mode (what Neon's -pooler is).
 test-pgbouncer: install-dev
@@ -69,15 +76,18 @@ test-tools:
 
 # The passes run all at once: each mostly waits on its servers (one core busy at most), so
 # on two cores this takes about 7 minutes instead of 17 one after the other. -O keeps each
-# pass's output together; a failed pass fails the whole. The browser tests then run on each
+# pass's output together; a failed pass fails the whole. The PostgreSQL pass has the most
+# to do: the modules that start servers of their own run beside it, as a fifth pass, so it
+# does not finish alone on a half-idle machine. The browser tests then run on each
 # backend, apart from the passes: three Chromiums beside three passes starved each other.
 # Before them, the linters run beside apt-get installing the tools: one mostly computes, the
 # other mostly unpacks, so neither waits for the other.
 BROWSER_TESTS := tests/test_docs_browser.py
 test:
 	$(MAKE) --no-print-directory -O -j2 lint test-tools
-	$(MAKE) --no-print-directory -O -j4 test-sqlite test-pgbouncer test-postgres test-typescript \
-		PYTEST_ARGS=--ignore=$(BROWSER_TESTS)
+	$(MAKE) --no-print-directory -O -j5 test-sqlite test-pgbouncer test-postgres \
+		test-postgres-own-servers test-typescript PYTEST_ARGS=--ignore=$(BROWSER_TESTS) \
+		POSTGRES_ARGS="$(addprefix --ignore=,$(OWN_SERVER_TESTS))"
 	$(MAKE) --no-print-directory test-browser
 
 # One backend after the other (about 20 s each): Chromium alone on the machine is steady.
