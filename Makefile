@@ -74,12 +74,12 @@ test-tools:
 	$(if $(filter 1 true TRUE True yes YES,$(INSTALL_CHROMIUM)),bash scripts/ensure-chromium.sh)
 	bash scripts/ensure-pgbouncer.sh || [ $$? = 2 ]
 
-# The passes run all at once: each mostly waits on its servers (one core busy at most), so
-# on two cores this takes about 7 minutes instead of 17 one after the other. -O keeps each
-# pass's output together; a failed pass fails the whole. The PostgreSQL pass has the most
-# to do: the modules that start servers of their own run beside it, as a fifth pass, so it
-# does not finish alone on a half-idle machine. The browser tests then run on each
-# backend, apart from the passes: three Chromiums beside three passes starved each other.
+# The passes run all at once, so that one's waits for its servers are another's work: two
+# cores, kept busy, finish them in about 6 minutes instead of 17 one after the other. -O
+# keeps each pass's output together; a failed pass fails the whole. The PostgreSQL pass has
+# the most to do: the modules that start servers of their own run beside it, as a fifth
+# pass, so it does not finish alone on a half-idle machine. The browser tests then run on
+# each backend, apart from the passes: three Chromiums beside three passes starved each other.
 # Before them, the linters run beside apt-get installing the tools: one mostly computes, the
 # other mostly unpacks, so neither waits for the other.
 BROWSER_TESTS := tests/test_docs_browser.py
