@@ -1,5 +1,6 @@
 """The embedded SQLite file (no DATABASE_URL), through aiosqlite."""
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from contextlib import suppress
@@ -58,6 +59,9 @@ class SqliteDatabase(Database):
             close_wait=pool_timeout + SQLITE_BUSY_TIMEOUT_SECONDS,
         )
         self.path = path
+        # Connections switching a new file to WAL together fail at once with "database is
+        # locked", whatever the busy timeout: one at a time, the later ones find it done.
+        self._switching_to_wal = asyncio.Lock()
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: each statement commits on its own unless inside an
@@ -68,7 +72,8 @@ class SqliteDatabase(Database):
         try:
             # WAL lets readers proceed during a write; FULL syncs every commit so an
             # acknowledged write survives a crash.
-            await connection.execute("PRAGMA journal_mode=WAL")
+            async with self._switching_to_wal:
+                await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=FULL")
             # Off by default in SQLite: deleting a task must delete its tag rows.
             await connection.execute("PRAGMA foreign_keys=ON")

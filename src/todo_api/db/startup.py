@@ -11,7 +11,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, suppress
 
 from sqlalchemy import Select, literal_column, make_url, select
 
@@ -26,6 +26,7 @@ from todo_api.db.setup import (
     async_database_url,
     create_readiness_database,
 )
+from todo_api.db.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from todo_api.settings import Settings
 
 #: Seconds between attempts: doubling from the first, never more than the last.
@@ -127,9 +128,14 @@ def _open_sqlite(path: str) -> None:
     stderr after the one line).
     """
     try:
-        sqlite3.connect(path).close()
+        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
     except sqlite3.Error as exc:
         raise DatabaseMisconfiguredError(f"{describe_database_error(exc)} ({path})") from exc
+    # Switched to WAL here, before any worker starts: workers switching a file together
+    # fail at once with "database is locked". If this fails (another process holds the
+    # file), each connection still switches it, and a request reports what stops that.
+    with closing(connection), suppress(sqlite3.OperationalError):
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def misconfiguration_line(exc: DatabaseMisconfiguredError, database_url: str | None) -> str:
