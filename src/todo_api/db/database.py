@@ -30,6 +30,7 @@ from sqlalchemy import Dialect
 from sqlalchemy.sql import ClauseElement
 
 from todo_api.db.pool import ConnectionPool, Pooled, PoolTimeoutError
+from todo_api.db.recent_tasks import RecentTasks
 from todo_api.db.statements import CompiledStatement, compile_statement
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ class Database:
         self._pinned: dict[Statement, CompiledStatement] = {}
         self._recent: OrderedDict[Statement, CompiledStatement] = OrderedDict()
         self._abandoned: set[asyncio.Future[Any]] = set()
+        #: What writes that compute from a task may plan from (`todo_api.db.tasks`).
+        self.recent_tasks: RecentTasks[Any] = RecentTasks()
         self._open_sessions = 0
         self._no_open_sessions = asyncio.Event()
         self._no_open_sessions.set()

@@ -652,6 +652,25 @@ async def _fetch_task(
     return None if row is None else _record(row)
 
 
+def _needs_knowing(task: TaskRecord) -> bool:
+    """Whether some write of the task is computed from it (`_write_knowing`)."""
+    return task.recurrence is not None or task.remind_at is not None
+
+
+def _seen(database: Database, task: TaskRecord) -> TaskRecord:
+    """`task`, as read or written just now, kept for the writes that compute from it."""
+    if _needs_knowing(task):
+        database.recent_tasks.remember(task.user_id, task.id, task)
+    else:
+        database.recent_tasks.forget(task.user_id, task.id)
+    return task
+
+
+def _recalled(database: Database, owner: str, task_id: int) -> TaskRecord | None:
+    recalled: TaskRecord | None = database.recent_tasks.recall(owner, task_id)
+    return recalled
+
+
 @dataclass(frozen=True, slots=True)
 class DueQuery:
     """The due-date conditions of a listing, with their values."""
@@ -726,7 +745,7 @@ async def _page(
         else:
             counted = await session.fetch_one(count, params)
             total = int(counted[0]) if counted else 0
-    return TaskPage(tasks=[_record(row) for row in rows], total=total)
+    return TaskPage(tasks=[_seen(database, _record(row)) for row in rows], total=total)
 
 
 async def list_tasks(
@@ -767,7 +786,8 @@ async def list_tasks(
 
 
 async def get_task(database: Database, *, owner: str, task_id: int) -> TaskRecord | None:
-    return await _fetch_task(database, _READ, {"owner": owner, "task_id": task_id})
+    task = await _fetch_task(database, _READ, {"owner": owner, "task_id": task_id})
+    return None if task is None else _seen(database, task)
 
 
 @dataclass(frozen=True, slots=True)
@@ -857,12 +877,12 @@ async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskR
         # One statement: atomic on its own, no transaction needed around it.
         record = await _fetch_task(database, _INSERT, values)
         assert record is not None  # an INSERT ... RETURNING returns its row
-        return record
+        return _seen(database, record)
     async with database.session() as session:
         inserted, _ = await session.run_together(
             [(_INSERT, values), tag_rows.new_task_rows(owner, task.tags)]
         )
-    return _record(inserted[0])
+    return _seen(database, _record(inserted[0]))
 
 
 async def _missed_write(
@@ -916,9 +936,12 @@ async def update_task(
         if task is not None and if_version_in is not None and task.version not in if_version_in:
             raise VersionMismatchError(task)
         return task
-    if not _STATEMENT_FIELDS.issuperset(changes):
+    recalled = _recalled(database, owner, task_id)
+    if not _STATEMENT_FIELDS.issuperset(changes) or (
+        recalled is not None and _left_alone(recalled, _known_by(changes))
+    ):
         return await _write_knowing(
-            database, owner, task_id, None, lambda _task: changes, if_version_in
+            database, owner, task_id, recalled, lambda _task: changes, if_version_in, fresh=False
         )
     params = {f"new_{name}": value for name, value in changes.items()}
     params |= {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
@@ -935,9 +958,9 @@ async def update_task(
         await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
         return None
     if not _left_alone(task, _known_by(changes)):
-        return task
+        return _seen(database, task)
     return await _write_knowing(
-        database, owner, task_id, task, lambda _task: changes, if_version_in
+        database, owner, task_id, task, lambda _task: changes, if_version_in, fresh=True
     )
 
 
@@ -953,6 +976,11 @@ async def toggle_task(
 
     `if_version_in` works as in `update_task`.
     """
+    recalled = _recalled(database, owner, task_id)
+    if recalled is not None and _left_alone(recalled, _TOGGLE_KNOWN_BY):
+        return await _write_knowing(
+            database, owner, task_id, recalled, _flipped, if_version_in, fresh=False
+        )
     params, conditional = _condition(
         {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}, if_version_in
     )
@@ -961,8 +989,8 @@ async def toggle_task(
         await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
         return None
     if not _left_alone(task, _TOGGLE_KNOWN_BY):
-        return task
-    return await _write_knowing(database, owner, task_id, task, _flipped, if_version_in)
+        return _seen(database, task)
+    return await _write_knowing(database, owner, task_id, task, _flipped, if_version_in, fresh=True)
 
 
 def _flipped(task: TaskRecord) -> Mapping[str, Any]:
@@ -976,29 +1004,64 @@ async def _write_knowing(
     task: TaskRecord | None,
     changes: Changes,
     versions: Collection[int] | None,
+    *,
+    fresh: bool,
 ) -> TaskRecord | None:
-    """Write `changes(task)` to the task as read (`task`, or read now), in one transaction
-    that acts only if the task is still at that version; read it again and retry if not.
+    """Write `changes(task)` to the task as known (`task`, or read now), in one transaction
+    that acts only if the task is still at that version; know it again and retry if not.
 
-    For writes that need the task's rule or due: they are computed here, from the task.
+    For writes that need the task's rule or due: they are computed here, from the task. A
+    task not `fresh` is what this process last saw of it (`RecentTasks`), perhaps out of
+    date: it only plans a write, which reads the task in the same round trip in case it
+    does not act. What else it would decide (nothing to write, another version, a rule that
+    does not fit) is decided from the task as read.
     """
     for _attempt in range(_KNOWING_ATTEMPTS):
         if task is None:
             task = await get_task(database, owner=owner, task_id=task_id)
             if task is None:
                 return None
-        if versions is not None and task.version not in versions:
-            raise VersionMismatchError(task)
-        planned = _planned_write(owner, task, changes(task), datetime.now(UTC))
-        if planned is None:
-            return task  # nothing differs: nothing is written, as with one statement
+            fresh = True
+        if fresh:
+            if versions is not None and task.version not in versions:
+                raise VersionMismatchError(task)
+            planned = _planned_write(owner, task, changes(task), datetime.now(UTC))
+            if planned is None:
+                return task  # nothing differs: nothing is written, as with one statement
+            steps = planned.steps
+        else:
+            planned = _planned_from_recalled(owner, task, changes, versions)
+            if planned is None:
+                task = None
+                continue
+            steps = [*planned.steps, (_READ, {"owner": owner, "task_id": task_id})]
         async with database.session() as session:
-            results = await session.run_together(planned.steps)
+            results = await session.run_together(steps)
         written = results[planned.task_step]
         if written:
-            return _record(written[0])
-        task = None
+            return _seen(database, _record(written[0]))
+        if fresh:
+            task = None
+            continue
+        current = results[-1]
+        if not current:
+            database.recent_tasks.forget(owner, task_id)
+            return None
+        task, fresh = _seen(database, _record(current[0])), True
     raise DatabaseBusyError(f"task {task_id} kept changing while it was being written")
+
+
+def _planned_from_recalled(
+    owner: str, task: TaskRecord, changes: Changes, versions: Collection[int] | None
+) -> "_PlannedWrite | None":
+    """The write `changes` make of a recalled `task`, if one is to be sent; None when what
+    it would decide instead must be decided from the task as read."""
+    if versions is not None and task.version not in versions:
+        return None
+    try:
+        return _planned_write(owner, task, changes(task), datetime.now(UTC))
+    except (rules.RecurrenceError, reminders.ReminderError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1111,6 +1174,7 @@ async def delete_task(
     """
     params, conditional = _condition({"owner": owner, "task_id": task_id}, if_version_in)
     deleted = await database.fetch_one(_delete_query(conditional), params)
+    database.recent_tasks.forget(owner, task_id)
     if deleted is None:
         await _missed_write(database, owner=owner, task_id=task_id, versions=if_version_in)
         return None
@@ -1231,7 +1295,7 @@ async def acknowledge_reminder(
     params = {"owner": owner, "task_id": task_id, "now": datetime.now(UTC)}
     task = await _fetch_task(database, _ACKNOWLEDGE, params)
     if task is not None:
-        return task
+        return _seen(database, task)
     task = await get_task(database, owner=owner, task_id=task_id)
     if task is not None and task.remind_at is None:
         raise NoReminderError(f"task {task_id} has no reminder")

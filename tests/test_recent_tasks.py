@@ -1,0 +1,137 @@
+"""Writes planned from what a server last saw of a task act on the task as it is.
+
+`client` is a server that saw each task as it made it; `elsewhere` another one on the same
+database (another worker or instance), which changes the task behind the first one's back.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import app_client, create, task_url
+from todo_api.db.recent_tasks import RecentTasks
+
+USER = "recalling"
+REPEATING: dict[str, Any] = {
+    "title": "Water the plants",
+    "due_date": "2027-01-04",
+    "recurrence": {"frequency": "daily"},
+}
+
+
+@pytest.fixture
+async def elsewhere(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(database_url) as other:
+        yield other
+
+
+def _ok(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_completing_a_task_changed_elsewhere_completes_it_as_it_is_now(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    task = await create(client, USER, **REPEATING)
+    url = task_url(USER, task["id"])
+    _ok(await elsewhere.patch(url, json={"title": "Water the garden", "due_date": "2027-01-10"}))
+
+    completed = _ok(await client.patch(f"{url}/complete"))
+
+    assert completed["completed"] is True
+    assert completed["title"] == "Water the garden"
+    assert completed["due_date"] == "2027-01-10"
+    following = _ok(await elsewhere.get(task_url(USER, completed["next_occurrence_id"])))
+    assert (following["title"], following["due_date"]) == ("Water the garden", "2027-01-11")
+
+
+async def test_a_toggle_flips_the_completion_the_task_has_now(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    task = await create(client, USER, **REPEATING)
+    url = task_url(USER, task["id"])
+    _ok(await elsewhere.patch(f"{url}/complete"))
+
+    toggled = _ok(await client.patch(f"{url}/complete"))
+
+    assert toggled["completed"] is False
+    assert _ok(await elsewhere.get(url))["completed"] is False
+
+
+async def test_a_task_deleted_elsewhere_is_not_found(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    task = await create(client, USER, **REPEATING)
+    url = task_url(USER, task["id"])
+    assert (await elsewhere.delete(url)).status_code == 204
+
+    assert (await client.patch(f"{url}/complete")).status_code == 404
+    assert (await client.patch(url, json={"due_date": "2027-02-01"})).status_code == 404
+
+
+async def test_if_match_is_compared_with_the_version_the_task_has_now(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    created = await client.post(f"/api/{USER}/tasks", json=REPEATING)
+    url = task_url(USER, created.json()["id"])
+    changed = await elsewhere.patch(url, json={"title": "Water the garden"})
+    assert changed.status_code == 200
+
+    stale = await client.patch(f"{url}/complete", headers={"If-Match": created.headers["ETag"]})
+    assert stale.status_code == 412, stale.text
+    assert _ok(await elsewhere.get(url))["completed"] is False
+
+    current = await client.patch(f"{url}/complete", headers={"If-Match": changed.headers["ETag"]})
+    assert _ok(current)["completed"] is True
+
+
+async def test_a_write_that_changes_nothing_as_last_seen_is_still_made(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    task = await create(client, USER, **REPEATING)
+    url = task_url(USER, task["id"])
+    _ok(await elsewhere.patch(url, json={"due_date": "2027-01-10"}))
+
+    written = _ok(await client.patch(url, json={"due_date": "2027-01-04"}))
+
+    assert written["due_date"] == "2027-01-04"
+    assert _ok(await elsewhere.get(url))["due_date"] == "2027-01-04"
+
+
+async def test_a_write_refused_as_last_seen_is_judged_as_the_task_is_now(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    reminded: dict[str, Any] = {
+        "title": "Call",
+        "due_at": "2027-01-04T09:00:00Z",
+        "reminder": {"minutes_before": 5},
+    }
+    # Taking the due away would leave a reminder before it with nothing to count from.
+    as_seen = await create(client, USER, **reminded)
+    refused = await client.patch(task_url(USER, as_seen["id"]), json={"due_at": None})
+    assert refused.status_code == 422, refused.text
+    task = await create(client, USER, **reminded)
+    url = task_url(USER, task["id"])
+    _ok(await elsewhere.patch(url, json={"reminder": None}))
+
+    written = _ok(await client.patch(url, json={"due_at": None}))
+
+    assert (written["due_at"], written["reminder"]) == (None, None)
+
+
+def test_the_records_kept_are_bounded_and_the_least_recently_used_go_first() -> None:
+    recent: RecentTasks[str] = RecentTasks(size=2)
+    recent.remember("alice", 1, "one")
+    recent.remember("alice", 2, "two")
+    assert recent.recall("alice", 1) == "one"
+    recent.remember("alice", 3, "three")
+
+    assert recent.recall("alice", 2) is None
+    assert (recent.recall("alice", 1), recent.recall("alice", 3)) == ("one", "three")
+    assert recent.recall("bob", 1) is None
+    recent.forget("alice", 1)
+    assert recent.recall("alice", 1) is None
