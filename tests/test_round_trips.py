@@ -67,6 +67,13 @@ OPERATIONS: dict[str, Operation] = {
     "keyed repeat": lambda client, task: client.post(
         tasks_url(OWNER), json={"title": "again"}, headers={"Idempotency-Key": f"again-{task}"}
     ),
+    "set a rule": lambda client, task: client.patch(
+        task_url(OWNER, task),
+        json={"due_date": "2027-01-04", "recurrence": {"frequency": "daily"}},
+    ),
+    "set a reminder": lambda client, task: client.patch(
+        task_url(OWNER, task), json={"reminder": {"at": "2027-01-04T08:00:00Z"}}
+    ),
     "complete all": lambda client, _task: client.post(
         f"{tasks_url(OWNER)}/complete-all", json={"completed": True}
     ),

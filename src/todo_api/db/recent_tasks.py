@@ -10,8 +10,8 @@ costs the round trip saved, never a wrong write (`todo_api.db.tasks._write_knowi
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-#: Records kept: a repeating task's record is at most about 10 kB (title, description and
-#: tags at their limits), so this stays under 40 MB, and is usually a few.
+#: Records kept: one is at most about 10 kB (title, description and tags at their limits),
+#: so this stays under 40 MB, and is usually a few.
 RECENT_TASKS_SIZE = 4096
 
 _Record = TypeVar("_Record")

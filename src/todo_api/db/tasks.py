@@ -652,17 +652,9 @@ async def _fetch_task(
     return None if row is None else _record(row)
 
 
-def _needs_knowing(task: TaskRecord) -> bool:
-    """Whether some write of the task is computed from it (`_write_knowing`)."""
-    return task.recurrence is not None or task.remind_at is not None
-
-
 def _seen(database: Database, task: TaskRecord) -> TaskRecord:
     """`task`, as read or written just now, kept for the writes that compute from it."""
-    if _needs_knowing(task):
-        database.recent_tasks.remember(task.user_id, task.id, task)
-    else:
-        database.recent_tasks.forget(task.user_id, task.id)
+    database.recent_tasks.remember(task.user_id, task.id, task)
     return task
 
 
