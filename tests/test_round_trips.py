@@ -81,7 +81,10 @@ OPERATIONS: dict[str, Operation] = {
     "due reminders": lambda client, _task: client.get(f"/api/{OWNER}/reminders"),
 }
 #: Done once before an operation is counted: what makes it a repeat.
-BEFOREHAND: dict[str, Operation] = {"keyed repeat": OPERATIONS["keyed repeat"]}
+BEFOREHAND: dict[str, Operation] = {
+    "keyed repeat": OPERATIONS["keyed repeat"],
+    "reopen after complete all": OPERATIONS["complete all"],
+}
 #: On a repeating task: the operation and its round trips.
 ON_A_REPEATING_TASK: dict[str, tuple[Operation, int]] = {
     "read": (OPERATIONS["read"], 1),
@@ -94,6 +97,8 @@ ON_A_REPEATING_TASK: dict[str, tuple[Operation, int]] = {
     # Completing what does not repeat and reading the first page of what does; then their
     # writes, with the next page.
     "complete all": (OPERATIONS["complete all"], 2),
+    # Complete-all wrote it knowing it: as written, it is known.
+    "reopen after complete all": (OPERATIONS["toggle"], 1),
     "set the rule": (
         lambda client, task: client.patch(
             task_url(OWNER, task), json={"recurrence": {"frequency": "weekly"}}

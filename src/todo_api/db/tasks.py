@@ -1246,9 +1246,13 @@ async def set_all_completed(database: Database, *, owner: str, completed: bool) 
         # The next page is read in the same round trip, after this one's writes.
         async with database.session() as session:
             *results, rows = await session.run_together([*steps, page()])
-        missed = [
-            task for task, plan in zip(tasks, plans, strict=True) if not results[plan.task_step]
-        ]
+        missed = []
+        for task, plan in zip(tasks, plans, strict=True):
+            written = results[plan.task_step]
+            if written:
+                _seen(database, _record(written[0]))
+            else:
+                missed.append(task)
         changed += len(tasks) - len(missed)
         if missed:
             # Changed by someone else meanwhile: read again from the first of those.
