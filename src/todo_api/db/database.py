@@ -168,7 +168,8 @@ def describe_database_error(exc: BaseException) -> str:
 
 
 class Database:
-    """A pool of connections to one database and the statements compiled for it."""
+    """A pool of connections to one database, the statements compiled for it, and the
+    records of tasks it last returned (`recent_tasks`)."""
 
     dialect: Dialect
     #: Column types whose values the driver already returns as their Python type makes them.
