@@ -213,6 +213,23 @@ def test_the_zones_used_here_are_a_day_apart() -> None:
     assert now.astimezone(EARLIEST).date() - now.astimezone(LATEST).date() >= timedelta(days=1)
 
 
+async def test_dues_at_the_ends_of_the_calendar_sort_and_filter_in_any_zone(
+    client: httpx.AsyncClient,
+) -> None:
+    # In Tokyo the first is on 10000-01-01 and the last on 0000-12-31: past Python's dates.
+    await create(client, "alice", title="Last", due_at="9999-12-31T23:00:00Z")
+    await create(client, "alice", title="Before it", due_date="9999-12-30")
+    await create(client, "alice", title="First", due_at="0001-01-01T00:00:00Z")
+    tokyo, new_york = {"tz": "Asia/Tokyo"}, {"tz": "America/New_York"}
+
+    assert await _listed(client, sort="due", **tokyo) == ["First", "Before it", "Last"]
+    assert await _listed(client, sort="due", **new_york) == ["First", "Before it", "Last"]
+    assert await _listed(client, overdue="true", **new_york) == ["First"]
+    assert await _listed(client, due_from="9999-12-31", **tokyo) == ["Last"]
+    stats = await client.get(f"{tasks_url('alice')}/stats", params=tokyo)
+    assert stats.status_code == 200, stats.text
+
+
 async def test_sorting_by_due_goes_by_the_users_day(client: httpx.AsyncClient) -> None:
     await create(client, "alice", title="A", due_date="2026-03-08")
     await create(client, "alice", title="B", due_at="2026-03-08T04:30:00Z")  # NY: 7th, 23:30

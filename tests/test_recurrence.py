@@ -364,6 +364,21 @@ async def test_moving_the_due_moves_the_series_time_of_day(client: httpx.AsyncCl
             {"due_date": "2027-01-04", "recurrence": {"frequency": "daily", "ends": {}}},
             ["body", "recurrence", "ends"],
         ),
+        # In the rule's zone the due falls past year 9999 (or before year 1).
+        (
+            {
+                "due_at": "9999-12-31T23:00:00Z",
+                "recurrence": {"frequency": "daily", "tz": "Asia/Tokyo"},
+            },
+            ["body", "recurrence", "tz"],
+        ),
+        (
+            {
+                "due_at": "0001-01-01T00:00:00Z",
+                "recurrence": {"frequency": "daily", "tz": "America/New_York"},
+            },
+            ["body", "recurrence", "tz"],
+        ),
     ],
 )
 async def test_a_rule_that_cannot_work_is_refused_with_where(

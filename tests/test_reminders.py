@@ -199,6 +199,15 @@ async def test_now_is_the_default(client: httpx.AsyncClient) -> None:
         ({"due_date": "2027-01-04", "reminder": {"minutes_before": 40321}}, ["body", "reminder"]),
         ({"reminder": {"at": "2027-01-04T08:00:00"}}, ["body", "reminder"]),
         ({"reminder": {"at": "2027-01-04T08:00:00Z", "minutes_before": 5}}, ["body", "reminder"]),
+        # Before year 1, where Python's calendar (and so the reminder) cannot go.
+        (
+            {"due_at": "0001-01-01T00:01:00Z", "reminder": {"minutes_before": 5}},
+            ["body", "reminder"],
+        ),
+        (
+            {"due_date": "0001-01-01", "reminder": {"minutes_before": 5, "tz": "Asia/Tokyo"}},
+            ["body", "reminder"],
+        ),
     ],
 )
 async def test_a_reminder_that_cannot_work_is_refused(

@@ -1,7 +1,7 @@
 """Calendar dates in a time zone: the date of an instant, in SQL on both databases, and the
 instant a date begins."""
 
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import MAXYEAR, UTC, date, datetime, time, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -58,4 +58,9 @@ def sqlite_local_date(instant: str | None, zone: str) -> str | None:
     if instant is None:
         return None
     moment = datetime.fromisoformat(instant).replace(tzinfo=UTC)
-    return moment.astimezone(_zone(zone)).date().isoformat()
+    try:
+        return moment.astimezone(_zone(zone)).date().isoformat()
+    except OverflowError:
+        # Past the end (or before the start) of Python's calendar in this zone: its last
+        # (first) day, which sorts and compares with any other day as the true one would.
+        return (date.max if moment.year == MAXYEAR else date.min).isoformat()

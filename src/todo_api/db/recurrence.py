@@ -132,8 +132,13 @@ def rrule_text(rule: Recurrence, due: date | datetime) -> str:
 
     Raises RecurrenceError if the rule cannot be used with the due.
     """
-    check(rule, due)
-    local = _local(due, ZoneInfo(rule.tz))
+    try:
+        check(rule, due)
+        local = _local(due, ZoneInfo(rule.tz))
+    except OverflowError:
+        # Python's datetimes end at years 1 and 9999; a due at either end can fall past it
+        # in the rule's zone.
+        raise RecurrenceError("tz", "the due falls outside years 1 to 9999 in this zone") from None
     month = local.month if _has_month(rule) else None
     if isinstance(due, datetime) and rule.at is None:
         rule = replace(rule, at=local.time().replace(microsecond=0))

@@ -46,16 +46,21 @@ def values(
         return {"remind_at": None, "reminder_minutes_before": None, "reminder_tz": None}
     if reminder.minutes_before is None:
         return {"remind_at": reminder.at, "reminder_minutes_before": None, "reminder_tz": None}
-    if due_at is not None:
-        start, zone = due_at, None
-    elif due_date is not None:
-        # The day begins where the user is.
-        start = day_starts(due_date, ZoneInfo(reminder.tz))
-        zone = reminder.tz
-    else:
-        raise ReminderError("A reminder minutes_before the due needs a due_date or a due_at")
+    try:
+        if due_at is not None:
+            start, zone = due_at, None
+        elif due_date is not None:
+            # The day begins where the user is.
+            start = day_starts(due_date, ZoneInfo(reminder.tz))
+            zone = reminder.tz
+        else:
+            raise ReminderError("A reminder minutes_before the due needs a due_date or a due_at")
+        remind_at = start - timedelta(minutes=reminder.minutes_before)
+    except OverflowError:
+        # Python's datetimes begin at year 1 (and end at 9999).
+        raise ReminderError("The reminder would fall outside years 1 to 9999") from None
     return {
-        "remind_at": start - timedelta(minutes=reminder.minutes_before),
+        "remind_at": remind_at,
         "reminder_minutes_before": reminder.minutes_before,
         "reminder_tz": zone,
     }
