@@ -5,12 +5,16 @@ database (another worker or instance), which changes the task behind the first o
 """
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.helpers import app_client, create, task_url
+from tests.helpers import app_client, create, error_locations, task_url
+from todo_api.db.models import tasks_table
 from todo_api.db.recent_tasks import RecentTasks
 
 USER = "recalling"
@@ -121,6 +125,55 @@ async def test_a_write_refused_as_last_seen_is_judged_as_the_task_is_now(
     written = _ok(await client.patch(url, json={"due_at": None}))
 
     assert (written["due_at"], written["reminder"]) == (None, None)
+
+
+async def test_a_write_accepted_as_last_seen_is_refused_as_the_task_is_now(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    task = await create(client, USER, title="Report", due_date="2027-01-04")
+    url = task_url(USER, task["id"])
+    _ok(await elsewhere.patch(url, json={"due_date": None}))
+
+    refused = await client.patch(url, json={"recurrence": {"frequency": "weekly"}})
+
+    assert error_locations(refused) == [["body", "recurrence"]]
+    assert _ok(await elsewhere.get(url))["recurrence"] is None
+
+
+async def test_completing_a_task_completed_elsewhere_changes_nothing(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    task = await create(client, USER, **REPEATING)
+    url = task_url(USER, task["id"])
+    first = await elsewhere.patch(url, json={"completed": True})
+    assert first.status_code == 200, first.text
+
+    again = await client.patch(url, json={"completed": True})
+
+    assert again.status_code == 200, again.text
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert again.json()["next_occurrence_id"] == first.json()["next_occurrence_id"]
+    listed = await elsewhere.get(f"/api/{USER}/tasks", params={"q": REPEATING["title"]})
+    assert len(listed.json()) == 2  # the task and one next occurrence
+
+
+async def test_a_task_at_the_same_version_with_other_contents_is_written_as_it_is_now(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # What a database restored in place can hold: the task at the version it had when this
+    # server saw it, but changed differently since (so at another time).
+    task = await create(client, USER, **REPEATING)
+    changed = (
+        update(tasks_table)
+        .where(tasks_table.c.id == task["id"])
+        .values(title="Water the garden", updated_at=datetime(2026, 1, 1, tzinfo=UTC))
+    )
+    async with engine.begin() as connection:
+        await connection.execute(changed)
+
+    completed = _ok(await client.patch(f"{task_url(USER, task['id'])}/complete"))
+
+    assert (completed["title"], completed["completed"]) == ("Water the garden", True)
 
 
 def test_the_records_kept_are_bounded_and_the_least_recently_used_go_first() -> None:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from itertools import combinations
 
 import pytest
-from sqlalchemy import Dialect, bindparam, select
+from sqlalchemy import Dialect, Update, bindparam, select
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.expression import ReturnsRows
 
@@ -88,6 +88,30 @@ def test_a_write_that_may_leave_a_task_alone_never_writes_what_decides_it() -> N
         assert set(known_by).isdisjoint(str(name) for name in statement._values or ()), fields
         deciding += bool(known_by)
     assert deciding > 100  # the toggle, and every update of `completed` or a due
+
+
+@pytest.mark.parametrize("dialect_name", DIALECTS)
+def test_every_change_to_a_task_moves_its_version(dialect_name: str) -> None:
+    # A write planned from a kept record of a task acts only while the task is at the
+    # record's version and `updated_at` (tasks._write_knowing): a change that left them as
+    # they were would be undone by such a write, planned from the task as it was before.
+    dialect = DIALECTS[dialect_name]
+    changes = 0
+    for statement in _shapes(dialect_name):
+        sql = compile_statement(statement, dialect).sql
+        assert "ON CONFLICT" not in sql or "INTO tasks " not in sql, sql
+        if not sql.startswith("UPDATE tasks "):
+            continue
+        assert isinstance(statement, Update)
+        values = {str(name): value for name, value in (statement._values or {}).items()}
+        version = str(values["version"].compile(dialect=dialect))
+        if set(values) == {"version"}:
+            assert version == "tasks.version", sql  # tasks._LOCK, which changes nothing
+            continue
+        assert "tasks.version +" in version, sql
+        assert "updated_at" in values, sql
+        changes += 1
+    assert changes > 100
 
 
 @pytest.mark.parametrize("dialect_name", DIALECTS)

@@ -3,8 +3,8 @@
 A write that must compute from the task as it is (completing a repeating task makes its
 next occurrence from its rule) would first have to read it: a second round trip. Planned
 from the record remembered here instead, it acts only if the task is still at the record's
-version, and every change to a task moves its version; so a record that is out of date
-costs the round trip saved, never a wrong write (`todo_api.db.tasks._write_knowing`).
+version and `updated_at`, and every change to a task moves both; so a record that is out of
+date costs the round trip saved, never a wrong write (`todo_api.db.tasks._write_knowing`).
 """
 
 from collections import OrderedDict

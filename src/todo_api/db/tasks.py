@@ -546,9 +546,12 @@ def _update_query(fields: frozenset[str], conditional: bool) -> Update:
 # A write knowing the task (`_write_knowing`) goes out as these statements in one
 # transaction. `_LOCK` comes first: it holds the task, if it is still at the version the
 # write was planned from, until the end; every later statement checks that version, so
-# they all act, or none does.
+# they all act, or none does. Every change to a task moves its version and `updated_at`.
 _READ_VERSION = bindparam("read_version", type_=BigInteger())
-_AS_READ = (*_ONE_TASK, _t.version == _READ_VERSION)
+# With the time of the version: after the database was restored, an id can come back at a
+# version it had with other contents (it was changed differently since), never at that time.
+_READ_UPDATED_AT = bindparam("read_updated_at", type_=UTCDateTime())
+_AS_READ = (*_ONE_TASK, _t.version == _READ_VERSION, _t.updated_at == _READ_UPDATED_AT)
 _LOCK = update(tasks_table).where(*_AS_READ).values(version=_t.version)
 _NEXT_SERIES = bindparam("next_series_id", type_=BigInteger())
 _NEXT_OCCURRENCE = bindparam("next_occurrence", type_=Integer())
@@ -1052,7 +1055,7 @@ def _planned_from_recalled(
         return None
     try:
         return _planned_write(owner, task, changes(task), datetime.now(UTC))
-    except (rules.RecurrenceError, reminders.ReminderError):
+    except Exception:  # a 422, or any error an old due or rule may cause: the task decides
         return None
 
 
@@ -1103,7 +1106,12 @@ def _planned_write(
     if all(state[name] == getattr(task, name) for name in _KNOWN_FIELDS if name != "updated_at"):
         return None
     state["updated_at"] = now
-    base = {"owner": owner, "task_id": task.id, "read_version": task.version}
+    base = {
+        "owner": owner,
+        "task_id": task.id,
+        "read_version": task.version,
+        "read_updated_at": task.updated_at,
+    }
     link: dict[str, Any] = {"next_series_id": None, "next_occurrence": None}
     steps: list[Step] = [(_LOCK, base)]
     if completing and rule is not None and due is not None:
