@@ -226,6 +226,11 @@ async def test_dues_at_the_ends_of_the_calendar_sort_and_filter_in_any_zone(
     assert await _listed(client, sort="due", **new_york) == ["First", "Before it", "Last"]
     assert await _listed(client, overdue="true", **new_york) == ["First"]
     assert await _listed(client, due_from="9999-12-31", **tokyo) == ["Last"]
+    # Days whose bounds fall past the calendar's ends in the zone.
+    every_due = ["Last", "Before it", "First"]
+    assert await _listed(client, due_from="0001-01-01", **tokyo) == every_due
+    assert await _listed(client, due_to="9999-12-31", **new_york) == every_due
+    assert await _listed(client, due_to="9999-12-30", **new_york) == ["Before it", "First"]
     stats = await client.get(f"{tasks_url('alice')}/stats", params=tokyo)
     assert stats.status_code == 200, stats.text
 

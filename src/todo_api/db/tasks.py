@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import MINYEAR, UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
 from itertools import combinations, product
@@ -692,11 +692,24 @@ class DueQuery:
         }
         if self.due_from is not None:
             params["due_from_date"] = self.due_from
-            params["due_from_starts"] = day_starts(self.due_from, self.zone)
+            params["due_from_starts"] = _day_bound(self.due_from, 0, self.zone)
         if self.due_to is not None:
             params["due_to_date"] = self.due_to
-            params["due_to_ends"] = day_starts(self.due_to + timedelta(days=1), self.zone)
+            params["due_to_ends"] = _day_bound(self.due_to, 1, self.zone)
         return params
+
+
+_FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
+
+
+def _day_bound(day: date, days_after: int, zone: ZoneInfo) -> datetime:
+    """When the day `days_after` days after `day` begins in `zone`; where that is before
+    year 1 or after year 9999, Python's first or last instant, which bounds the same dues."""
+    try:
+        return day_starts(day + timedelta(days=days_after), zone)
+    except OverflowError:
+        return _FIRST_INSTANT if day.year == MINYEAR else _LAST_INSTANT
 
 
 def _listing(filters: ListFilter) -> Iterator[Statement]:
