@@ -80,10 +80,21 @@ OPERATIONS: dict[str, Operation] = {
     "delete completed": lambda client, _task: client.delete(f"{tasks_url(OWNER)}/completed"),
     "due reminders": lambda client, _task: client.get(f"/api/{OWNER}/reminders"),
 }
+#: The next occurrence of each task completed beforehand, by the task's id.
+NEXT_OCCURRENCE: dict[int, int] = {}
+
+
+def _complete_noting_the_next(client: httpx.Client, task: int) -> httpx.Response:
+    response = OPERATIONS["toggle"](client, task)
+    NEXT_OCCURRENCE[task] = response.json()["next_occurrence_id"]
+    return response
+
+
 #: Done once before an operation is counted: what makes it a repeat.
 BEFOREHAND: dict[str, Operation] = {
     "keyed repeat": OPERATIONS["keyed repeat"],
     "reopen after complete all": OPERATIONS["complete all"],
+    "complete the next occurrence": _complete_noting_the_next,
 }
 #: On a repeating task: the operation and its round trips.
 ON_A_REPEATING_TASK: dict[str, tuple[Operation, int]] = {
@@ -99,6 +110,11 @@ ON_A_REPEATING_TASK: dict[str, tuple[Operation, int]] = {
     "complete all": (OPERATIONS["complete all"], 2),
     # Complete-all wrote it knowing it: as written, it is known.
     "reopen after complete all": (OPERATIONS["toggle"], 1),
+    # Made by the completion beforehand, which kept it as inserted.
+    "complete the next occurrence": (
+        lambda client, task: OPERATIONS["toggle"](client, NEXT_OCCURRENCE[task]),
+        1,
+    ),
     "set the rule": (
         lambda client, task: client.patch(
             task_url(OWNER, task), json={"recurrence": {"frequency": "weekly"}}

@@ -37,7 +37,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from todo_api.db import tags as tag_rows
 from todo_api.db.database import Database, DatabaseError, Step
 from todo_api.db.inserted_id import inserted_task_id
-from todo_api.db.models import TAGS_MAX_COUNT, UTCDateTime, idempotency_keys_table
+from todo_api.db.models import TAGS_MAX_COUNT, UTCDateTime, idempotency_keys_table, tasks_table
 from todo_api.db.tasks import (
     NewTask,
     TaskRecord,
@@ -124,7 +124,7 @@ def _claim(dialect_name: str) -> ReturningInsert[Any]:
     ).returning(_k.claim)
 
 
-_INSERT_TASK = insert_where(_CLAIMED)
+_INSERT_TASK = insert_where(_CLAIMED).returning(tasks_table.c.id)
 _LINK_TASK = (
     update(idempotency_keys_table)
     .where(*_THIS_KEY, _k.claim == _CLAIM)

@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql.dml import Insert, ReturningDelete, ReturningInsert
+from sqlalchemy.sql.dml import Insert, ReturningDelete
 
 from todo_api.db import recurrence as rules
 from todo_api.db import reminders
@@ -513,10 +513,10 @@ _INSERTED: dict[str, BindParameter[Any]] = {
 _INSERT = tasks_table.insert().values(_INSERTED).returning(tasks_table)
 
 
-def insert_where(*conditions: ColumnElement[bool]) -> ReturningInsert[Any]:
-    """The insert of a new task (`new_task_values`), made only if `conditions` hold; its id."""
+def insert_where(*conditions: ColumnElement[bool]) -> Insert:
+    """The insert of a new task (`new_task_values`), made only if `conditions` hold."""
     source = select(*_INSERTED.values()).where(*conditions)
-    return tasks_table.insert().from_select(list(_INSERTED), source).returning(_t.id)
+    return tasks_table.insert().from_select(list(_INSERTED), source)
 
 
 @lru_cache(maxsize=256)  # one per set of fields one statement writes, and conditional or not
@@ -564,7 +564,9 @@ _IS_NEXT = (
 _NEXT_ID = select(_next.c.id).where(*_IS_NEXT).scalar_subquery()
 # The next occurrence, unless it exists already (the occurrence was completed before,
 # reopened and completed again): the unique (series_id, occurrence) keeps it one.
-_INSERT_NEXT = insert_where(exists().where(*_AS_READ), ~exists().where(*_IS_NEXT))
+_INSERT_NEXT = insert_where(exists().where(*_AS_READ), ~exists().where(*_IS_NEXT)).returning(
+    tasks_table
+)
 _WRITE_KNOWN = (
     update(tasks_table)
     .where(*_AS_READ)
@@ -1045,9 +1047,9 @@ async def _write_knowing(
             steps = [*planned.steps, (_READ, {"owner": owner, "task_id": task_id})]
         async with database.session() as session:
             results = await session.run_together(steps)
-        written = results[planned.task_step]
-        if written:
-            return _seen(database, _record(written[0]))
+        written = planned.written(database, results)
+        if written is not None:
+            return written
         if fresh:
             task = None
             continue
@@ -1077,10 +1079,23 @@ class _PlannedWrite:
     steps: list[Step]
     #: Which step writes the task and returns it.
     task_step: int
+    #: Which step inserts the next occurrence and returns it (if it makes one).
+    next_step: int | None = None
 
     def after(self, offset: int) -> "_PlannedWrite":
         """The same plan, its steps run after `offset` others."""
-        return _PlannedWrite(self.steps, self.task_step + offset)
+        next_step = None if self.next_step is None else self.next_step + offset
+        return _PlannedWrite(self.steps, self.task_step + offset, next_step)
+
+    def written(self, database: Database, results: list[list[Row]]) -> TaskRecord | None:
+        """The task as the plan's steps (run, with `results`) wrote it; None if they did
+        not act. What they wrote is kept (`_seen`), the next occurrence too."""
+        task = results[self.task_step]
+        if not task:
+            return None
+        if self.next_step is not None and results[self.next_step]:
+            _seen(database, _record(results[self.next_step][0]))
+        return _seen(database, _record(task[0]))
 
 
 def _planned_write(
@@ -1127,17 +1142,19 @@ def _planned_write(
     }
     link: dict[str, Any] = {"next_series_id": None, "next_occurrence": None}
     steps: list[Step] = [(_LOCK, base)]
+    next_step = None
     if completing and rule is not None and due is not None:
         link = {"next_series_id": state["series_id"], "next_occurrence": task.occurrence + 1}
         next_due = rules.next_due(rule, due, occurrence=task.occurrence, completed_at=now)
         if next_due is not None:
+            next_step = len(steps)
             steps += _next_occurrence(owner, state, rule, next_due, now, base | link)
     known = {f"new_{name}": state[name] for name in _KNOWN_FIELDS}
     steps.append((_WRITE_KNOWN, base | known | link))
     task_step = len(steps) - 1
     if state["tags"] != task.tags:
         steps += tag_rows.replacing_rows(owner, task.id, state["tags"])
-    return _PlannedWrite(steps, task_step)
+    return _PlannedWrite(steps, task_step, next_step)
 
 
 def _next_occurrence(
@@ -1267,13 +1284,11 @@ async def set_all_completed(database: Database, *, owner: str, completed: bool) 
         # The next page is read in the same round trip, after this one's writes.
         async with database.session() as session:
             *results, rows = await session.run_together([*steps, page()])
-        missed = []
-        for task, plan in zip(tasks, plans, strict=True):
-            written = results[plan.task_step]
-            if written:
-                _seen(database, _record(written[0]))
-            else:
-                missed.append(task)
+        missed = [
+            task
+            for task, plan in zip(tasks, plans, strict=True)
+            if plan.written(database, results) is None
+        ]
         changed += len(tasks) - len(missed)
         if missed:
             # Changed by someone else meanwhile: read again from the first of those.
