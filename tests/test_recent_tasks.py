@@ -157,6 +157,27 @@ async def test_completing_a_task_completed_elsewhere_changes_nothing(
     assert len(listed.json()) == 2  # the task and one next occurrence
 
 
+async def test_complete_all_completes_each_task_as_it_is_now_once(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient
+) -> None:
+    renamed, done, deleted, kept = [
+        (await create(client, USER, **REPEATING))["id"] for _ in range(4)
+    ]
+    _ok(await elsewhere.patch(task_url(USER, renamed), json={"title": "Water the garden"}))
+    _ok(await elsewhere.patch(f"{task_url(USER, done)}/complete"))
+    assert (await elsewhere.delete(task_url(USER, deleted))).status_code == 204
+
+    answer = _ok(await client.post(f"/api/{USER}/tasks/complete-all", json={"completed": True}))
+
+    # The renamed task, the one kept as seen, and the occurrence the completion elsewhere made.
+    assert answer == {"updated": 3}
+    now = {task["id"]: task for task in (await elsewhere.get(f"/api/{USER}/tasks")).json()}
+    assert now[renamed]["title"] == "Water the garden"
+    assert all(now[task]["completed"] for task in (renamed, done, kept))
+    assert deleted not in now
+    assert sum(not task["completed"] for task in now.values()) == 3  # one of each series
+
+
 async def test_a_task_at_the_same_version_with_other_contents_is_written_as_it_is_now(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

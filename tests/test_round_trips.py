@@ -105,9 +105,6 @@ ON_A_REPEATING_TASK: dict[str, tuple[Operation, int]] = {
         lambda client, task: client.patch(task_url(OWNER, task), json={"due_date": "2027-02-01"}),
         1,
     ),
-    # Completing what does not repeat and reading the first page of what does; then their
-    # writes, with the next page.
-    "complete all": (OPERATIONS["complete all"], 2),
     # Complete-all wrote it knowing it: as written, it is known.
     "reopen after complete all": (OPERATIONS["toggle"], 1),
     # Made by the completion beforehand, which kept it as inserted.
@@ -262,5 +259,38 @@ def test_a_write_planned_from_a_task_changed_since_takes_two_round_trips(
         response = operation(client, task)
         counts.append(counter.count - before)
         assert response.status_code == 200, response.text
-        assert response.json()["title"] == "changed"
+        assert client.get(task_url(OWNER, task)).json()["title"] == "changed"
     assert statistics.median(counts) == 2, counts
+
+
+def test_complete_all_takes_one_round_trip_for_repeating_tasks_the_server_saw(
+    proxied_server: tuple[httpx.Client, RoundTrips, str],
+) -> None:
+    # An owner of its own: complete-all reads all of the owner's pending repeating tasks.
+    client, counter, url = proxied_server
+    owner = "carol"
+    complete_all = f"{tasks_url(owner)}/complete-all"
+
+    def counted_complete_all() -> int:
+        before = counter.count
+        response = client.post(complete_all, json={"completed": True})
+        assert response.status_code == 200, response.text
+        return counter.count - before
+
+    tasks = [client.post(tasks_url(owner), json=REPEATING).json()["id"] for _ in range(3)]
+    client.post(tasks_url(owner), json={"title": "plain"})
+    # The tasks as created, then their next occurrences as the first complete-all made them.
+    assert [counted_complete_all(), counted_complete_all()] == [1, 1]
+
+    # Completing what does not repeat and what the server saw; reading the first page of what
+    # repeats, which holds the task changed elsewhere; then its write.
+    changed = client.post(tasks_url(owner), json=REPEATING).json()["id"]
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(
+            "UPDATE tasks SET title = 'changed', version = version + 1 WHERE id = %s", (changed,)
+        )
+    assert counted_complete_all() == 2
+    assert client.get(task_url(owner, changed)).json()["title"] == "changed"
+    assert all(client.get(task_url(owner, task)).json()["completed"] for task in tasks)
+    pending = client.get(tasks_url(owner), params={"status": "pending"}).json()
+    assert len(pending) == 4  # one next occurrence of each series

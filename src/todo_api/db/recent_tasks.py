@@ -39,5 +39,9 @@ class RecentTasks(Generic[_Record]):
         if len(self._records) > self._size:
             self._records.popitem(last=False)
 
+    def of_owner(self, owner: str) -> list[_Record]:
+        """The records kept of the owner's tasks: a pass over all that are kept."""
+        return [record for (kept, _), record in self._records.items() if kept == owner]
+
     def forget(self, owner: str, task_id: int) -> None:
         self._records.pop((owner, task_id), None)

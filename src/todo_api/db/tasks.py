@@ -6,6 +6,7 @@ from datetime import MINYEAR, UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
 from itertools import combinations, product
+from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
@@ -1245,12 +1246,16 @@ _COMPLETE_ALL_PAGE = 100
 _MAX_TASK_ID = 2**63 - 1
 
 
+def _completing(_task: TaskRecord) -> Mapping[str, Any]:
+    return {"completed": True}
+
+
 async def set_all_completed(database: Database, *, owner: str, completed: bool) -> int:
     """Set every task of the owner to `completed`; returns how many changed state.
 
-    One statement, but for the repeating tasks being completed: those are then completed a
-    page at a time, each with its next occurrence, and the occurrences made here are not
-    completed in turn.
+    One statement, but for the repeating tasks being completed: those this process has seen
+    are completed with it, the others a page at a time after it, each with its next
+    occurrence, and the occurrences made here are not completed in turn.
     """
     now = datetime.now(UTC)
     if not completed:
@@ -1261,26 +1266,44 @@ async def set_all_completed(database: Database, *, owner: str, completed: bool) 
         bounds = {"after_id": after_id, "before_id": before_id}
         return _PENDING_REPEATING, {"owner": owner, "limit": _COMPLETE_ALL_PAGE, **bounds}
 
+    # The pending repeating tasks this process has seen are completed in the first round trip
+    # too, planned from what it saw (as `_write_knowing` does); the first page, read before
+    # them in that round trip, then leaves out those they completed.
+    seen = [
+        task
+        for task in database.recent_tasks.of_owner(owner)
+        if task.recurrence is not None and not task.completed
+    ]
+    first: list[Step] = [(_COMPLETE_ALL_PLAIN, {"owner": owner, "now": now}), page()]
+    known: list[_PlannedWrite] = []
+    for task in sorted(seen, key=attrgetter("id"))[:_COMPLETE_ALL_PAGE]:
+        planned = _planned_from_recalled(owner, task, _completing, None)
+        if planned is not None:
+            known.append(planned.after(len(first)))
+            first += planned.steps
     async with database.session() as session:
-        plain, rows = await session.run_together(
-            [(_COMPLETE_ALL_PLAIN, {"owner": owner, "now": now}), page()]
-        )
-    changed = len(plain)
+        results = await session.run_together(first)
+    plain, rows = results[0], results[1]
+    done = {written.id for plan in known if (written := plan.written(database, results))}
+    changed = len(plain) + len(done)
     # Occurrences made here get greater ids than every task there was: the pages stop
     # before them, so they are not completed in turn.
     if rows:
         before_id = int(rows[0][-1]) + 1
     while rows:
-        tasks = [_record(row) for row in rows]
+        after_id = _record(rows[-1]).id
+        tasks = [task for task in map(_record, rows) if task.id not in done]
+        if not tasks:  # all completed in the first round trip
+            rows = await database.fetch_all(*page()) if len(rows) == _COMPLETE_ALL_PAGE else []
+            continue
         now = datetime.now(UTC)
         steps: list[Step] = []
         plans: list[_PlannedWrite] = []
         for task in tasks:
-            planned = _planned_write(owner, task, {"completed": True}, now)
+            planned = _planned_write(owner, task, _completing(task), now)
             assert planned is not None  # a pending task becomes completed
             plans.append(planned.after(len(steps)))
             steps += planned.steps
-        after_id = tasks[-1].id
         # The next page is read in the same round trip, after this one's writes.
         async with database.session() as session:
             *results, rows = await session.run_together([*steps, page()])
