@@ -10,14 +10,17 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.helpers import app_client, create, error_locations, task_url
+from todo_api.db import tasks
 from todo_api.db.models import tasks_table
 from todo_api.db.recent_tasks import RecentTasks
 
 USER = "recalling"
+OWNER_OF_PAGES = "recalling-pages"
 REPEATING: dict[str, Any] = {
     "title": "Water the plants",
     "due_date": "2027-01-04",
@@ -176,6 +179,54 @@ async def test_complete_all_completes_each_task_as_it_is_now_once(
     assert all(now[task]["completed"] for task in (renamed, done, kept))
     assert deleted not in now
     assert sum(not task["completed"] for task in now.values()) == 3  # one of each series
+
+
+async def test_complete_all_of_tasks_seen_goes_to_the_database_once(
+    client: httpx.AsyncClient,
+    elsewhere: httpx.AsyncClient,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With pages of 3: each use of a connection here is one round trip. An owner whose
+    # tasks no other test made (their records would be out of date: each test empties the
+    # table).
+    monkeypatch.setattr(tasks, "_COMPLETE_ALL_PAGE", 3)
+    database = app.state.database
+    uses = 0
+    session = database.session
+
+    def counted() -> Any:
+        nonlocal uses
+        uses += 1
+        return session()
+
+    monkeypatch.setattr(database, "session", counted)
+
+    async def complete_all() -> tuple[int, int]:
+        nonlocal uses
+        uses = 0
+        answer = _ok(
+            await client.post(f"/api/{OWNER_OF_PAGES}/tasks/complete-all", json={"completed": True})
+        )
+        return answer["updated"], uses
+
+    for _ in range(3):
+        await create(client, OWNER_OF_PAGES, **REPEATING)
+    # A full page, all of it seen: nothing is read beyond it.
+    assert await complete_all() == (3, 1)
+
+    # The next occurrences it made, which this server keeps, go elsewhere; three more come.
+    pending = (
+        await elsewhere.get(f"/api/{OWNER_OF_PAGES}/tasks", params={"status": "pending"})
+    ).json()
+    for task in pending:
+        assert (await elsewhere.delete(task_url(OWNER_OF_PAGES, task["id"]))).status_code == 204
+    for _ in range(3):
+        await create(client, OWNER_OF_PAGES, **REPEATING)
+    # The records of the tasks gone take the places of the first round trip; a page finds
+    # the new tasks. Forgotten then, they leave the places to those tasks' next occurrences.
+    assert await complete_all() == (3, 2)
+    assert await complete_all() == (3, 1)
 
 
 async def test_a_task_at_the_same_version_with_other_contents_is_written_as_it_is_now(

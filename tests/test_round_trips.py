@@ -271,16 +271,16 @@ def test_complete_all_takes_one_round_trip_for_repeating_tasks_the_server_saw(
     owner = "carol"
     complete_all = f"{tasks_url(owner)}/complete-all"
 
-    def counted_complete_all() -> int:
+    def counted_complete_all(updated: int) -> int:
         before = counter.count
         response = client.post(complete_all, json={"completed": True})
-        assert response.status_code == 200, response.text
+        assert response.json() == {"updated": updated}, response.text
         return counter.count - before
 
     tasks = [client.post(tasks_url(owner), json=REPEATING).json()["id"] for _ in range(3)]
     client.post(tasks_url(owner), json={"title": "plain"})
     # The tasks as created, then their next occurrences as the first complete-all made them.
-    assert [counted_complete_all(), counted_complete_all()] == [1, 1]
+    assert [counted_complete_all(4), counted_complete_all(3)] == [1, 1]
 
     # Completing what does not repeat and what the server saw; reading the first page of what
     # repeats, which holds the task changed elsewhere; then its write.
@@ -289,7 +289,7 @@ def test_complete_all_takes_one_round_trip_for_repeating_tasks_the_server_saw(
         connection.execute(
             "UPDATE tasks SET title = 'changed', version = version + 1 WHERE id = %s", (changed,)
         )
-    assert counted_complete_all() == 2
+    assert counted_complete_all(4) == 2
     assert client.get(task_url(owner, changed)).json()["title"] == "changed"
     assert all(client.get(task_url(owner, task)).json()["completed"] for task in tasks)
     pending = client.get(tasks_url(owner), params={"status": "pending"}).json()

@@ -1275,26 +1275,34 @@ async def set_all_completed(database: Database, *, owner: str, completed: bool) 
         if task.recurrence is not None and not task.completed
     ]
     first: list[Step] = [(_COMPLETE_ALL_PLAIN, {"owner": owner, "now": now}), page()]
-    known: list[_PlannedWrite] = []
+    known: list[tuple[TaskRecord, _PlannedWrite]] = []
     for task in sorted(seen, key=attrgetter("id"))[:_COMPLETE_ALL_PAGE]:
         planned = _planned_from_recalled(owner, task, _completing, None)
         if planned is not None:
-            known.append(planned.after(len(first)))
+            known.append((task, planned.after(len(first))))
             first += planned.steps
     async with database.session() as session:
         results = await session.run_together(first)
     plain, rows = results[0], results[1]
-    done = {written.id for plan in known if (written := plan.written(database, results))}
+    done = set()
+    for task, plan in known:
+        if plan.written(database, results) is None:
+            # Not as seen: forgotten, so that it does not take a place here again; a page
+            # keeps it anew if it is still pending.
+            database.recent_tasks.forget(owner, task.id)
+        else:
+            done.add(task.id)
     changed = len(plain) + len(done)
     # Occurrences made here get greater ids than every task there was: the pages stop
     # before them, so they are not completed in turn.
-    if rows:
-        before_id = int(rows[0][-1]) + 1
+    last_id = int(rows[-1][-1]) if rows else 0
+    before_id = last_id + 1
     while rows:
         after_id = _record(rows[-1]).id
         tasks = [task for task in map(_record, rows) if task.id not in done]
-        if not tasks:  # all completed in the first round trip
-            rows = await database.fetch_all(*page()) if len(rows) == _COMPLETE_ALL_PAGE else []
+        if not tasks:  # all completed in the first round trip: read on if there are more
+            more = len(rows) == _COMPLETE_ALL_PAGE and after_id < last_id
+            rows = await database.fetch_all(*page()) if more else []
             continue
         now = datetime.now(UTC)
         steps: list[Step] = []
