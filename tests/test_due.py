@@ -216,7 +216,8 @@ def test_the_zones_used_here_are_a_day_apart() -> None:
 async def test_dues_at_the_ends_of_the_calendar_sort_and_filter_in_any_zone(
     client: httpx.AsyncClient,
 ) -> None:
-    # In Tokyo the first is on 10000-01-01 and the last on 0000-12-31: past Python's dates.
+    # The last is on 10000-01-01 in Tokyo, the first on 0000-12-31 in New York: past Python's
+    # dates.
     await create(client, "alice", title="Last", due_at="9999-12-31T23:00:00Z")
     await create(client, "alice", title="Before it", due_date="9999-12-30")
     await create(client, "alice", title="First", due_at="0001-01-01T00:00:00Z")
