@@ -6,10 +6,10 @@ from typing import Any
 from fastapi import Request, Response
 
 from todo_api.api.caller import authorize
-from todo_api.api.json_body import Utf8JsonRoute
+from todo_api.api.json_body import JsonBodyRoute
 
 
-class AuthorizedRoute(Utf8JsonRoute):
+class AuthorizedRoute(JsonBodyRoute):
     """A route that answers 401/403 before FastAPI parses its body or parameters.
 
     Dependencies run only after the body is parsed, so a check there would let a caller

@@ -1,4 +1,4 @@
-"""JSON request bodies are read as UTF-8 only, as RFC 8259 requires between systems."""
+"""Request bodies are JSON, and JSON between systems is UTF-8 (RFC 8259)."""
 
 import json
 from collections.abc import Callable, Coroutine
@@ -6,6 +6,9 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
 from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
+
+from todo_api.api.problems import ProblemError
 
 
 class _Utf8JsonRequest(Request):
@@ -26,16 +29,37 @@ class _Utf8JsonRequest(Request):
         return self._json
 
 
-class Utf8JsonRoute(APIRoute):
-    """A route whose body, when JSON, must be UTF-8: any other encoding answers 400.
+def _is_json(media_type: str) -> bool:
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
-    FastAPI parses the body before any dependency runs, so the check lives in the request.
+
+def require_json_body(headers: Headers) -> None:
+    """415 for a body not declared as JSON (FastAPI would not parse it, so say why)."""
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if has_body and not _is_json(media_type):
+        raise ProblemError(
+            415,
+            "The request body must be JSON, sent with Content-Type: application/json.",
+            type_="urn:todo-api:unsupported-media-type",
+        )
+
+
+class JsonBodyRoute(APIRoute):
+    """A route whose body, if it takes one, must be declared as JSON (else 415) and be
+    UTF-8 (else 400).
+
+    FastAPI parses the body before any dependency runs, so the checks live in the route.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
+        if self.body_field is None:
+            return handle
 
-        async def handle_utf8_json(request: Request) -> Response:
+        async def handle_json_body(request: Request) -> Response:
+            require_json_body(request.headers)
             return await handle(_Utf8JsonRequest(request.scope, request.receive))
 
-        return handle_utf8_json
+        return handle_json_body

@@ -9,7 +9,7 @@ from pydantic_core import to_json
 from todo_api.api.authorized_route import AuthorizedRoute
 from todo_api.api.caller import CallerId
 from todo_api.api.conditional import public_task
-from todo_api.api.dependencies import DatabaseDep
+from todo_api.api.dependencies import database_of
 from todo_api.api.list_query import DEFAULT_PAGE_SIZE, MAX_BIGINT, MAX_PAGE_SIZE
 from todo_api.api.problems import problem_responses
 from todo_api.api.public_url import page_headers, page_headers_schema
@@ -38,7 +38,6 @@ router = APIRouter(
 )
 async def list_due_reminders(
     owner: CallerId,
-    database: DatabaseDep,
     request: Request,
     until: Annotated[
         TaskDueAt | None,
@@ -52,6 +51,7 @@ async def list_due_reminders(
     """The tasks whose reminder (`reminder.at`) has come and is not acknowledged (completing
     a task acknowledges it): what to show the user now. Acknowledge each with
     `POST /api/{user_id}/tasks/{task_id}/reminder/ack`, and it is not listed again."""
+    database = database_of(request)
     page = await task_queries.due_reminders(
         database, owner=owner, until=until or datetime.now(UTC), limit=limit, offset=offset
     )

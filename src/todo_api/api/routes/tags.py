@@ -14,7 +14,7 @@ from todo_api.api.conditional import (
     none_match,
     not_modified,
 )
-from todo_api.api.dependencies import DatabaseDep
+from todo_api.api.dependencies import database_of
 from todo_api.api.problems import problem_responses
 from todo_api.api.schemas import TagCount
 from todo_api.db.tags import count_tags
@@ -38,8 +38,9 @@ router = APIRouter(
         **NOT_MODIFIED,
     },
 )
-async def list_tags(owner: CallerId, database: DatabaseDep, request: Request) -> Response:
+async def list_tags(owner: CallerId, request: Request) -> Response:
     """Sorted by name ignoring case; a tag no task carries any more is gone. One query."""
+    database = database_of(request)
     counts = await count_tags(database, owner=owner)
     body = to_json([{"name": tag.name, "count": tag.count} for tag in counts])
     etag = content_etag(body)

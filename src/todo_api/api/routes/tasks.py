@@ -25,7 +25,7 @@ from todo_api.api.conditional import (
     public_task,
     task_etag,
 )
-from todo_api.api.dependencies import DatabaseDep, require_json_body
+from todo_api.api.dependencies import database_of
 from todo_api.api.idempotency import (
     IDEMPOTENCY_KEY,
     idempotency_key,
@@ -105,8 +105,8 @@ router = APIRouter(
     responses=problem_responses(422, 503),
     route_class=AuthorizedRoute,
 )
-# Operations that take a JSON body: its size and media type can be wrong too.
-JSON_BODY = [Depends(require_json_body)]
+# Operations that take a JSON body: its size, media type and encoding can be wrong too
+# (AuthorizedRoute, a JsonBodyRoute, answers the last two).
 BODY_PROBLEMS = problem_responses(400, 413, 415)
 
 
@@ -208,12 +208,12 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def list_tasks(
     owner: CallerId,
-    database: DatabaseDep,
     request: Request,
     query: Annotated[TaskListQuery, Depends(list_query)],
 ) -> Response:
     """Newest first by default, paginated with `limit` and `offset`. Filters combine: a
     task is listed if it passes all of them."""
+    database = database_of(request)
     page = await list_page(database, owner, query)
     limit, offset = query.limit, query.offset
     total = str(page.total)
@@ -231,7 +231,6 @@ async def list_tasks(
     summary="Create a task",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
-    dependencies=JSON_BODY,
     openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
     responses={
         201: {
@@ -251,11 +250,11 @@ async def list_tasks(
 )
 async def create_task(
     owner: CallerId,
-    database: DatabaseDep,
     task_in: TaskCreate,
     request: Request,
 ) -> Response:
     """The title is trimmed; `completed` defaults to false."""
+    database = database_of(request)
     new_task = task_in.new_task()
     key = idempotency_key(request)
     if key is None:
@@ -293,11 +292,10 @@ def _created_headers(request: Request, owner: str, task: PublicTask) -> dict[str
     summary="Count the caller's tasks",
     response_model=TaskStats,
 )
-async def get_task_stats(
-    owner: CallerId, database: DatabaseDep, tz: TimeZoneQuery = "UTC"
-) -> Response:
+async def get_task_stats(owner: CallerId, request: Request, tz: TimeZoneQuery = "UTC") -> Response:
     """Total, pending and completed, and the pending ones overdue or due today in `tz`,
     from one query."""
+    database = database_of(request)
     counts = await task_queries.count_tasks(database, owner=owner, zone=ZoneInfo(tz))
     return _json(
         {
@@ -315,13 +313,13 @@ async def get_task_stats(
     operation_id="complete_all_tasks",
     summary="Set every task of the caller to completed or pending",
     response_model=BulkUpdateResult,
-    dependencies=JSON_BODY,
     responses=BODY_PROBLEMS,
 )
 async def complete_all_tasks(
-    owner: CallerId, database: DatabaseDep, completion: BulkCompletion
+    owner: CallerId, completion: BulkCompletion, request: Request
 ) -> Response:
     """One statement; `updated` counts the tasks whose state changed."""
+    database = database_of(request)
     updated = await task_queries.set_all_completed(
         database, owner=owner, completed=completion.completed
     )
@@ -334,8 +332,9 @@ async def complete_all_tasks(
     summary="Delete the caller's completed tasks",
     response_model=BulkDeleteResult,
 )
-async def delete_completed_tasks(owner: CallerId, database: DatabaseDep) -> Response:
+async def delete_completed_tasks(owner: CallerId, request: Request) -> Response:
     """One statement; pending tasks stay."""
+    database = database_of(request)
     return _json({"deleted": await task_queries.delete_completed(database, owner=owner)})
 
 
@@ -347,9 +346,8 @@ async def delete_completed_tasks(owner: CallerId, database: DatabaseDep) -> Resp
     responses={200: {"headers": TASK_ETAG}, **NOT_MODIFIED, **problem_responses(404)},
     openapi_extra={"parameters": [IF_NONE_MATCH]},
 )
-async def read_task(
-    owner: CallerId, database: DatabaseDep, task_id: TaskId, request: Request
-) -> Response:
+async def read_task(owner: CallerId, task_id: TaskId, request: Request) -> Response:
+    database = database_of(request)
     task = _found(await task_queries.get_task(database, owner=owner, task_id=task_id), task_id)
     if not none_match(field_list(request.headers, "if-none-match"), task["etag"]):
         return not_modified(task["etag"])
@@ -361,19 +359,18 @@ async def read_task(
     operation_id="replace_task",
     summary="Replace a task",
     response_model=TaskPublic,
-    dependencies=JSON_BODY,
     responses=WRITE_RESPONSES,
     openapi_extra={"parameters": [IF_MATCH]},
 )
 async def replace_task(
     owner: CallerId,
-    database: DatabaseDep,
     task_id: TaskId,
     task_in: TaskReplace,
     request: Request,
 ) -> Response:
     """An absent `description` becomes null; an absent `completed`, `priority`, due, `tags`,
     `recurrence` or `reminder` is left as it is."""
+    database = database_of(request)
     return await _update(database, owner, task_id, task_in.changes(), request)
 
 
@@ -382,18 +379,17 @@ async def replace_task(
     operation_id="update_task",
     summary="Update some fields of a task",
     response_model=TaskPublic,
-    dependencies=JSON_BODY,
     responses=WRITE_RESPONSES,
     openapi_extra={"parameters": [IF_MATCH]},
 )
 async def update_task(
     owner: CallerId,
-    database: DatabaseDep,
     task_id: TaskId,
     task_in: TaskUpdate,
     request: Request,
 ) -> Response:
     """Only the fields present change; `description: null` clears the description."""
+    database = database_of(request)
     return await _update(database, owner, task_id, task_in.changes(), request)
 
 
@@ -406,9 +402,8 @@ async def update_task(
     responses={**problem_responses(404), **CONDITIONAL_WRITE},
     openapi_extra={"parameters": [IF_MATCH]},
 )
-async def delete_task(
-    owner: CallerId, database: DatabaseDep, task_id: TaskId, request: Request
-) -> Response:
+async def delete_task(owner: CallerId, task_id: TaskId, request: Request) -> Response:
+    database = database_of(request)
     write = task_queries.delete_task(
         database, owner=owner, task_id=task_id, if_version_in=_if_match(request, task_id)
     )
@@ -422,18 +417,17 @@ async def delete_task(
     operation_id="toggle_task_completion",
     summary="Toggle or set a task's completion",
     response_model=TaskPublic,
-    dependencies=JSON_BODY,
     responses=WRITE_RESPONSES,
     openapi_extra={"parameters": [IF_MATCH]},
 )
 async def toggle_task_completion(
     owner: CallerId,
-    database: DatabaseDep,
     task_id: TaskId,
     request: Request,
     completion: Annotated[TaskCompletion | None, Body()] = None,
 ) -> Response:
     """Without a body the state flips; `{"completed": true|false}` sets it (idempotent)."""
+    database = database_of(request)
     if completion is not None and completion.completed is not None:
         return await _update(database, owner, task_id, {"completed": completion.completed}, request)
     write = task_queries.toggle_task(
@@ -466,11 +460,10 @@ NO_REMINDER: dict[int | str, dict[str, Any]] = {
     response_model=TaskPublic,
     responses={200: {"headers": TASK_ETAG}, **problem_responses(404), **NO_REMINDER},
 )
-async def acknowledge_reminder(
-    owner: CallerId, database: DatabaseDep, task_id: TaskId, request: Request
-) -> Response:
+async def acknowledge_reminder(owner: CallerId, task_id: TaskId, request: Request) -> Response:
     """It is no longer listed by GET /api/{user_id}/reminders, until the reminder is set again
     or the due moves. Acknowledging it again changes nothing."""
+    database = database_of(request)
     try:
         task = await task_queries.acknowledge_reminder(database, owner=owner, task_id=task_id)
     except task_queries.NoReminderError:
