@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic_core import to_json
 
 from todo_api.api.authorized_route import AuthorizedRoute
 from todo_api.api.caller import CallerId
 from todo_api.api.conditional import public_task
 from todo_api.api.dependencies import database_of
+from todo_api.api.json_encoding import to_json
 from todo_api.api.list_query import DEFAULT_PAGE_SIZE, MAX_BIGINT, MAX_PAGE_SIZE
 from todo_api.api.problems import problem_responses
 from todo_api.api.public_url import page_headers, page_headers_schema

@@ -1,7 +1,6 @@
 """The caller's tags, counted."""
 
 from fastapi import APIRouter, Request, Response
-from pydantic_core import to_json
 
 from todo_api.api.authorized_route import AuthorizedRoute
 from todo_api.api.caller import CallerId
@@ -15,6 +14,7 @@ from todo_api.api.conditional import (
     not_modified,
 )
 from todo_api.api.dependencies import database_of
+from todo_api.api.json_encoding import to_json
 from todo_api.api.problems import problem_responses
 from todo_api.api.schemas import TagCount
 from todo_api.db.tags import count_tags

@@ -5,7 +5,6 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
-from pydantic_core import to_json
 from starlette.convertors import Convertor, register_url_convertor
 
 from todo_api.api.authorized_route import AuthorizedRoute
@@ -32,6 +31,7 @@ from todo_api.api.idempotency import (
     key_error,
     request_fingerprint,
 )
+from todo_api.api.json_encoding import to_json
 from todo_api.api.list_query import (
     MAX_BIGINT,
     TIME_ZONE_DESCRIPTION,
@@ -111,8 +111,6 @@ BODY_PROBLEMS = problem_responses(400, 413, 415)
 
 
 def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    # Records come from the database already valid: they are encoded as they are, not
-    # validated again through the response model (which documents them).
     return Response(to_json(content), status_code, headers, media_type="application/json")
 
 
