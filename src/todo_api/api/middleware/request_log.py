@@ -8,8 +8,8 @@ are never read here, so titles and descriptions cannot reach the logs.
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -39,7 +39,8 @@ def accepted_request_id(value: str | None) -> str | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # 32 random hex digits, as uuid4().hex gave, without building a UUID for them.
+    return secrets.token_hex(16)
 
 
 class RequestLogMiddleware:
