@@ -108,6 +108,44 @@ async def test_json_media_types_are_accepted(client: httpx.AsyncClient, content_
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "{task}"),
+        ("PATCH", "{task}"),
+        ("PATCH", "{task}/complete"),
+        ("POST", "{tasks}/complete-all"),
+    ],
+)
+async def test_every_operation_with_a_body_refuses_one_not_declared_as_json(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    task = await create(client, "alice", title="As it was")
+    url = path.format(task=task_url("alice", task["id"]), tasks=tasks_url("alice"))
+    body = b'{"title": "Changed", "completed": true}'
+
+    refused = await client.request(
+        method, url, content=body, headers={"content-type": "text/plain"}
+    )
+    utf16 = await client.request(method, url, content=body.decode().encode("utf-16"), headers=JSON)
+
+    assert_problem(refused, 415)
+    assert_problem(utf16, 400)
+    after = (await client.get(task_url("alice", task["id"]))).json()
+    assert (after["title"], after["completed"], after["etag"]) == ("As it was", False, task["etag"])
+
+
+async def test_an_operation_without_a_body_ignores_a_text_one(client: httpx.AsyncClient) -> None:
+    task = await create(client, "alice")
+    response = await client.request(
+        "GET",
+        task_url("alice", task["id"]),
+        content=b"hello",
+        headers={"content-type": "text/plain"},
+    )
+    assert response.status_code == 200, response.text
+
+
 async def test_body_without_content_type_is_415(client: httpx.AsyncClient) -> None:
     request = client.build_request("POST", tasks_url("alice"), content=b'{"title": "t"}')
     assert "content-type" not in request.headers

@@ -39,7 +39,7 @@ def accepted_request_id(value: str | None) -> str | None:
 
 
 def new_request_id() -> str:
-    # 32 random hex digits, as uuid4().hex gave, without building a UUID for them.
+    # 32 random hex digits, like uuid4().hex, without building a UUID for them.
     return secrets.token_hex(16)
 
 
