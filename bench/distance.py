@@ -4,7 +4,10 @@
 throwaway database on TEST_DATABASE_URL's server sits tests/roundtrip_proxy.py, which adds
 `--delay-ms` (20) to every round trip, as a database in another region would. One server
 (one worker), one client, requests one after another: for each endpoint the round trips per
-request and the p50/p99 latency. Target: p50 at most one round trip plus 3 ms.
+request and the p50/p99 latency. Target: p50 at most one round trip plus 3 ms. The proxy's
+event loop wakes up to a millisecond or so late, so a round trip is what it really added:
+besides the nominal target, the table judges the median of each request's time beyond the
+delay the proxy added to it.
 """
 
 import argparse
@@ -158,12 +161,12 @@ def main() -> None:
         httpx.Client(base_url=base, timeout=30) as client,
     ):
         for name, request in ENDPOINTS.items():
-            trips, latencies = [], []
+            trips, latencies, beyond = [], [], []
             for attempt in range(args.requests + 3):  # three to warm up
                 target = client.post(
                     f"/api/{OWNER}/tasks", json=TARGETS.get(name, {"title": "target"})
                 )
-                before = counter.count
+                before, delayed_before = counter.count, counter.delayed
                 started = time.perf_counter()
                 response = request(client, target.json()["id"])
                 elapsed = (time.perf_counter() - started) * 1000
@@ -172,22 +175,33 @@ def main() -> None:
                 if attempt >= 3:
                     trips.append(counter.count - before)
                     latencies.append(elapsed)
+                    beyond.append(elapsed - (counter.delayed - delayed_before) * 1000)
             latencies.sort()
             p50 = statistics.median(latencies)
             p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-            rows.append((name, statistics.median(trips), p50, p99))
-            print(f"{name:18} {rows[-1][1]:3.0f} round trips  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
+            rows.append((name, statistics.median(trips), p50, p99, statistics.median(beyond)))
+            print(
+                f"{name:18} {rows[-1][1]:3.0f} round trips  p50 {p50:6.1f} ms  "
+                f"p99 {p99:6.1f} ms  beyond the delay {rows[-1][4]:5.1f} ms"
+            )
         load = (
             load_run(base, Path(scratch), args.load_seconds, args.delay_ms)
             if args.load_seconds
             else []
         )
     limit = args.delay_ms + TARGET_MARGIN_MS
-    print(f"\n| endpoint | round trips | p50 ms | p99 ms | p50 <= {limit:g} ms |")
-    print("|---|---:|---:|---:|---|")
-    for name, median_trips, p50, p99 in rows:
+    print(
+        f"\n| endpoint | round trips | p50 ms | p99 ms | p50 <= {limit:g} ms "
+        f"| p50 beyond the added delay, ms | <= {TARGET_MARGIN_MS:g} ms |"
+    )
+    print("|---|---:|---:|---:|---|---:|---|")
+    for name, median_trips, p50, p99, past_delay in rows:
         met = "yes" if p50 <= limit else "no"
-        print(f"| {name} | {median_trips:g} | {p50:.1f} | {p99:.1f} | {met} |")
+        met_past_delay = "yes" if past_delay <= TARGET_MARGIN_MS else "no"
+        print(
+            f"| {name} | {median_trips:g} | {p50:.1f} | {p99:.1f} | {met} "
+            f"| {past_delay:.1f} | {met_past_delay} |"
+        )
 
     if load:
         print(

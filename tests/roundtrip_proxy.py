@@ -3,11 +3,14 @@
 A round trip is a burst of client bytes that the server has not answered yet: the client
 speaks, then waits for the server. However many messages one burst holds (Parse, Bind,
 Execute, Sync), the client waits once. `delay` is added once per round trip, before the
-burst goes on, as the distance to a database in another region would add it.
+burst goes on, as the distance to a database in another region would add it. The event loop
+wakes up late by up to a millisecond or so (epoll's timeout is in whole milliseconds), so the
+delay actually added is counted too.
 """
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,14 +22,19 @@ _CHUNK = 64 * 1024
 
 @dataclass
 class RoundTrips:
-    """The count, shared by every connection through the proxy."""
+    """The count, and the seconds of delay added in all, shared by every connection."""
 
     count: int = 0
+    delayed: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self) -> None:
         with self._lock:
             self.count += 1
+
+    def add_delay(self, seconds: float) -> None:
+        with self._lock:
+            self.delayed += seconds
 
 
 class _Connection:
@@ -43,7 +51,9 @@ class _Connection:
                 self.answered = False
                 self.counter.add()
                 if self.delay:
+                    started = time.perf_counter()
                     await asyncio.sleep(self.delay)
+                    self.counter.add_delay(time.perf_counter() - started)
             writer.write(data)
             await writer.drain()
         writer.close()
