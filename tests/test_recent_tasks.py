@@ -248,6 +248,30 @@ async def test_a_task_at_the_same_version_with_other_contents_is_written_as_it_i
     assert (completed["title"], completed["completed"]) == ("Water the garden", True)
 
 
+async def test_a_keyed_create_keeps_the_task_as_stored_and_its_replay_keeps_nothing(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient, app: FastAPI
+) -> None:
+    keyed = {"Idempotency-Key": "recalling-keyed"}
+    made = await client.post(f"/api/{USER}/tasks", json=REPEATING, headers=keyed)
+    assert made.status_code == 201, made.text
+    task_id = made.json()["id"]
+    database = app.state.database
+    kept = database.recent_tasks.recall(USER, task_id)
+    assert kept is not None
+    assert kept == await tasks.get_task(database, owner=USER, task_id=task_id)  # read, as stored
+
+    url = task_url(USER, task_id)
+    _ok(await elsewhere.patch(url, json={"title": "Water the garden", "due_date": "2027-01-10"}))
+    replayed = await client.post(f"/api/{USER}/tasks", json=REPEATING, headers=keyed)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json()["title"] == "Water the plants"  # the stored response, as it was
+    completed = _ok(await client.patch(f"{url}/complete"))
+
+    assert (completed["title"], completed["due_date"]) == ("Water the garden", "2027-01-10")
+    following = _ok(await elsewhere.get(task_url(USER, completed["next_occurrence_id"])))
+    assert following["due_date"] == "2027-01-11"
+
+
 def test_the_records_kept_are_bounded_and_the_least_recently_used_go_first() -> None:
     recent: RecentTasks[str] = RecentTasks(size=2)
     recent.remember("alice", 1, "one")

@@ -294,3 +294,23 @@ def test_complete_all_takes_one_round_trip_for_repeating_tasks_the_server_saw(
     assert all(client.get(task_url(owner, task)).json()["completed"] for task in tasks)
     pending = client.get(tasks_url(owner), params={"status": "pending"}).json()
     assert len(pending) == 4  # one next occurrence of each series
+
+
+def test_completing_a_repeating_task_made_by_a_keyed_create_takes_one_round_trip(
+    proxied_server: tuple[httpx.Client, RoundTrips, str],
+) -> None:
+    # The keyed insert returns the row as stored, which the server keeps; a replay of the key
+    # answers from the request and keeps nothing, so the first record still plans the write.
+    client, counter, _ = proxied_server
+    counts = []
+    for attempt in range(WARM_UP + MEASURED):
+        keyed = {"Idempotency-Key": f"repeating-{attempt}"}
+        made = client.post(tasks_url(OWNER), json=REPEATING, headers=keyed)
+        replayed = client.post(tasks_url(OWNER), json=REPEATING, headers=keyed)
+        assert (made.status_code, replayed.headers.get("Idempotent-Replayed")) == (201, "true")
+        before = counter.count
+        completed = OPERATIONS["toggle"](client, made.json()["id"])
+        counts.append(counter.count - before)
+        assert completed.json()["completed"] is True, completed.text
+        assert completed.json()["next_occurrence_id"] is not None
+    assert statistics.median(counts[WARM_UP:]) == 1, counts

@@ -44,6 +44,7 @@ from todo_api.db.tasks import (
     created_record,
     insert_where,
     new_task_values,
+    seen_row,
 )
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def _claim(dialect_name: str) -> ReturningInsert[Any]:
     ).returning(_k.claim)
 
 
-_INSERT_TASK = insert_where(_CLAIMED).returning(tasks_table.c.id)
+_INSERT_TASK = insert_where(_CLAIMED).returning(tasks_table)
 _LINK_TASK = (
     update(idempotency_keys_table)
     .where(*_THIS_KEY, _k.claim == _CLAIM)
@@ -194,7 +195,8 @@ async def create_task_once(
         async with database.session() as session:
             _, inserted, *_, stored = await session.run_together(steps)
         if inserted:
-            return KeyedTask(created_record(inserted[0][0], params), replayed=False)
+            # The row as stored: kept, so that a write needing the task can plan from it.
+            return KeyedTask(seen_row(database, inserted[0]), replayed=False)
         if not stored:
             continue
         stored_fingerprint, task_id, created_at = stored[0]

@@ -664,6 +664,11 @@ def _seen(database: Database, task: TaskRecord) -> TaskRecord:
     return task
 
 
+def seen_row(database: Database, row: Row) -> TaskRecord:
+    """The task a statement returned (all of its columns), kept as `_seen` keeps it."""
+    return _seen(database, _record(row))
+
+
 def _recalled(database: Database, owner: str, task_id: int) -> TaskRecord | None:
     recalled: TaskRecord | None = database.recent_tasks.recall(owner, task_id)
     return recalled
