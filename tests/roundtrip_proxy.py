@@ -22,10 +22,12 @@ _CHUNK = 64 * 1024
 
 @dataclass
 class RoundTrips:
-    """The count, and the seconds of delay added in all, shared by every connection."""
+    """The count, the seconds of delay added in all, and the connections opened through the
+    proxy, shared by every connection."""
 
     count: int = 0
     delayed: float = 0.0
+    connections: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self) -> None:
@@ -35,6 +37,10 @@ class RoundTrips:
     def add_delay(self, seconds: float) -> None:
         with self._lock:
             self.delayed += seconds
+
+    def add_connection(self) -> None:
+        with self._lock:
+            self.connections += 1
 
 
 class _Connection:
@@ -84,6 +90,7 @@ def roundtrip_proxy(database_url: str, delay: float = 0.0) -> Iterator[tuple[str
         except OSError:
             client_writer.close()
             return
+        counter.add_connection()
         connection = _Connection(counter, delay)
         await asyncio.gather(
             connection.client_to_server(client_reader, server_writer),

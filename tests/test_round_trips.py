@@ -202,8 +202,12 @@ def test_the_operation_takes_one_round_trip(
     client, counter, _ = proxied_server
     for _ in range(WARM_UP):
         _measure(client, counter, name)
+    connections = counter.connections
     counts = [_measure(client, counter, name) for _ in range(MEASURED)]
-    assert statistics.median(counts) == 1, counts
+    # Which round trips a new connection made (its start-up, its first statements) tells an
+    # extra round trip of the pool's from one of the operation's.
+    opened = counter.connections - connections
+    assert statistics.median(counts) == 1, f"{counts}, connections opened meanwhile: {opened}"
 
 
 #: The tasks the operations of each table act on.
