@@ -761,7 +761,7 @@ async def _page(
         else:
             counted = await session.fetch_one(count, params)
             total = int(counted[0]) if counted else 0
-    return TaskPage(tasks=[_seen(database, _record(row)) for row in rows], total=total)
+    return TaskPage(tasks=[seen_row(database, row) for row in rows], total=total)
 
 
 async def list_tasks(
@@ -898,7 +898,7 @@ async def create_task(database: Database, *, owner: str, task: NewTask) -> TaskR
         inserted, _ = await session.run_together(
             [(_INSERT, values), tag_rows.new_task_rows(owner, task.tags)]
         )
-    return _seen(database, _record(inserted[0]))
+    return seen_row(database, inserted[0])
 
 
 async def _missed_write(
@@ -1063,7 +1063,7 @@ async def _write_knowing(
         if not current:
             database.recent_tasks.forget(owner, task_id)
             return None
-        task, fresh = _seen(database, _record(current[0])), True
+        task, fresh = seen_row(database, current[0]), True
     raise DatabaseBusyError(f"task {task_id} kept changing while it was being written")
 
 
@@ -1100,8 +1100,8 @@ class _PlannedWrite:
         if not task:
             return None
         if self.next_step is not None and results[self.next_step]:
-            _seen(database, _record(results[self.next_step][0]))
-        return _seen(database, _record(task[0]))
+            seen_row(database, results[self.next_step][0])
+        return seen_row(database, task[0])
 
 
 def _planned_write(
