@@ -106,7 +106,7 @@ bench: install-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth_cost.py
 	$(BIN)/python bench/mcp_cost.py
-	$(BIN)/python bench/distance.py
+	$(BIN)/python bench/distance.py --reference
 	$(BIN)/python bench/distance.py --pgbouncer
 	$(BIN)/python bench/writes.py
 
@@ -130,10 +130,10 @@ bench-auth: install-dev
 	$(BIN)/python bench/auth_cost.py
 
 # Issue 23: each endpoint's round trips and latency with 20 ms added per round trip, then
-# requests per second at 64 connections; directly, then through PgBouncer (about 3 minutes).
+# requests per second at 64 connections; directly, then through PgBouncer (about 4 minutes).
 .PHONY: bench-distance
 bench-distance: install-dev
-	$(BIN)/python bench/distance.py
+	$(BIN)/python bench/distance.py --reference
 	$(BIN)/python bench/distance.py --pgbouncer
 
 # Issue 23: the API's throughput and p99 against the reference (FastAPI on the bare driver) and
