@@ -4,7 +4,9 @@ Connections are opened on demand by the request that needs one, so a database th
 refuses connections answers that request at once (a background-filling pool would leave
 it waiting out the pool timeout instead). At most `size + overflow` are open; at most
 `size` are kept idle. Idle connections older than `recycle` seconds, or that `usable`
-rejects, are closed instead of handed out.
+rejects, are closed instead of handed out. A connection handed out past `RENEW_SHARE` of
+`recycle` gets its replacement opened in the background, so a connection in steady use is
+replaced before it is too old, without a request waiting for the new one.
 """
 
 import asyncio
@@ -15,19 +17,23 @@ from typing import Generic, TypeVar
 
 C = TypeVar("C")
 
+#: From this share of `recycle` on, a connection handed out is replaced in the background.
+RENEW_SHARE = 0.75
+
 
 class PoolTimeoutError(Exception):
     """No connection became free within the pool timeout."""
 
 
 class Pooled(Generic[C]):
-    """A pool's connection and when it was opened."""
+    """A pool's connection, when it was opened, and whether a newer one has replaced it."""
 
-    __slots__ = ("connection", "opened")
+    __slots__ = ("connection", "opened", "replaced")
 
     def __init__(self, connection: C) -> None:
         self.connection = connection
         self.opened = time.monotonic()
+        self.replaced = False
 
 
 class ConnectionPool(Generic[C]):
@@ -52,6 +58,9 @@ class ConnectionPool(Generic[C]):
         # The right end is the most recently returned: the one most likely still warm.
         self._idle: deque[Pooled[C]] = deque()
         self._closing: set[asyncio.Task[None]] = set()
+        # One replacement opens at a time: the connections open stay within one more than
+        # `size + overflow`, and a database that refuses them gets one attempt at a time.
+        self._renewal: asyncio.Task[None] | None = None
         self._closed = False
 
     async def acquire(self) -> Pooled[C]:
@@ -73,16 +82,42 @@ class ConnectionPool(Generic[C]):
     async def _idle_or_new(self) -> Pooled[C]:
         while self._idle:
             pooled = self._idle.pop()
-            fresh = self._recycle is None or time.monotonic() - pooled.opened < self._recycle
+            age = time.monotonic() - pooled.opened
+            fresh = self._recycle is None or age < self._recycle
             if fresh and self._usable(pooled.connection):
+                if self._recycle is not None and age >= RENEW_SHARE * self._recycle:
+                    self._renew(pooled)
                 return pooled
             await self._close(pooled.connection)
         return Pooled(await self._connect())
 
+    def _renew(self, old: Pooled[C]) -> None:
+        if self._renewal is None and not self._closed:
+            self._renewal = asyncio.ensure_future(self._replace(old))
+
+    async def _replace(self, old: Pooled[C]) -> None:
+        """Open a connection to take `old`'s place: `old` is closed once it is idle."""
+        try:
+            new = Pooled(await self._connect())
+        except Exception:
+            # `old` serves until `recycle`; then the request that finds it too old opens
+            # one itself, and answers with the reason if it cannot.
+            return
+        finally:
+            self._renewal = None
+        old.replaced = True
+        if old in self._idle:
+            self._idle.remove(old)
+            self.close_later(old.connection)
+        if self._closed or len(self._idle) >= self._size:
+            self.close_later(new.connection)
+        else:
+            self._idle.append(new)
+
     def release(self, pooled: Pooled[C], *, reusable: bool) -> None:
-        """Give a connection back; one that is not `reusable` (or one too many, or one
-        given back after the pool closed) is closed."""
-        if reusable and not self._closed and len(self._idle) < self._size:
+        """Give a connection back; one that is not `reusable` (or replaced, or one too
+        many, or given back after the pool closed) is closed."""
+        if reusable and not pooled.replaced and not self._closed and len(self._idle) < self._size:
             self._idle.append(pooled)
         else:
             self.close_later(pooled.connection)
@@ -99,6 +134,9 @@ class ConnectionPool(Generic[C]):
 
     async def close(self) -> None:
         self._closed = True
+        if self._renewal is not None:
+            self._renewal.cancel()
+            await asyncio.gather(self._renewal, return_exceptions=True)
         while self._idle:
             await self._close(self._idle.pop().connection)
         if self._closing:
