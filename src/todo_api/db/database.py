@@ -194,6 +194,8 @@ class Database:
         #: What writes that compute from a task may plan from (`todo_api.db.tasks`).
         self.recent_tasks: RecentTasks[Any] = RecentTasks()
         self._open_sessions = 0
+        #: Sessions begun since start-up: whether anything used the database since a moment.
+        self.sessions_begun = 0
         self._no_open_sessions = asyncio.Event()
         self._no_open_sessions.set()
 
@@ -227,6 +229,7 @@ class Database:
     async def session(self) -> AsyncIterator["Session"]:
         """One connection for a sequence of statements (each commits on its own)."""
         self._open_sessions += 1
+        self.sessions_begun += 1
         self._no_open_sessions.clear()
         try:
             try:
@@ -276,6 +279,9 @@ class Database:
         with suppress(TimeoutError):
             async with asyncio.timeout(self._close_wait):
                 await self._no_open_sessions.wait()
+        # A replacement still opening is stopped first: a statement it gives up on is
+        # among those waited for next.
+        await self._pool.stop_renewing()
         # Statements given up on close their connections as they end: before the pool
         # stops waiting for the connections it is closing.
         if self._abandoned:

@@ -238,10 +238,20 @@ async def delete_expired_batches(database: Database) -> int:
 
 
 async def clean_up_expired_keys(database: Database) -> None:
-    """Until cancelled: a run of `delete_expired_batches` every CLEAN_UP_INTERVAL_SECONDS."""
+    """Until cancelled: a run of `delete_expired_batches` every CLEAN_UP_INTERVAL_SECONDS,
+    when something else has used the database since the last run.
+
+    A database nobody uses is left alone, so that Neon can suspend an idle compute (a
+    statement every few seconds would keep it running, and billed). Expired keys left
+    meanwhile are only stored rows: a claim takes an expired key over anyway.
+    """
+    used = database.sessions_begun
     while True:
         await asyncio.sleep(CLEAN_UP_INTERVAL_SECONDS)
+        if database.sessions_begun == used:
+            continue
         try:
             await delete_expired_batches(database)
         except Exception:  # a bug: say so, and keep the clean-up going
             logger.exception("Deleting expired idempotency keys failed")
+        used = database.sessions_begun  # its own sessions are no use of the database

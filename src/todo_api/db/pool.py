@@ -10,6 +10,8 @@ replaced before it is too old, without a request waiting for the new one.
 """
 
 import asyncio
+import contextvars
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -17,8 +19,14 @@ from typing import Generic, TypeVar
 
 C = TypeVar("C")
 
+logger = logging.getLogger(__name__)
+
 #: From this share of `recycle` on, a connection handed out is replaced in the background.
 RENEW_SHARE = 0.75
+#: After a replacement could not be opened, the share of `recycle` before the next attempt:
+#: a database refusing connections (too many clients) gets a few attempts per window, not one
+#: per request.
+RENEW_RETRY_SHARE = 0.05
 
 
 class PoolTimeoutError(Exception):
@@ -61,6 +69,8 @@ class ConnectionPool(Generic[C]):
         # One replacement opens at a time: the connections open stay within one more than
         # `size + overflow`, and a database that refuses them gets one attempt at a time.
         self._renewal: asyncio.Task[None] | None = None
+        self._renew_from = 0.0  # monotonic time; later after a failed attempt
+        self._renewal_failed = False
         self._closed = False
 
     async def acquire(self) -> Pooled[C]:
@@ -92,27 +102,55 @@ class ConnectionPool(Generic[C]):
         return Pooled(await self._connect())
 
     def _renew(self, old: Pooled[C]) -> None:
-        if self._renewal is None and not self._closed:
-            self._renewal = asyncio.ensure_future(self._replace(old))
+        if self._renewal is not None or self._closed or time.monotonic() < self._renew_from:
+            return
+        # A context of its own: the replacement is no part of the request that triggered it
+        # (its request id must not label what the replacement logs).
+        self._renewal = asyncio.get_running_loop().create_task(
+            self._replace(old), context=contextvars.Context()
+        )
+        self._renewal.add_done_callback(self._renewal_ended)
+
+    def _renewal_ended(self, _task: "asyncio.Task[None]") -> None:
+        self._renewal = None
 
     async def _replace(self, old: Pooled[C]) -> None:
         """Open a connection to take `old`'s place: `old` is closed once it is idle."""
         try:
             new = Pooled(await self._connect())
-        except Exception:
+        except Exception as exc:
             # `old` serves until `recycle`; then the request that finds it too old opens
             # one itself, and answers with the reason if it cannot.
+            assert self._recycle is not None
+            self._renew_from = time.monotonic() + RENEW_RETRY_SHARE * self._recycle
+            if not self._renewal_failed:
+                self._renewal_failed = True
+                reason = (str(exc).strip().splitlines() or [""])[0]
+                logger.warning(
+                    "Could not open a connection to replace an old one (%s: %s); "
+                    "trying again in %g s",
+                    type(exc).__name__,
+                    reason,
+                    RENEW_RETRY_SHARE * self._recycle,
+                )
             return
-        finally:
-            self._renewal = None
+        self._renewal_failed = False
+        if self._closed or (old not in self._idle and len(self._idle) >= self._size):
+            self.close_later(new.connection)
+            return
         old.replaced = True
         if old in self._idle:
             self._idle.remove(old)
             self.close_later(old.connection)
-        if self._closed or len(self._idle) >= self._size:
-            self.close_later(new.connection)
-        else:
-            self._idle.append(new)
+        self._idle.append(new)
+
+    async def stop_renewing(self) -> None:
+        """The pool is closing: start no more replacements, and stop the one opening."""
+        self._closed = True
+        renewal = self._renewal
+        if renewal is not None:
+            renewal.cancel()
+            await asyncio.gather(renewal, return_exceptions=True)
 
     def release(self, pooled: Pooled[C], *, reusable: bool) -> None:
         """Give a connection back; one that is not `reusable` (or replaced, or one too
@@ -133,10 +171,7 @@ class ConnectionPool(Generic[C]):
         closing.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
-        self._closed = True
-        if self._renewal is not None:
-            self._renewal.cancel()
-            await asyncio.gather(self._renewal, return_exceptions=True)
+        await self.stop_renewing()
         while self._idle:
             await self._close(self._idle.pop().connection)
         if self._closing:
