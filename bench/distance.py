@@ -205,9 +205,11 @@ def time_endpoint(client: Client, counter: RoundTrips, name: str, requests: int)
     client.close()
     trips, latencies, beyond = [], [], []
     for attempt in range(requests + WARM_UP):
-        _status, target = client.send(
+        status, target = client.send(
             "POST", f"/api/{OWNER}/tasks", TARGETS.get(name, {"title": "target"})
         )
+        if status != 201:
+            raise SystemExit(f"{name}: creating its task: {status} {target.decode()}")
         before, delayed_before = counter.count, counter.delayed
         started = time.perf_counter()
         status, answer = ENDPOINTS[name](client, json.loads(target)["id"])
@@ -237,6 +239,9 @@ def main() -> None:
         help="also time the reference app (FastAPI on the bare driver), endpoint by endpoint",
     )
     args = parser.parse_args()
+    if args.pgbouncer and args.reference:
+        # Its pool sends startup options that PgBouncer refuses.
+        parser.error("--reference runs directly only")
     if args.pgbouncer and "TODO_BENCH_PGBOUNCER" not in os.environ:
         # Re-run under a PgBouncer of the tests' script, which sets TEST_DATABASE_URL to it.
         command = ["scripts/with-pgbouncer.sh", sys.executable, __file__, *sys.argv[1:]]
@@ -254,9 +259,13 @@ def main() -> None:
     ):
         clients = {"api": servers.enter_context(closing(Client(base)))}
         if args.reference:
-            # Same pool size (the reference's default); both behind the same proxy.
+            # Behind the same proxy. One connection: psycopg_pool hands its connections out
+            # in turn, so with 20 none would run a statement six times, and prepare it, in
+            # this run, where the API's most recently used one does.
             reference = servers.enter_context(
-                bench_server("reference", proxied, Path(scratch) / "reference.log")
+                bench_server(
+                    "reference", proxied, Path(scratch) / "reference.log", "--pool-size", "1"
+                )
             )
             clients["reference"] = servers.enter_context(closing(Client(reference)))
         for name in ENDPOINTS:

@@ -54,11 +54,11 @@ ENDPOINTS: dict[str, str] = {
 
 
 @contextmanager
-def bench_server(module: str, database_url: str, log: Path) -> Iterator[str]:
-    """`python -m todo_bench.<module>`, one worker; its base URL."""
+def bench_server(module: str, database_url: str, log: Path, *options: str) -> Iterator[str]:
+    """`python -m todo_bench.<module> [options]`, one worker; its base URL."""
     port = free_port()
     env = os.environ | {"DATABASE_URL": database_url, "PYTHONPATH": str(BENCH)}
-    command = [sys.executable, "-m", f"todo_bench.{module}", "--port", str(port)]
+    command = [sys.executable, "-m", f"todo_bench.{module}", "--port", str(port), *options]
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
