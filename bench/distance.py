@@ -36,9 +36,10 @@ from tests.roundtrip_proxy import RoundTrips, roundtrip_proxy  # noqa: E402
 from writes import bench_server  # noqa: E402
 
 TARGET_MARGIN_MS = 3.0
-#: Requests of each endpoint before those measured. Beyond opening a connection, the one-off
-#: cost is psycopg preparing each statement on its sixth run on a connection, in a round trip
-#: of its own: the pool hands out the most recently used connection, so 8 cover it.
+#: Requests of each endpoint before those measured: past opening a connection, and past the
+#: sixth run of a statement that psycopg prepares itself, in a round trip of its own (the
+#: pool hands out the most recently used connection). The statements compiled at start-up
+#: are prepared on their first run, without one.
 WARM_UP = 8
 OWNER = "u1"
 

@@ -9,7 +9,7 @@ when that is how the task still is, two when it was changed elsewhere since (doc
 """
 
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,7 @@ import pytest
 from alembic import command
 
 from tests.conftest import alembic_config
-from tests.helpers import libpq_url, task_url, tasks_url
+from tests.helpers import app_client, create, libpq_url, task_url, tasks_url
 from tests.live_server import running_server
 from tests.roundtrip_proxy import RoundTrips, roundtrip_proxy
 
@@ -318,3 +318,34 @@ def test_completing_a_repeating_task_made_by_a_keyed_create_takes_one_round_trip
         assert completed.json()["completed"] is True, completed.text
         assert completed.json()["next_occurrence_id"] is not None
     assert statistics.median(counts[WARM_UP:]) == 1, counts
+
+
+#: Requests that each run one statement compiled at start-up, on the task they are given.
+PREPARED_ON_FIRST_RUN: dict[str, Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]] = {
+    "read": lambda client, task: client.get(task_url(OWNER, task)),
+    "patch": lambda client, task: client.patch(task_url(OWNER, task), json={"title": "again"}),
+    "toggle": lambda client, task: client.patch(f"{task_url(OWNER, task)}/complete"),
+    "stats": lambda client, _task: client.get(f"{tasks_url(OWNER)}/stats"),
+    "list": lambda client, _task: client.get(tasks_url(OWNER)),
+}
+
+
+async def test_no_request_waits_a_round_trip_for_its_statement_to_be_prepared(
+    backend: str, migrated_url: str
+) -> None:
+    """psycopg prepares a statement on its sixth run on a connection, and outside a pipeline
+    waits for that before the run: a round trip of its own, on every new connection. The
+    statements compiled at start-up are prepared on their first run, in its round trip."""
+    if backend != "postgres":
+        pytest.skip("counts the round trips to a PostgreSQL server")
+    # In this process, without the server's lifespan: no clean-up run shares the count.
+    with roundtrip_proxy(migrated_url, delay=DISTANCE_SECONDS) as (proxied_url, counter):
+        async with app_client(proxied_url) as client:
+            task = await create(client, OWNER, title="prepared")  # opens the one connection
+            for name, send in PREPARED_ON_FIRST_RUN.items():
+                counts = []
+                for _ in range(8):
+                    before = counter.count
+                    assert (await send(client, task["id"])).status_code == 200
+                    counts.append(counter.count - before)
+                assert counts == [1] * 8, f"{name}: {counts}"

@@ -4,9 +4,10 @@ import asyncio
 import logging
 import secrets
 import select
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg import pq
@@ -23,6 +24,7 @@ from todo_api.db.database import (
     DatabaseUnavailableError,
     Params,
     Row,
+    Statement,
     describe_database_error,
 )
 from todo_api.db.models import UTCDateTime
@@ -115,6 +117,19 @@ class PostgresDatabase(Database):
         # DB_TRANSACTION_POOLER=false: a pooler's refusal of the startup options is then a
         # contradiction to report, not a reason to carry on without them.
         self._declared_direct = declared_direct
+        #: The SQL of the statements compiled at start-up that may be prepared: prepared on
+        #: their first run on a connection that prepares (see `_execute`).
+        self._prepared_first: frozenset[str] = frozenset()
+        #: Which of them each connection has run, and so prepared.
+        self._run_on: WeakKeyDictionary[psycopg.AsyncConnection[Any], set[str]] = (
+            WeakKeyDictionary()
+        )
+
+    def precompile(self, statements: Iterable[Statement]) -> None:
+        super().precompile(statements)
+        self._prepared_first = frozenset(
+            compiled.sql for compiled in self._pinned.values() if compiled.prepare is not False
+        )
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         identify = self.prepared_statements is None and "options" in self._options
@@ -191,14 +206,39 @@ class PostgresDatabase(Database):
     async def _run(
         self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement, params: Params
     ) -> list[Row]:
-        cursor = await connection.execute(statement.sql, params, prepare=statement.prepare)
+        cursor = await self._execute(connection, statement, params)
         return await cursor.fetchall()
 
     async def _run_counting(
         self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement, params: Params
     ) -> int:
-        cursor = await connection.execute(statement.sql, params, prepare=statement.prepare)
+        cursor = await self._execute(connection, statement, params)
         return cursor.rowcount
+
+    async def _execute(
+        self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement, params: Params
+    ) -> psycopg.AsyncCursor[Any]:
+        if self._first_run(connection, statement):
+            # Prepared now, in a pipeline: outside one, psycopg sends the statement to be
+            # prepared and waits for the answer before it sends the run, a round trip of its
+            # own (on the sixth run, left to itself), on every new connection.
+            async with connection.pipeline():
+                return await connection.execute(statement.sql, params, prepare=True)
+        return await connection.execute(statement.sql, params, prepare=statement.prepare)
+
+    def _first_run(
+        self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement
+    ) -> bool:
+        """Whether `statement` is to be prepared on `connection` now: one compiled at start-up,
+        not yet run on it, and the connection prepares statements (a transaction pooler's
+        never do: `prepare_threshold` None makes psycopg ignore `prepare=True`)."""
+        if connection.prepare_threshold is None or statement.sql not in self._prepared_first:
+            return False
+        run = self._run_on.setdefault(connection, set())
+        if statement.sql in run:
+            return False
+        run.add(statement.sql)
+        return True
 
     async def _run_together(
         self,
@@ -211,7 +251,12 @@ class PostgresDatabase(Database):
         async with connection.pipeline():
             await connection.execute("BEGIN", prepare=False)
             cursors = [
-                await connection.execute(statement.sql, params, prepare=statement.prepare)
+                await connection.execute(
+                    statement.sql,
+                    params,
+                    # In a pipeline, preparing takes no round trip of its own.
+                    prepare=True if self._first_run(connection, statement) else statement.prepare,
+                )
                 for statement, params in steps
             ]
             await connection.execute("COMMIT", prepare=False)
