@@ -197,7 +197,8 @@ def test_listings_with_a_tag_filter_are_never_prepared(dialect_name: str) -> Non
         assert page.prepare is (False if shape else None)
         count = compile_statement(_built(tasks._count_query(filters)), dialect)
         assert count.prepare is (False if shape else None)
-    assert compile_statement(tasks._READ, dialect).prepare is None
+    # A read by id is prepared, from its first run on a connection.
+    assert compile_statement(tasks._READ, dialect).prepare is True
 
 
 @pytest.mark.parametrize("dialect_name", DIALECTS)

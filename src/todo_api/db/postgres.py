@@ -4,7 +4,7 @@ import asyncio
 import logging
 import secrets
 import select
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -24,7 +24,6 @@ from todo_api.db.database import (
     DatabaseUnavailableError,
     Params,
     Row,
-    Statement,
     describe_database_error,
 )
 from todo_api.db.models import UTCDateTime
@@ -117,18 +116,10 @@ class PostgresDatabase(Database):
         # DB_TRANSACTION_POOLER=false: a pooler's refusal of the startup options is then a
         # contradiction to report, not a reason to carry on without them.
         self._declared_direct = declared_direct
-        #: The SQL of the statements compiled at start-up that may be prepared: prepared on
-        #: their first run on a connection that prepares (see `_execute`).
-        self._prepared_first: frozenset[str] = frozenset()
-        #: Which of them each connection has run, and so prepared.
+        #: The statements prepared from their first run (`prepare=True`) that each
+        #: connection has run, and so prepared (see `_execute`).
         self._run_on: WeakKeyDictionary[psycopg.AsyncConnection[Any], set[str]] = (
             WeakKeyDictionary()
-        )
-
-    def precompile(self, statements: Iterable[Statement]) -> None:
-        super().precompile(statements)
-        self._prepared_first = frozenset(
-            compiled.sql for compiled in self._pinned.values() if compiled.prepare is not False
         )
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
@@ -224,18 +215,25 @@ class PostgresDatabase(Database):
             # own (on the sixth run, left to itself), on every new connection.
             async with connection.pipeline():
                 return await connection.execute(statement.sql, params, prepare=True)
-        return await connection.execute(statement.sql, params, prepare=statement.prepare)
+        # Afterwards as psycopg decides: runs with other parameter types are other statements
+        # to it, prepared outside a pipeline if `prepare=True` (a round trip), else only
+        # once run often.
+        prepare = False if statement.prepare is False else None
+        return await connection.execute(statement.sql, params, prepare=prepare)
 
     def _first_run(
         self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement
     ) -> bool:
-        """Whether `statement` is to be prepared on `connection` now: one compiled at start-up,
-        not yet run on it, and the connection prepares statements (a transaction pooler's
-        never do: `prepare_threshold` None makes psycopg ignore `prepare=True`)."""
-        if connection.prepare_threshold is None or statement.sql not in self._prepared_first:
+        """Whether `statement` is to be prepared on `connection` now: one of the few marked
+        `prepare=True`, not yet run on it, and the connection prepares statements (a
+        transaction pooler's never do: `prepare_threshold` None makes psycopg ignore
+        `prepare=True`)."""
+        if statement.prepare is not True or connection.prepare_threshold is None:
             return False
-        run = self._run_on.setdefault(connection, set())
-        if statement.sql in run:
+        run = self._run_on.get(connection)
+        if run is None:
+            run = self._run_on[connection] = set()
+        elif statement.sql in run:
             return False
         run.add(statement.sql)
         return True
@@ -251,12 +249,7 @@ class PostgresDatabase(Database):
         async with connection.pipeline():
             await connection.execute("BEGIN", prepare=False)
             cursors = [
-                await connection.execute(
-                    statement.sql,
-                    params,
-                    # In a pipeline, preparing takes no round trip of its own.
-                    prepare=True if self._first_run(connection, statement) else statement.prepare,
-                )
+                await connection.execute(statement.sql, params, prepare=statement.prepare)
                 for statement, params in steps
             ]
             await connection.execute("COMMIT", prepare=False)
@@ -270,6 +263,9 @@ class PostgresDatabase(Database):
     # Never prepared: there is nothing to plan.
     async def _end(self, connection: psycopg.AsyncConnection[Any], *, commit: bool) -> None:
         await connection.execute("COMMIT" if commit else "ROLLBACK", prepare=False)
+        if not commit:
+            # psycopg forgets what it prepared at a ROLLBACK (and deallocates it all).
+            self._run_on.pop(connection, None)
 
     def _reusable(self, connection: psycopg.AsyncConnection[Any]) -> bool:
         pgconn = connection.pgconn

@@ -34,7 +34,8 @@ class CompiledStatement:
     #: Column position and the function that turns the driver's value into the Python one.
     result_processors: tuple[tuple[int, Processor], ...]
     #: False: never prepared on the server (the statement's execution option `prepare`);
-    #: None: prepared where the database's connections prepare statements.
+    #: None: prepared where the database's connections prepare statements; True: there,
+    #: and from its first run on a connection (the few that most requests run).
     prepare: bool | None = None
 
     def parameters(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -127,6 +127,7 @@ _COUNTS = (
     .where(_tt.user_id == _OWNER)
     .group_by(_tt.key)
     .order_by(_tt.key)
+    .execution_options(prepare=True)  # as todo_api.db.tasks._READ
 )
 
 

@@ -393,14 +393,20 @@ def _build_page(filters: ListFilter, sort: TaskSort) -> Select[Any]:
     # The count rides along as a scalar subquery: one round trip, and the page and the
     # total come from the same snapshot.
     count = select(func.count()).select_from(tasks_table).where(*filters.conditions())
+    prepare = filters.prepare()
+    if filters == _NO_FILTER and sort is TaskSort.NEWEST:
+        prepare = True  # the default listing: prepared from its first run, as _READ is
     return (
         select(tasks_table, count.scalar_subquery().label("total"))
         .where(*filters.conditions())
         .order_by(*_ORDERINGS[sort])
         .limit(bindparam("limit", type_=Integer()))
         .offset(bindparam("offset", type_=BigInteger()))
-        .execution_options(prepare=filters.prepare())
+        .execution_options(prepare=prepare)
     )
+
+
+_NO_FILTER = ListFilter()
 
 
 # Listings have thousands of shapes (every combination of filters and sort): each is
@@ -413,7 +419,10 @@ def _page_query(filters: ListFilter, sort: TaskSort) -> StatementShape:
     return StatementShape(_build_page, (filters, sort))
 
 
-_READ = select(tasks_table).where(*_ONE_TASK)
+# What most requests run is prepared from its first run on a connection (`prepare=True`:
+# todo_api.db.postgres); the rest after psycopg's own count of runs. Few, so that psycopg's
+# limit of prepared statements per connection (100) keeps room for those.
+_READ = select(tasks_table).where(*_ONE_TASK).execution_options(prepare=True)
 #: The columns a write knowing the task sets from what it computed.
 _KNOWN_FIELDS = (
     "title",
@@ -460,20 +469,30 @@ def _toggle_query(conditional: bool) -> Update:
         .where(*_one_task(conditional))
         .values(_unless_left_alone(_TOGGLE_KNOWN_BY, flipped))
         .returning(tasks_table)
+        .execution_options(prepare=True)
     )
 
 
 @lru_cache(maxsize=2)  # unconditional and conditional
 def _delete_query(conditional: bool) -> ReturningDelete[Any]:
-    return delete(tasks_table).where(*_one_task(conditional)).returning(_t.title)
+    return (
+        delete(tasks_table)
+        .where(*_one_task(conditional))
+        .returning(_t.title)
+        .execution_options(prepare=True)
+    )
 
 
-_STATS = select(
-    func.count().label("total"),
-    func.count().filter(_t.completed).label("completed"),
-    func.count().filter(_OVERDUE).label("overdue"),
-    func.count().filter(_DUE_TODAY).label("due_today"),
-).where(_t.user_id == _OWNER)
+_STATS = (
+    select(
+        func.count().label("total"),
+        func.count().filter(_t.completed).label("completed"),
+        func.count().filter(_OVERDUE).label("overdue"),
+        func.count().filter(_DUE_TODAY).label("due_today"),
+    )
+    .where(_t.user_id == _OWNER)
+    .execution_options(prepare=True)
+)
 _REOPEN_ALL = (
     update(tasks_table)
     .where(_t.user_id == _OWNER, _t.completed.is_(True))
@@ -511,7 +530,9 @@ _INSERTED: dict[str, BindParameter[Any]] = {
     "created_at": _new("created_at"),
     "updated_at": _new("created_at"),
 }
-_INSERT = tasks_table.insert().values(_INSERTED).returning(tasks_table)
+_INSERT = (
+    tasks_table.insert().values(_INSERTED).returning(tasks_table).execution_options(prepare=True)
+)
 
 
 def insert_where(*conditions: ColumnElement[bool]) -> Insert:
