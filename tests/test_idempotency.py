@@ -6,6 +6,8 @@ that looks right while a second task or a stray key was left behind is still a b
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -616,11 +618,9 @@ async def test_a_backlog_of_expired_keys_never_slows_a_keyed_create(
     assert len(await _tasks(engine)) == 16
 
 
-async def test_the_running_app_deletes_expired_keys_every_few_seconds_while_in_use(
-    engine: AsyncEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(idempotency_db, "CLEAN_UP_INTERVAL_SECONDS", 0.05)
-    await _insert_expired_backlog(engine, 300)
+@asynccontextmanager
+async def _served(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app of its own with its lifespan running (its clean-up among it), and a client."""
     app = create_app(Settings(_env_file=None, database_url=database_url))
     transport = httpx.ASGITransport(app=app)
     try:
@@ -628,14 +628,23 @@ async def test_the_running_app_deletes_expired_keys_every_few_seconds_while_in_u
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=transport, base_url="http://test") as client,
         ):
-            for _ in range(200):  # up to 10 s: 200 runs due
-                # Requests keep the database in use, as a served app does.
-                assert (await client.get(tasks_url("alice"))).status_code == 200
-                if not await _expired_key_count(engine):
-                    break
-                await asyncio.sleep(0.05)
+            yield app, client
     finally:
         await close_databases(app)
+
+
+async def test_the_running_app_deletes_expired_keys_every_few_seconds_while_in_use(
+    engine: AsyncEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(idempotency_db, "CLEAN_UP_INTERVAL_SECONDS", 0.05)
+    await _insert_expired_backlog(engine, 300)
+    async with _served(database_url) as (_app, client):
+        for _ in range(200):  # up to 10 s: 200 runs due
+            # Requests keep the database in use, as a served app does.
+            assert (await client.get(tasks_url("alice"))).status_code == 200
+            if not await _expired_key_count(engine):
+                break
+            await asyncio.sleep(0.05)
     assert await _expired_key_count(engine) == 0
 
 
@@ -645,27 +654,19 @@ async def test_the_clean_up_leaves_a_database_nobody_uses_alone(
     """An idle Neon compute suspends only if nothing sends it statements."""
     monkeypatch.setattr(idempotency_db, "CLEAN_UP_INTERVAL_SECONDS", 0.02)
     await _insert_expired_backlog(engine, 10)
-    app = create_app(Settings(_env_file=None, database_url=database_url))
-    database = app.state.database
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-        ):
-            idle = database.sessions_begun
-            await asyncio.sleep(0.3)  # fifteen runs due, nothing else going on
-            assert database.sessions_begun == idle
-            assert await _expired_key_count(engine) == 10
-            assert (await client.get(tasks_url("alice"))).status_code == 200
-            for _ in range(250):  # up to 5 s
-                if not await _expired_key_count(engine):
-                    break
-                await asyncio.sleep(0.02)
-            assert await _expired_key_count(engine) == 0
-            used = database.sessions_begun
-            await asyncio.sleep(0.3)
-            # One request, one run: nothing more until the database is used again.
-            assert database.sessions_begun == used
-    finally:
-        await close_databases(app)
+    async with _served(database_url) as (app, client):
+        database = app.state.database
+        idle = database.sessions_begun
+        await asyncio.sleep(0.3)  # fifteen runs due, nothing else going on
+        assert database.sessions_begun == idle
+        assert await _expired_key_count(engine) == 10
+        assert (await client.get(tasks_url("alice"))).status_code == 200
+        for _ in range(250):  # up to 5 s
+            if not await _expired_key_count(engine):
+                break
+            await asyncio.sleep(0.02)
+        assert await _expired_key_count(engine) == 0
+        used = database.sessions_begun
+        await asyncio.sleep(0.3)
+        # One request, one run: nothing more until the database is used again.
+        assert database.sessions_begun == used

@@ -100,15 +100,21 @@ async def until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.001)
 
 
+async def aged_pool(clock: Clock) -> tuple[Connections, ConnectionPool[int]]:
+    """A pool whose one connection, opened by a request, is now old enough to be replaced."""
+    connections = Connections()
+    pool = pool_of(connections)
+    assert await use(pool) == 0  # the first one is opened by the request that needs it
+    clock.offset += RENEW_SHARE * RECYCLE
+    return connections, pool
+
+
 async def test_a_connection_used_near_its_recycle_age_is_replaced_in_the_background(
     clock: Clock,
 ) -> None:
-    connections = Connections()
-    pool = pool_of(connections)
     request = asyncio.current_task()
     REQUEST_ID.set("r1")
-    assert await use(pool) == 0  # the first one is opened by the request that needs it
-    clock.offset += RENEW_SHARE * RECYCLE
+    connections, pool = await aged_pool(clock)
     # Old enough to be replaced, not too old to serve: this request does not wait.
     assert await use(pool) == 0
     await until(lambda: connections.closed == [0])
@@ -127,10 +133,7 @@ async def test_a_connection_used_near_its_recycle_age_is_replaced_in_the_backgro
 async def test_a_replaced_connection_still_in_use_is_closed_when_given_back(
     clock: Clock,
 ) -> None:
-    connections = Connections()
-    pool = pool_of(connections)
-    await use(pool)
-    clock.offset += RENEW_SHARE * RECYCLE
+    connections, pool = await aged_pool(clock)
     held = await pool.acquire()
     await until(lambda: held.replaced)
     assert connections.closed == []  # never under the one who holds it
@@ -144,10 +147,7 @@ async def test_a_replaced_connection_still_in_use_is_closed_when_given_back(
 async def test_a_refused_replacement_is_tried_again_later_and_reported_once(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    connections = Connections()
-    pool = pool_of(connections)
-    await use(pool)
-    clock.offset += RENEW_SHARE * RECYCLE
+    connections, pool = await aged_pool(clock)
     connections.refuse = True
     with caplog.at_level(logging.WARNING, logger=pool_module.__name__):
         assert await use(pool) == 0
@@ -173,10 +173,7 @@ async def test_a_refused_replacement_is_tried_again_later_and_reported_once(
 async def test_closing_the_pool_while_a_replacement_opens_leaves_nothing_open(
     clock: Clock,
 ) -> None:
-    connections = Connections()
-    pool = pool_of(connections)
-    await use(pool)
-    clock.offset += RENEW_SHARE * RECYCLE
+    connections, pool = await aged_pool(clock)
     connections.answering.clear()
     assert await use(pool) == 0
     await until(lambda: len(connections.opened_by) == 2)  # the replacement is opening
