@@ -619,9 +619,15 @@ async def test_a_backlog_of_expired_keys_never_slows_a_keyed_create(
 
 
 @asynccontextmanager
-async def _served(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def _served(
+    database_url: str, cleanup_seconds: float
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """An app of its own with its lifespan running (its clean-up among it), and a client."""
-    app = create_app(Settings(_env_file=None, database_url=database_url))
+    app = create_app(
+        Settings(
+            _env_file=None, database_url=database_url, idempotency_cleanup_seconds=cleanup_seconds
+        )
+    )
     transport = httpx.ASGITransport(app=app)
     try:
         async with (
@@ -634,11 +640,10 @@ async def _served(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.Async
 
 
 async def test_the_running_app_deletes_expired_keys_every_few_seconds_while_in_use(
-    engine: AsyncEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, database_url: str
 ) -> None:
-    monkeypatch.setattr(idempotency_db, "CLEAN_UP_INTERVAL_SECONDS", 0.05)
     await _insert_expired_backlog(engine, 300)
-    async with _served(database_url) as (_app, client):
+    async with _served(database_url, cleanup_seconds=0.05) as (_app, client):
         for _ in range(200):  # up to 10 s: 200 runs due
             # Requests keep the database in use, as a served app does.
             assert (await client.get(tasks_url("alice"))).status_code == 200
@@ -649,12 +654,11 @@ async def test_the_running_app_deletes_expired_keys_every_few_seconds_while_in_u
 
 
 async def test_the_clean_up_leaves_a_database_nobody_uses_alone(
-    engine: AsyncEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, database_url: str
 ) -> None:
     """An idle Neon compute suspends only if nothing sends it statements."""
-    monkeypatch.setattr(idempotency_db, "CLEAN_UP_INTERVAL_SECONDS", 0.02)
     await _insert_expired_backlog(engine, 10)
-    async with _served(database_url) as (app, client):
+    async with _served(database_url, cleanup_seconds=0.02) as (app, client):
         database = app.state.database
         idle = database.sessions_begun
         await asyncio.sleep(0.3)  # fifteen runs due, nothing else going on

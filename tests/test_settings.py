@@ -272,3 +272,10 @@ async def test_with_cors_off_a_preflight_is_told_to_set_cors_origins(
     assert "access-control-allow-origin" not in preflight.headers
     # An OPTIONS that is no preflight is still a method this URL does not have.
     assert (await client.options("/api/alice/tasks")).status_code == 405
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 3601])
+def test_the_clean_up_interval_stays_within_its_bounds(seconds: float) -> None:
+    # At 0 a worker would delete keys in a loop; past an hour a backlog could outgrow it.
+    with pytest.raises(ValidationError, match="idempotency_cleanup_seconds"):
+        Settings(_env_file=None, idempotency_cleanup_seconds=seconds)

@@ -109,7 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         # Expired idempotency keys go in the background, never on a request's path.
-        janitor = asyncio.create_task(idempotency.clean_up_expired_keys(database))
+        janitor = asyncio.create_task(
+            idempotency.clean_up_expired_keys(database, settings.idempotency_cleanup_seconds)
+        )
         try:
             async with mcp_sessions.run():
                 yield

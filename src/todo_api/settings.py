@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         description="At start-up (migrations and server), how long to wait for a database "
         "that cannot be reached yet.",
     )
+    idempotency_cleanup_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="How often each worker deletes expired idempotency keys, when requests "
+        "have used the database since its last run.",
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -57,11 +57,10 @@ KEY_LIFETIME = timedelta(hours=24)
 ABANDONED_AFTER = timedelta(seconds=60)
 #: Expired keys deleted by one statement: few enough that the delete stays quick.
 CLEAN_UP_BATCH = 200
-#: Each process deletes expired keys every this many seconds, in the background, never on a
-#: request's path...
-CLEAN_UP_INTERVAL_SECONDS = 5.0
-#: ...and at most this many batches a time: 400 keys a second, more than one process can
-#: create, so a backlog shrinks, while a run stays bounded however large the backlog.
+#: Each process deletes expired keys in the background, never on a request's path, and at
+#: most this many batches a run: every IDEMPOTENCY_CLEANUP_SECONDS (5 s by default), 400 keys
+#: a second, more than one process can create, so a backlog shrinks, while a run stays
+#: bounded however large the backlog.
 CLEAN_UP_BATCHES_PER_RUN = 10
 
 _k = idempotency_keys_table.c
@@ -237,9 +236,9 @@ async def delete_expired_batches(database: Database) -> int:
     return deleted
 
 
-async def clean_up_expired_keys(database: Database) -> None:
-    """Until cancelled: a run of `delete_expired_batches` every CLEAN_UP_INTERVAL_SECONDS,
-    when something else has used the database since the last run.
+async def clean_up_expired_keys(database: Database, interval: float) -> None:
+    """Until cancelled: a run of `delete_expired_batches` every `interval` seconds, when
+    something else has used the database since the last run.
 
     A database nobody uses is left alone, so that Neon can suspend an idle compute (a
     statement every few seconds would keep it running, and billed). Expired keys left
@@ -247,7 +246,7 @@ async def clean_up_expired_keys(database: Database) -> None:
     """
     used = database.sessions_begun
     while True:
-        await asyncio.sleep(CLEAN_UP_INTERVAL_SECONDS)
+        await asyncio.sleep(interval)
         if database.sessions_begun == used:
             continue
         try:
