@@ -352,6 +352,30 @@ async def test_no_request_waits_a_round_trip_for_its_statement_to_be_prepared(
                 assert counts == [1] * 8, f"{name}: {counts}"
 
 
+async def test_ids_of_every_size_run_one_prepared_statement(
+    backend: str, migrated_url: str
+) -> None:
+    """psycopg sends an integer as int2, int4 or int8 by its size, and prepares a statement
+    once for each: a task id past 32,767 would be a statement of its own, prepared on its
+    sixth run in a round trip of its own, where an older, smaller id is prepared already."""
+    if backend != "postgres":
+        pytest.skip("counts the round trips to a PostgreSQL server")
+    with roundtrip_proxy(migrated_url, delay=DISTANCE_SECONDS) as (proxied_url, counter):
+        async with app_client(proxied_url) as client:
+            small = await create(client, OWNER, title="small id")
+            with psycopg.connect(libpq_url(migrated_url), autocommit=True) as connection:
+                connection.execute("SELECT setval(pg_get_serial_sequence('tasks', 'id'), 70000)")
+            large = await create(client, OWNER, title="large id")
+            assert large["id"] == 70001
+            counts = []
+            for _ in range(8):
+                for task in (small, large):
+                    before = counter.count
+                    assert (await client.get(task_url(OWNER, task["id"]))).status_code == 200
+                    counts.append(counter.count - before)
+            assert counts == [1] * 16, counts
+
+
 def test_few_statements_are_prepared_from_their_first_run(app: FastAPI) -> None:
     """psycopg keeps at most 100 prepared statements on a connection and deallocates the
     least recently used beyond that, in a round trip of its own: those prepared from their

@@ -6,6 +6,7 @@ from itertools import combinations
 import pytest
 from sqlalchemy import Dialect, Update, bindparam, select
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ReturnsRows
 
 from tests.test_ownership import _unfiltered_reads_and_writes
@@ -216,3 +217,18 @@ def test_statements_finding_one_task_through_an_owner_index_are_never_prepared(
     )
     for statement in never_prepared:
         assert compile_statement(statement, dialect).prepare is False
+
+
+def test_every_parameter_but_a_boolean_has_its_type_in_the_postgresql_sql() -> None:
+    """psycopg sends every int as int8 (todo_api.db.postgres._adapters): the SQL must say
+    which type each parameter is, so that an int8 is only ever cast to it."""
+    dialect = DIALECTS["postgresql"]
+    untyped = set()
+    for statement in _shapes("postgresql"):
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        for parameter, name in compiled.bind_names.items():
+            if f"%({name})s::" not in compiled.string:
+                untyped.add((name, type(parameter.type).__name__))
+    assert untyped
+    assert {kind for _, kind in untyped} == {"Boolean"}, untyped

@@ -11,6 +11,8 @@ from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg import pq
+from psycopg.adapt import AdaptersMap
+from psycopg.types.numeric import Int8BinaryDumper
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from todo_api.db.database import (
@@ -76,6 +78,20 @@ POOLER_ADVICE = (
 )
 
 
+def _adapters() -> AdaptersMap:
+    """psycopg's adapters, but every Python int sent as int8.
+
+    psycopg sends an int as int2, int4 or int8 by its size, and keeps (and prepares) a
+    statement once for each set of parameter types: a task id past 32,767 would be another
+    statement than the id of an older task, prepared again, in a round trip of its own. Every
+    integer parameter has its type cast in the SQL (`%(task_id)s::BIGINT`, SQLAlchemy's
+    psycopg dialect renders them), so the type sent does not change what a statement means.
+    """
+    adapters = AdaptersMap(psycopg.adapters)
+    adapters.register_dumper(int, Int8BinaryDumper)
+    return adapters
+
+
 class PostgresDatabase(Database):
     dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
     # Every connection's session time zone is UTC (see _connect), so psycopg's timestamps
@@ -110,7 +126,7 @@ class PostgresDatabase(Database):
         self._conninfo = conninfo
         # Every connection opens with nothing prepared; `_connect` turns preparation on for
         # the connections that keep their statements (todo_api.db.setup decides which).
-        self._options = {**connect_options, "prepare_threshold": None}
+        self._options = {**connect_options, "prepare_threshold": None, "context": _adapters()}
         #: True or False for every connection; None: each finds out when it opens.
         self.prepared_statements = prepared_statements
         # DB_TRANSACTION_POOLER=false: a pooler's refusal of the startup options is then a
