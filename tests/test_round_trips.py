@@ -352,6 +352,39 @@ async def test_no_request_waits_a_round_trip_for_its_statement_to_be_prepared(
                 assert counts == [1] * 8, f"{name}: {counts}"
 
 
+#: Requests whose statements psycopg prepares once they have run five times on a connection.
+PREPARED_ON_SIXTH_RUN: dict[
+    str, Callable[[httpx.AsyncClient, int, int], Awaitable[httpx.Response]]
+] = {
+    "patch": lambda client, task, run: client.patch(
+        task_url(OWNER, task), json={"title": f"run {run}"}
+    ),
+    "put": lambda client, task, run: client.put(task_url(OWNER, task), json={"title": f"{run}"}),
+    "pending": lambda client, _task, _run: client.get(
+        tasks_url(OWNER), params={"status": "pending"}
+    ),
+}
+
+
+async def test_no_request_waits_a_round_trip_for_psycopg_to_prepare_its_statement(
+    backend: str, migrated_url: str
+) -> None:
+    """Left to itself, psycopg prepares a statement on its sixth run, and waits for that
+    before the run: that run would take two round trips, once on every connection."""
+    if backend != "postgres":
+        pytest.skip("counts the round trips to a PostgreSQL server")
+    with roundtrip_proxy(migrated_url, delay=DISTANCE_SECONDS) as (proxied_url, counter):
+        async with app_client(proxied_url) as client:
+            task = await create(client, OWNER, title="prepared")  # opens the one connection
+            for name, send in PREPARED_ON_SIXTH_RUN.items():
+                counts = []
+                for run in range(8):
+                    before = counter.count
+                    assert (await send(client, task["id"], run)).status_code == 200
+                    counts.append(counter.count - before)
+                assert counts == [1] * 8, f"{name}: {counts}"
+
+
 async def test_ids_of_every_size_run_one_prepared_statement(
     backend: str, migrated_url: str
 ) -> None:

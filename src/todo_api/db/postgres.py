@@ -132,9 +132,9 @@ class PostgresDatabase(Database):
         # DB_TRANSACTION_POOLER=false: a pooler's refusal of the startup options is then a
         # contradiction to report, not a reason to carry on without them.
         self._declared_direct = declared_direct
-        #: The statements prepared from their first run (`prepare=True`) that each
-        #: connection has run, and so prepared (see `_execute`).
-        self._run_on: WeakKeyDictionary[psycopg.AsyncConnection[Any], set[str]] = (
+        #: How many times each connection has run each statement it may prepare, since it
+        #: opened or last rolled back (see `_prepare_option`).
+        self._runs: WeakKeyDictionary[psycopg.AsyncConnection[Any], dict[str, int]] = (
             WeakKeyDictionary()
         )
 
@@ -225,34 +225,39 @@ class PostgresDatabase(Database):
     async def _execute(
         self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement, params: Params
     ) -> psycopg.AsyncCursor[Any]:
-        if self._first_run(connection, statement):
-            # Prepared now, in a pipeline: outside one, psycopg sends the statement to be
-            # prepared and waits for the answer before it sends the run, a round trip of its
-            # own (on the sixth run, left to itself), on every new connection.
+        prepare = self._prepare_option(connection, statement)
+        if prepare:
+            # Prepared in a pipeline: outside one, psycopg sends the statement to be prepared
+            # and waits for the answer before it sends the run, a round trip of its own.
             async with connection.pipeline():
                 return await connection.execute(statement.sql, params, prepare=True)
-        # Afterwards as psycopg decides: runs with other parameter types are other statements
-        # to it, prepared outside a pipeline if `prepare=True` (a round trip), else only
-        # once run often.
-        prepare = False if statement.prepare is False else None
         return await connection.execute(statement.sql, params, prepare=prepare)
 
-    def _first_run(
+    def _prepare_option(
         self, connection: psycopg.AsyncConnection[Any], statement: CompiledStatement
-    ) -> bool:
-        """Whether `statement` is to be prepared on `connection` now: one of the few marked
-        `prepare=True`, not yet run on it, and the connection prepares statements (a
-        transaction pooler's never do: `prepare_threshold` None makes psycopg ignore
-        `prepare=True`)."""
-        if statement.prepare is not True or connection.prepare_threshold is None:
+    ) -> bool | None:
+        """psycopg's `prepare` for this run of `statement` on `connection`: True on the run
+        that prepares it, the first for the few marked `prepare=True` and otherwise the one
+        on which psycopg would (after PREPARE_THRESHOLD runs); False if it is never to be;
+        else None, which runs it as prepared once it is.
+
+        Never True on a connection that does not prepare (a transaction pooler's:
+        `prepare_threshold` None makes psycopg ignore `prepare=True`). psycopg keys what it
+        prepared by the SQL and the parameters' types, and every int goes as int8
+        (`_adapters`), so counting runs by the SQL mostly agrees with its count. Where it
+        does not (a NULL goes without a type, where a date or a time has one), psycopg
+        prepares a statement earlier than it would have, or, as left to itself, later.
+        """
+        if statement.prepare is False:
             return False
-        run = self._run_on.get(connection)
-        if run is None:
-            run = self._run_on[connection] = set()
-        elif statement.sql in run:
-            return False
-        run.add(statement.sql)
-        return True
+        if connection.prepare_threshold is None:
+            return None
+        runs = self._runs.get(connection)
+        if runs is None:
+            runs = self._runs[connection] = {}
+        count = runs.get(statement.sql, 0)
+        runs[statement.sql] = count + 1
+        return count == (0 if statement.prepare else connection.prepare_threshold) or None
 
     async def _run_together(
         self,
@@ -265,7 +270,9 @@ class PostgresDatabase(Database):
         async with connection.pipeline():
             await connection.execute("BEGIN", prepare=False)
             cursors = [
-                await connection.execute(statement.sql, params, prepare=statement.prepare)
+                await connection.execute(
+                    statement.sql, params, prepare=self._prepare_option(connection, statement)
+                )
                 for statement, params in steps
             ]
             await connection.execute("COMMIT", prepare=False)
@@ -281,7 +288,7 @@ class PostgresDatabase(Database):
         await connection.execute("COMMIT" if commit else "ROLLBACK", prepare=False)
         if not commit:
             # psycopg forgets what it prepared at a ROLLBACK (and deallocates it all).
-            self._run_on.pop(connection, None)
+            self._runs.pop(connection, None)
 
     def _reusable(self, connection: psycopg.AsyncConnection[Any]) -> bool:
         pgconn = connection.pgconn
