@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
+import hypothesis
 import psycopg
 import pytest
 from alembic import command
@@ -19,6 +20,18 @@ from tests.pgbouncer import PgBouncer, pgbouncer_installed
 from tests.private_postgres import PrivatePostgres
 from todo_api.app import create_app
 from todo_api.settings import Settings
+
+#: CI=true: fail where a developer's run would skip, and generate the same examples every run.
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# No deadline per example: a machine running the test passes side by side can stall one past
+# hypothesis's 200 ms. In CI the examples are the same every run, so that a red CI is a
+# change's doing; a developer's runs still explore new ones.
+hypothesis.settings.register_profile("project", deadline=None, database=None)
+hypothesis.settings.register_profile(
+    "ci", hypothesis.settings.get_profile("project"), derandomize=True
+)
+hypothesis.settings.load_profile("ci" if IN_CI else "project")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -80,7 +93,7 @@ def postgres_server(backend: str) -> PostgresServer:
         server.check_reachable()
     except psycopg.OperationalError as exc:
         message = f"PostgreSQL at {server.admin_url!r} is unreachable: {exc}"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        if IN_CI:
             pytest.exit(f"{message} (CI=true: failing instead of skipping)", returncode=1)
         pytest.skip(message)
     return server
@@ -99,7 +112,7 @@ def route(request: pytest.FixtureRequest, backend: str) -> Iterator[Route]:
     if backend != "postgres":
         pytest.skip("PgBouncer runs in front of PostgreSQL")
     if not pgbouncer_installed():
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        if IN_CI:
             pytest.fail("pgbouncer is not installed (CI=true: failing instead of skipping)")
         pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
     bouncers: dict[tuple[str | None, int | None], PgBouncer] = {}

@@ -310,23 +310,24 @@ async def test_validation_errors_never_echo_the_input(client: httpx.AsyncClient)
 
 # Sizes at which the quadratic parsers took tens of seconds; linear ones take milliseconds.
 # Past the head limits, so called directly: these bound the work per byte, the limits the bytes.
+# CPU time, which waiting for a core on a busy machine does not add to.
 LINEAR_BOUND_SECONDS = 1.0
 
 
 def test_entity_tag_lists_are_parsed_in_linear_time() -> None:
     header = '"",' * 40_000 + "," * 40_000  # 160 KB: 20 s before
-    started = time.monotonic()
+    started = time.process_time()
     assert matching_versions(header, 7) == set()
     assert none_match(header, '"7.1"')
-    assert time.monotonic() - started < LINEAR_BOUND_SECONDS
+    assert time.process_time() - started < LINEAR_BOUND_SECONDS
 
 
 async def test_repeated_parameter_check_is_linear_in_the_query() -> None:
     query = "&".join(f"p{i}" for i in range(40_000)).encode()  # 17,372 names took 6.9 s
     request = Request({"type": "http", "method": "GET", "query_string": query, "headers": []})
-    started = time.monotonic()
+    started = time.process_time()
     await reject_repeated_query_parameters(request)
-    assert time.monotonic() - started < LINEAR_BOUND_SECONDS
+    assert time.process_time() - started < LINEAR_BOUND_SECONDS
 
 
 async def test_oversized_url_and_headers_are_414_and_431(client: httpx.AsyncClient) -> None:
