@@ -43,6 +43,9 @@ pool_mode = transaction
 max_client_conn = 1000
 default_pool_size = 20
 ignore_startup_parameters = extra_float_digits
+# Each test's database gets server connections of its own; closed once idle (600 s by
+# default), they do not add up towards the server's max_connections over a run.
+server_idle_timeout = 10
 logfile = $workdir/pgbouncer.log
 pidfile = $workdir/pgbouncer.pid
 INI
