@@ -46,3 +46,24 @@ def wait_for_an_insert_held_on_tasks(database_url: str, seconds: float = 5.0) ->
         while watcher.execute(waiting).fetchone() != (1,):
             assert time.monotonic() < deadline, "no insert waiting for the lock on tasks"
             time.sleep(0.02)
+
+
+def wait_for_a_write_held(database_url: str, seconds: float = 5.0) -> None:
+    """Until a statement of this database waits for a lock (`row_locked`'s): the write is
+    then in the app, and held. On SQLite, which cannot tell, a second's wait."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        time.sleep(1.0)
+        return
+    deadline = time.monotonic() + seconds
+    # This database's sessions only: the passes of a CI run share the server.
+    waiting = (
+        "SELECT count(*) > 0 FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with psycopg.connect(
+        libpq_url(url), autocommit=True, prepare_threshold=None
+    ) as watcher:  # never prepared: as above
+        while watcher.execute(waiting).fetchone() != (True,):
+            assert time.monotonic() < deadline, "no write waiting for the lock"
+            time.sleep(0.02)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import libpq_url, task_url, tasks_url
 from tests.live_server import EXIT_TIMEOUT_SECONDS, running_server
-from tests.locks import row_locked, wait_for_an_insert_held_on_tasks
+from tests.locks import row_locked, wait_for_a_write_held, wait_for_an_insert_held_on_tasks
 
 WRITERS = 8
 KILL_AFTER_ACKNOWLEDGED = 80
@@ -134,7 +134,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_zero(
         with row_locked(migrated_url, task["id"]):
             in_flight = threading.Thread(target=slow_write)
             in_flight.start()
-            time.sleep(0.5)  # the write is now waiting on the lock inside the server
+            wait_for_a_write_held(migrated_url)
             process.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             assert process.poll() is None, "exited while a request was still in flight"

@@ -176,7 +176,7 @@ def test_sigterm_completes_while_a_client_trickles_a_body(
                 b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
                 b'{"title":'
             )
-            time.sleep(0.3)  # the request is in the app, waiting for the rest of its body
+            time.sleep(1.0)  # the request is in the app, waiting for the rest of its body
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
             try:
