@@ -623,11 +623,11 @@ async def test_a_remembered_token_is_forgotten_once_its_key_set_is_stale(
     monkeypatch.setattr(jwks, "MIN_SECONDS_BETWEEN_FETCHES", 0.05)
     first = bearer(sign(key_server.keys[0]))
     assert (await api.get(tasks_url("alice"), headers=first)).status_code == 200  # fetched
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(0.5)  # half a second of slack before the key set is fetched again
     late = bearer(sign(key_server.keys[0]))
     assert (await api.get(tasks_url("alice"), headers=late)).status_code == 200  # remembered
     key_server.keys = [ed25519_key("ed-2")]
-    await asyncio.sleep(0.5)  # the key set is 1.2 s old, the token remembered 0.5 s ago
+    await asyncio.sleep(0.7)  # the key set is 1.2 s old, the token remembered 0.7 s ago
     assert_unauthorized(await api.get(tasks_url("alice"), headers=late), invalid_token=True)
 
 
