@@ -11,12 +11,14 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ClauseElement,
     ColumnElement,
     Insert,
     Integer,
     String,
+    Subquery,
     bindparam,
     delete,
     exists,
@@ -52,6 +54,26 @@ def insert_rows(
     owner's, and none is written for a task that is not there. So the statement can go out
     in the same round trip as the write it follows, its id given in SQL.
     """
+    tag = _tag_values(count)
+    source = select(_t.id, _t.user_id, tag.c.key, tag.c.name).where(
+        _t.user_id == _OWNER, _t.id == task_id, *conditions
+    )
+    return task_tags_table.insert().from_select(_ROW_COLUMNS, source)
+
+
+def insert_rows_of(count: int, task: CTE) -> Insert:
+    """The rows for `count` tags (`row_parameters`) of the task that `task`, the insert of
+    a new task with its RETURNING, wrote: owner and id are what that insert gave them."""
+    tag = _tag_values(count)
+    source = select(task.c.id, task.c.user_id, tag.c.key, tag.c.name)
+    return task_tags_table.insert().from_select(_ROW_COLUMNS, source)
+
+
+_ROW_COLUMNS = ["task_id", "user_id", "key", "name"]
+
+
+def _tag_values(count: int) -> Subquery:
+    """`count` rows of (key, name), from `tag_key_<i>` and `tag_name_<i>`."""
     tags = [
         select(
             bindparam(f"tag_key_{index}", type_=String()).label("key"),
@@ -59,11 +81,7 @@ def insert_rows(
         )
         for index in range(count)
     ]
-    tag = (union_all(*tags) if count > 1 else tags[0]).subquery("tag")
-    source = select(_t.id, _t.user_id, tag.c.key, tag.c.name).where(
-        _t.user_id == _OWNER, _t.id == task_id, *conditions
-    )
-    return task_tags_table.insert().from_select(["task_id", "user_id", "key", "name"], source)
+    return (union_all(*tags) if count > 1 else tags[0]).subquery("tag")
 
 
 def row_parameters(tags: Sequence[str]) -> dict[str, str]:
@@ -107,7 +125,8 @@ def _insert_replacing(count: int) -> Insert:
 
 def new_task_rows(owner: str, tags: Sequence[str]) -> Step:
     """The step that writes the rows of `tags` for the task inserted just before, in the
-    same transaction; `tags` not empty."""
+    same transaction; `tags` not empty. (On SQLite: PostgreSQL writes them in the task's
+    own insert, `tasks._insert_with_tags`.)"""
     return _insert_for_new_task(len(tags)), {"owner": owner, **row_parameters(tags)}
 
 
