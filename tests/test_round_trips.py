@@ -11,17 +11,23 @@ when that is how the task still is, two when it was changed elsewhere since (doc
 import statistics
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import psycopg
 import pytest
 from alembic import command
 from fastapi import FastAPI
+from sqlalchemy import func, select, text
 
 from tests.conftest import alembic_config
-from tests.helpers import app_client, create, libpq_url, task_url, tasks_url
+from tests.helpers import app_client, close_databases, create, libpq_url, task_url, tasks_url
 from tests.live_server import running_server
 from tests.roundtrip_proxy import RoundTrips, roundtrip_proxy
+from todo_api.app import create_app
+from todo_api.db.postgres import COUNTED_STATEMENTS, PREPARE_THRESHOLD, PostgresDatabase
+from todo_api.db.statements import CompiledStatement
+from todo_api.settings import Settings
 
 WARM_UP = 2
 MEASURED = 5
@@ -376,15 +382,31 @@ async def test_no_request_waits_a_round_trip_for_psycopg_to_prepare_its_statemen
     if backend != "postgres":
         pytest.skip("counts the round trips to a PostgreSQL server")
     with roundtrip_proxy(migrated_url, delay=DISTANCE_SECONDS) as (proxied_url, counter):
-        async with app_client(proxied_url) as client:
-            task = await create(client, OWNER, title="prepared")  # opens the one connection
-            for name, send in PREPARED_ON_SIXTH_RUN.items():
-                counts = []
-                for run in range(8):
-                    before = counter.count
-                    assert (await send(client, task["id"], run)).status_code == 200
-                    counts.append(counter.count - before)
-                assert counts == [1] * 8, f"{name}: {counts}"
+        app = create_app(Settings(_env_file=None, database_url=proxied_url))
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                task = await create(client, OWNER, title="prepared")  # opens the one connection
+                prepared = await _prepared_on_the_connection(app)
+                for name, send in PREPARED_ON_SIXTH_RUN.items():
+                    counts = []
+                    for run in range(8):
+                        before = counter.count
+                        assert (await send(client, task["id"], run)).status_code == 200
+                        counts.append(counter.count - before)
+                    assert counts == [1] * 8, f"{name}: {counts}"
+                # And they are prepared: one statement each.
+                assert await _prepared_on_the_connection(app) == prepared + 3
+        finally:
+            await close_databases(app)
+
+
+async def _prepared_on_the_connection(app: FastAPI) -> int:
+    """How many statements the app's one connection has prepared (itself never prepared,
+    run only now and then)."""
+    count = select(func.count()).select_from(text("pg_prepared_statements"))
+    rows = await app.state.database.fetch_all(count.execution_options(prepare=False), {})
+    return int(rows[0][0])
 
 
 async def test_ids_of_every_size_run_one_prepared_statement(
@@ -431,3 +453,38 @@ def test_few_statements_are_prepared_from_their_first_run(app: FastAPI) -> None:
         "UPDATE",
         "UPDATE",
     ]
+
+
+class _Connection:
+    """What `_prepare_option` reads of a connection: one that prepares."""
+
+    prepare_threshold = PREPARE_THRESHOLD
+
+
+def test_runs_are_counted_for_a_bounded_number_of_statements(app: FastAPI) -> None:
+    """A client can make thousands of different listings: their counts must not all stay
+    for the connection's life."""
+    database = app.state.database
+    if not isinstance(database, PostgresDatabase):
+        pytest.skip("counts runs where statements are prepared")
+    connection = cast(psycopg.AsyncConnection[Any], _Connection())
+    statements = [
+        CompiledStatement(
+            sql=f"SELECT {number}",
+            columns=(),
+            fixed_parameters={},
+            bind_processors=(),
+            result_processors=(),
+        )
+        for number in range(COUNTED_STATEMENTS + 50)
+    ]
+    for statement in statements:
+        assert database._prepare_option(connection, statement) is None
+    counted = database._runs[connection]
+    assert list(counted) == [statement.sql for statement in statements[-COUNTED_STATEMENTS:]]
+    # The sixth run of one still counted prepares it; one forgotten starts over.
+    for _ in range(PREPARE_THRESHOLD - 1):
+        database._prepare_option(connection, statements[-1])
+    assert database._prepare_option(connection, statements[-1]) is True
+    assert database._prepare_option(connection, statements[0]) is None
+    assert counted[statements[0].sql] == 1

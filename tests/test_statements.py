@@ -1,5 +1,6 @@
 """The compiled statements are SQLAlchemy's own, for each dialect, and filter by owner."""
 
+import re
 from datetime import UTC, datetime
 from itertools import combinations
 
@@ -224,11 +225,26 @@ def test_every_parameter_but_a_boolean_has_its_type_in_the_postgresql_sql() -> N
     which type each parameter is, so that an int8 is only ever cast to it."""
     dialect = DIALECTS["postgresql"]
     untyped = set()
-    for statement in _shapes("postgresql"):
+    # Listings with due-date or tag filters beside others are compiled when first used: each
+    # sort with every filter at once.
+    every_filter = tasks.ListFilter(
+        status=tasks.TaskStatus.PENDING,
+        searching=True,
+        priorities=True,
+        due=tasks.DueFilter(has_due=True, due_from=True, due_to=True, overdue=False),
+        tags=tags.SEVERAL_TAGS,
+        recurring=True,
+    )
+    listings = [tasks._page_query(every_filter, sort) for sort in tasks.TaskSort]
+    listings.append(tasks._count_query(every_filter))
+    for statement in [*_shapes("postgresql"), *map(_built, listings)]:
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
-        for parameter, name in compiled.bind_names.items():
-            if f"%({name})s::" not in compiled.string:
-                untyped.add((name, type(parameter.type).__name__))
+        types = {
+            name: type(parameter.type).__name__ for parameter, name in compiled.bind_names.items()
+        }
+        # Every place a parameter is used, not only one of them.
+        for name in re.findall(r"%\((\w+)\)s(?!::)", compiled.string):
+            untyped.add((name, types[name]))
     assert untyped
     assert {kind for _, kind in untyped} == {"Boolean"}, untyped

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import secrets
 import select
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
@@ -69,6 +70,9 @@ _MISCONFIGURATION_SIGNS = (
 
 #: psycopg's default: a statement is prepared on the server at its sixth run.
 PREPARE_THRESHOLD = 5
+#: Statements whose runs the app counts per connection: as many as psycopg keeps by default
+#: (`prepared_max`: 100 it counts runs of, and 100 prepared).
+COUNTED_STATEMENTS = 200
 #: A setting each connection's startup options give a random value: see _own_session.
 SESSION_MARK = "todo_api.session_mark"
 
@@ -133,8 +137,8 @@ class PostgresDatabase(Database):
         # contradiction to report, not a reason to carry on without them.
         self._declared_direct = declared_direct
         #: How many times each connection has run each statement it may prepare, since it
-        #: opened or last rolled back (see `_prepare_option`).
-        self._runs: WeakKeyDictionary[psycopg.AsyncConnection[Any], dict[str, int]] = (
+        #: opened or last rolled back, for the most recently run (see `_prepare_option`).
+        self._runs: WeakKeyDictionary[psycopg.AsyncConnection[Any], OrderedDict[str, int]] = (
             WeakKeyDictionary()
         )
 
@@ -247,6 +251,10 @@ class PostgresDatabase(Database):
         (`_adapters`), so counting runs by the SQL mostly agrees with its count. Where it
         does not (a NULL goes without a type, where a date or a time has one), psycopg
         prepares a statement earlier than it would have, or, as left to itself, later.
+
+        Counts are kept for COUNTED_STATEMENTS, the least recently run forgotten first: a
+        client can make thousands of different listings, each of which would otherwise stay
+        for the connection's life.
         """
         if statement.prepare is False:
             return False
@@ -254,9 +262,12 @@ class PostgresDatabase(Database):
             return None
         runs = self._runs.get(connection)
         if runs is None:
-            runs = self._runs[connection] = {}
+            runs = self._runs[connection] = OrderedDict()
         count = runs.get(statement.sql, 0)
         runs[statement.sql] = count + 1
+        runs.move_to_end(statement.sql)
+        if len(runs) > COUNTED_STATEMENTS:
+            runs.popitem(last=False)
         return count == (0 if statement.prepare else connection.prepare_threshold) or None
 
     async def _run_together(
