@@ -218,6 +218,17 @@ async def test_bad_arguments_are_error_results_naming_each_field(
         assert result_of(await session.call_tool("list_tasks", {"user_id": alice})) == []
 
 
+@pytest.mark.parametrize("tool", ["get_task", "complete_task", "delete_task"])
+async def test_a_task_id_beyond_64_bits_is_an_error_result(
+    open_server: str, alice: str, tool: str
+) -> None:
+    # Ids are PostgreSQL bigints: a larger one is bad input, not an internal error.
+    async with mcp_session(open_server) as session:
+        called = await session.call_tool(tool, {"user_id": alice, "task_id": 2**64})
+        message = error_of(called)
+        assert message.startswith("invalid arguments: task_id"), message
+
+
 async def test_without_sign_in_user_id_is_required_and_is_the_user(
     open_server: str, alice: str, bob: str
 ) -> None:

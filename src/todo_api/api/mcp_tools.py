@@ -26,7 +26,7 @@ from todo_api import __version__
 from todo_api.api.caller import ToolCallerError, tool_caller
 from todo_api.api.conditional import public_task
 from todo_api.api.idempotency import VALID_KEY, request_fingerprint
-from todo_api.api.list_query import TaskListQuery, list_page
+from todo_api.api.list_query import MAX_BIGINT, TaskListQuery, list_page
 from todo_api.api.middleware.request_log import current_request_id
 from todo_api.api.problems import RETRY_AFTER_SECONDS
 from todo_api.api.schemas import TaskCreate, TaskPublic, TaskStats, TaskUpdate
@@ -59,7 +59,9 @@ UserId = Annotated[
         "required."
     ),
 ]
-TaskIdArg = Annotated[int, Field(ge=1, description="The task's id, as list_tasks shows it.")]
+TaskIdArg = Annotated[
+    int, Field(ge=1, le=MAX_BIGINT, description="The task's id, as list_tasks shows it.")
+]
 Priority = Literal["low", "medium", "high"]
 RecurrenceArg = Annotated[
     dict[str, Any] | None,
