@@ -36,6 +36,7 @@ _tt = task_tags_table.c
 _t = tasks_table.c
 _OWNER = bindparam("owner", type_=String())
 _TASK_ID = bindparam("task_id", type_=BigInteger())
+_ROW_COLUMNS = ["task_id", "user_id", "key", "name"]
 
 
 def tag_key(tag: str) -> str:
@@ -67,9 +68,6 @@ def insert_rows_of(count: int, task: CTE) -> Insert:
     tag = _tag_values(count)
     source = select(task.c.id, task.c.user_id, tag.c.key, tag.c.name)
     return task_tags_table.insert().from_select(_ROW_COLUMNS, source)
-
-
-_ROW_COLUMNS = ["task_id", "user_id", "key", "name"]
 
 
 def _tag_values(count: int) -> Subquery:
