@@ -540,7 +540,7 @@ def _insert_with_tags(count: int) -> Select[Any]:
     """The insert of a new task and of the rows of its `count` tags, as one statement, which
     returns the task: the rows are made from what the task's insert returns (a
     data-modifying CTE, which PostgreSQL has and SQLite does not)."""
-    task = tasks_table.insert().values(_INSERTED).returning(tasks_table).cte("new_task")
+    task = _INSERT.cte("new_task")  # (its prepare=True stays with _INSERT)
     return select(task).add_cte(tag_rows.insert_rows_of(count, task).cte("new_tag_rows"))
 
 
