@@ -25,7 +25,7 @@ print(url.hostname or "127.0.0.1", url.port or 5432, url.username or "postgres",
       url.path.lstrip("/") or "postgres")
 PY
 )
-listen_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+listen_port=$(python3 "$(dirname "$0")/../tests/ports.py")
 
 workdir=$(mktemp -d /tmp/todo-pgbouncer-XXXXXX)
 chmod 755 "$workdir"

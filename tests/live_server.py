@@ -1,7 +1,6 @@
 """The real server as a subprocess, for tests that signal or kill it."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,17 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
+
 STARTUP_TIMEOUT_SECONDS = 20.0
 EXIT_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 POLL_INTERVAL_SECONDS = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_healthy(

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import pq
 from sqlalchemy import make_url
 
-from tests.private_postgres import _free_port
+from tests.ports import free_port
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
@@ -35,7 +35,7 @@ class PgBouncer:
     ) -> None:
         upstream = make_url(upstream_url)
         self.upstream = upstream
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="todo-pgbouncer-"))
         self.root.chmod(0o755)
         user = upstream.username or "postgres"

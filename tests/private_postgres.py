@@ -4,13 +4,14 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+
+from tests.ports import free_port
 
 COMMAND_TIMEOUT_SECONDS = 60
 
@@ -25,13 +26,6 @@ def _server_binaries() -> Path:
     return Path(initdb).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PrivatePostgres:
     """initdb into a temporary directory; runs as the `postgres` OS user when we are root."""
 
@@ -42,7 +36,7 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="todo-private-pg-"))
         self.root.chmod(0o755)
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_postgres = os.geteuid() == 0
 
     @property
