@@ -23,7 +23,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.helpers import app_client, assert_problem, tasks_url
-from tests.live_server import free_port, running_server
+from tests.live_server import running_server
+from tests.ports import free_port
 
 SERVER_DIR = Path(__file__).parent / "better_auth"
 STARTUP_SECONDS = 30.0

@@ -22,7 +22,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.helpers import tasks_url
-from tests.live_server import free_port, running_server
+from tests.live_server import running_server
+from tests.ports import free_port
 from todo_api.api.middleware.body_limit import (
     DRAIN_MAX_BYTES,
     DRAIN_MAX_SECONDS,

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
-from tests.live_server import free_port
+from tests.ports import free_port
 from todo_api.settings import Settings
 
 SETTINGS_DOC = PROJECT_ROOT / "docs" / "configuration.md"

@@ -32,7 +32,8 @@ from alembic import command
 
 from tests.conftest import alembic_config
 from tests.helpers import TEST_JWT_SECRET, local_http_server, tasks_url
-from tests.live_server import free_port, running_server
+from tests.live_server import running_server
+from tests.ports import free_port
 
 # Bounds on waiting, not speed targets: the passes run at once on two cores, and a browser
 # that has just started can take many seconds to open its first page under that load.

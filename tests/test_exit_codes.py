@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.live_server import free_port
+from tests.ports import free_port
 from todo_api import exit_codes
 
 STOPPED_WITHIN_SECONDS = 15.0

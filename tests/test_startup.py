@@ -17,8 +17,8 @@ import pytest
 from alembic import command
 
 from tests.conftest import PROJECT_ROOT, Route, alembic_config
-from tests.live_server import free_port
 from tests.pgbouncer import PgBouncer
+from tests.ports import free_port
 from tests.private_postgres import PrivatePostgres
 
 #: How long the database stays down while start-up waits for it.
