@@ -21,10 +21,17 @@ from todo_api.db.recent_tasks import RecentTasks
 
 USER = "recalling"
 OWNER_OF_PAGES = "recalling-pages"
+LISTING_OWNER = "recalling-listed"
 REPEATING: dict[str, Any] = {
     "title": "Water the plants",
     "due_date": "2027-01-04",
     "recurrence": {"frequency": "daily"},
+}
+
+REMINDED: dict[str, Any] = {
+    "title": "Call the dentist",
+    "due_at": "2027-01-04T09:00:00Z",
+    "reminder": {"minutes_before": 10},
 }
 
 
@@ -179,6 +186,27 @@ async def test_complete_all_completes_each_task_as_it_is_now_once(
     assert all(now[task]["completed"] for task in (renamed, done, kept))
     assert deleted not in now
     assert sum(not task["completed"] for task in now.values()) == 3  # one of each series
+
+
+async def test_a_listing_keeps_the_tasks_that_writes_are_planned_from(
+    client: httpx.AsyncClient, elsewhere: httpx.AsyncClient, app: FastAPI
+) -> None:
+    # Made elsewhere: the listing is all that this server sees of them.
+    repeating = await create(elsewhere, LISTING_OWNER, **REPEATING)
+    reminded = await create(elsewhere, LISTING_OWNER, **REMINDED)
+    plain = await create(elsewhere, LISTING_OWNER, title="Buy milk")
+    made = {repeating["id"], reminded["id"], plain["id"]}
+    recent: RecentTasks[Any] = app.state.database.recent_tasks
+
+    listed = await client.get(f"/api/{LISTING_OWNER}/tasks")
+
+    assert listed.status_code == 200, listed.text
+    assert {task["id"] for task in listed.json()} == made
+    kept = {task_id for task_id in made if recent.recall(LISTING_OWNER, task_id) is not None}
+    assert kept == {repeating["id"], reminded["id"]}
+    # What it kept plans the completion: the next occurrence is made from the rule.
+    completed = _ok(await client.patch(f"{task_url(LISTING_OWNER, repeating['id'])}/complete"))
+    assert completed["next_occurrence_id"] is not None
 
 
 async def test_complete_all_of_tasks_seen_goes_to_the_database_once(
