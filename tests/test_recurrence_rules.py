@@ -12,6 +12,7 @@ from todo_api.db.recurrence import (
     FREQUENCIES,
     MAX_COUNT,
     MAX_INTERVAL,
+    PARSED_RULES_KEPT,
     WEEKDAYS,
     Recurrence,
     RecurrenceError,
@@ -446,3 +447,22 @@ def test_text_round_trips(case: tuple[Recurrence, date | datetime]) -> None:
     text = rrule_text(rule, due)
     parsed = parse_rrule(text, tz=rule.tz, from_completion=rule.from_completion)
     assert parsed == replace(rule, at=_time_of_day(rule, due))
+
+
+def test_parsed_rules_are_kept_a_bounded_few() -> None:
+    """A rule is parsed once for every task that has it, up to a bound any client can reach."""
+    parse_rrule.cache_clear()
+    zones = ("UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York")
+    for zone in zones:
+        for interval in range(1, MAX_INTERVAL + 1):
+            parse_rrule(f"FREQ=DAILY;INTERVAL={interval}", tz=zone, from_completion=False)
+    assert len(zones) * MAX_INTERVAL > PARSED_RULES_KEPT
+    assert parse_rrule.cache_info().currsize == PARSED_RULES_KEPT
+
+    weekly = "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO,WE"
+    first = parse_rrule(weekly, tz="UTC", from_completion=True)
+    assert parse_rrule(weekly, tz="UTC", from_completion=True) is first
+    assert parse_rrule(weekly, tz="UTC", from_completion=False).from_completion is False
+    for _ in range(2):  # a refusal is not kept as an answer
+        with pytest.raises(ValueError, match="canonical"):
+            parse_rrule("FREQ=WEEKLY;BYDAY=MO;INTERVAL=1", tz="UTC", from_completion=False)

@@ -10,6 +10,7 @@ from calendar import isleap, monthrange
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from math import gcd
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
@@ -149,6 +150,12 @@ def _number(value: str | None) -> int | None:
     return None if value is None else int(value)
 
 
+#: Rules kept parsed (`parse_rrule`): a few hundred bytes each. A listing of repeating tasks
+#: parses one per task, and completing one parses its rule to plan and again to answer.
+PARSED_RULES_KEPT = 1024
+
+
+@lru_cache(maxsize=PARSED_RULES_KEPT)  # Recurrence is frozen: one can be shared
 def parse_rrule(text: str, *, tz: str, from_completion: bool) -> Recurrence:
     """The rule `rrule_text` wrote as `text`; ValueError for any other text."""
     values: dict[str, str] = {}
