@@ -67,11 +67,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+listening=no
 for _ in $(seq 1 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen_port), 0.2)" \
-        2>/dev/null && break
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen_port), 0.2)" \
+        2>/dev/null; then
+        listening=yes
+        break
+    fi
     sleep 0.1
 done
+if [ "$listening" != yes ] || ! kill -0 "$(cat "$workdir/pgbouncer.pid" 2>/dev/null)" 2>/dev/null; then
+    echo "PgBouncer is not listening on 127.0.0.1:$listen_port:" >&2
+    cat "$workdir/pgbouncer.log" >&2 || true
+    exit 1
+fi
 
 echo "PgBouncer (transaction mode) on 127.0.0.1:$listen_port -> $host:$port"
 export TEST_DATABASE_URL="postgresql://$user@127.0.0.1:$listen_port/$database"

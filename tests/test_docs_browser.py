@@ -452,11 +452,14 @@ def test_try_it_out_starts_from_a_realistic_task(
     assert '"title": "string"' not in text
     assert '"status": 0' not in text
 
+    browser.evaluate(
+        page, 'document.getElementById("operations-tasks-create_task").scrollIntoView()'
+    )
+    browser.pump(0.3)  # scrolled and drawn before the block is measured
     block = browser.evaluate(
         page,
         """(() => {
           const block = document.getElementById("operations-tasks-create_task");
-          block.scrollIntoView();
           const top = block.getBoundingClientRect().top + window.scrollY;
           const request = block.querySelector(".opblock-section-request-body");
           const bottom = request.getBoundingClientRect().bottom + window.scrollY;
@@ -467,7 +470,6 @@ def test_try_it_out_starts_from_a_realistic_task(
         })()""",
     )
     assert block["shown"], block  # in the window: see DevTools.screenshot
-    browser.pump(0.3)
     clip = {"x": 0, "y": block["top"], "width": WIDTH, "height": block["height"]}
     png = browser.screenshot(page, clip)
     (tmp_path / "swagger-create.png").write_bytes(png)
