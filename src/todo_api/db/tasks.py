@@ -784,11 +784,12 @@ async def _page(
     """The tasks `page` selects, each row with the total after the task's columns; `count`
     counts them only for a page past the end, which has no row to carry it.
 
-    Kept (`_seen`) are only the tasks that repeat or have a reminder, the ones most writes
-    of are planned from (`_known_by`): keeping every task of a page cost a listing 7% of its
-    instructions, for the writes that name a rule or a reminder, and bringing up to date a
-    record kept of another task 2% more, for a rule or reminder removed elsewhere. Either
-    costs such a write one more round trip, never a wrong write (docs/design.md).
+    Kept (`_seen`) are only the tasks that repeat or have a reminder: most writes planned
+    from a kept record (`_known_by`) are of those. Keeping every task of a page cost a
+    listing 7% of its instructions, for the writes that name a rule or a reminder, and
+    bringing up to date a record kept of another task 2% more, for a rule or reminder
+    removed elsewhere. Either costs such a write one more round trip, never a wrong write
+    (docs/design.md).
     """
     async with database.session() as session:
         rows = await session.fetch_all(page, params)
