@@ -36,16 +36,8 @@ def wait_for_an_insert_held_on_tasks(database_url: str, seconds: float = 5.0) ->
     """Until a statement waits for a lock on tasks held from outside (`LOCK TABLE tasks IN
     SHARE MODE`): a write sent as one transaction has then reached its insert, and nothing
     of it is committed yet. PostgreSQL only."""
-    deadline = time.monotonic() + seconds
-    waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'tasks'::regclass"
-    # Polled many times, so psycopg would prepare it, and PgBouncer 1.18 in transaction mode
-    # can send the EXECUTE to a server connection that never saw the PREPARE.
-    with psycopg.connect(
-        libpq_url(database_url), autocommit=True, prepare_threshold=None
-    ) as watcher:
-        while watcher.execute(waiting).fetchone() != (1,):
-            assert time.monotonic() < deadline, "no insert waiting for the lock on tasks"
-            time.sleep(0.02)
+    waiting = "SELECT count(*) = 1 FROM pg_locks WHERE NOT granted AND relation = 'tasks'::regclass"
+    _poll(database_url, waiting, seconds, "no insert waiting for the lock on tasks")
 
 
 def wait_for_a_write_held(database_url: str, seconds: float = 5.0) -> None:
@@ -55,15 +47,22 @@ def wait_for_a_write_held(database_url: str, seconds: float = 5.0) -> None:
     if url.get_backend_name() == "sqlite":
         time.sleep(1.0)
         return
-    deadline = time.monotonic() + seconds
     # This database's sessions only: the passes of a CI run share the server.
     waiting = (
         "SELECT count(*) > 0 FROM pg_stat_activity "
         "WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
+    _poll(database_url, waiting, seconds, "no write waiting for the lock")
+
+
+def _poll(database_url: str, query: str, seconds: float, failure: str) -> None:
+    """Until `query` answers true, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    # Polled many times, so psycopg would prepare it, and PgBouncer 1.18 in transaction mode
+    # can send the EXECUTE to a server connection that never saw the PREPARE.
     with psycopg.connect(
-        libpq_url(url), autocommit=True, prepare_threshold=None
-    ) as watcher:  # never prepared: as above
-        while watcher.execute(waiting).fetchone() != (True,):
-            assert time.monotonic() < deadline, "no write waiting for the lock"
+        libpq_url(database_url), autocommit=True, prepare_threshold=None
+    ) as watcher:
+        while watcher.execute(query).fetchone() != (True,):
+            assert time.monotonic() < deadline, failure
             time.sleep(0.02)
